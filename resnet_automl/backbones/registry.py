@@ -1,0 +1,104 @@
+"""The backbone registry: one spec per network, read by the builder, the selection and the CLI.
+
+Numbers: parameters of the 1000-class model as torchvision counts them (weights, no BatchNorm
+moving statistics); GFLOPs per 224 px image with multiply and add counted apart; ImageNet top-1 of
+the weights this package loads (keras.applications for ResNet-50/101/152, torchvision V1
+otherwise).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..errors import ConfigError
+
+STAGES = ("conv1", "conv2", "conv3", "conv4", "conv5")
+
+KERAS_WEIGHTS = "keras.applications ImageNet file"
+TORCHVISION_WEIGHTS = "torchvision (conversion not yet available; use weights=None)"
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Static description of one backbone.
+
+    Attributes:
+        name: str, registry key, e.g. "resnet50".
+        block: "basic" or "bottleneck".
+        depths: tuple of 4 ints, residual blocks in stages conv2..conv5.
+        cardinality: int, groups of the 3x3 convolution (1 for ResNet, 32 for ResNeXt).
+        base_width: int, width per group (64 for ResNet, 4 or 8 for ResNeXt).
+        base_channels: int, channels of the stem and of conv2 (64; 8 for the tiny test model).
+        layout: "keras" (v1: stride in the first 1x1, biased convolutions, as keras.applications)
+            or "torch" (v1.5: stride in the 3x3, no conv bias, explicit zero padding).
+        params: int, published parameter count of the 1000-class model (torchvision convention).
+        gflops_224: float, GFLOPs per image at 224 px.
+        imagenet_top1: float or None, published ImageNet top-1 (%) of `weights_source`.
+        weights_source: str, where `weights="imagenet"` comes from.
+        test_only: bool, True for the tiny variant that tests use; never picked by "auto".
+    """
+
+    name: str
+    block: str
+    depths: tuple
+    cardinality: int = 1
+    base_width: int = 64
+    base_channels: int = 64
+    layout: str = "torch"
+    params: int = 0
+    gflops_224: float = 0.0
+    imagenet_top1: float | None = None
+    weights_source: str = TORCHVISION_WEIGHTS
+    test_only: bool = False
+
+    @property
+    def preprocessing(self) -> str:
+        """"caffe" (BGR, ImageNet mean subtracted) for keras files, else "torch" (mean/std)."""
+        return "caffe" if self.layout == "keras" else "torch"
+
+    @property
+    def has_imagenet_weights(self) -> bool:
+        return self.weights_source == KERAS_WEIGHTS
+
+    def gflops(self, image_size: int) -> float:
+        """GFLOPs per image at `image_size` px (convolution cost scales with the pixel count)."""
+        return self.gflops_224 * (image_size / 224.0) ** 2
+
+    def to_dict(self) -> dict:
+        row = asdict(self)
+        row["depths"] = list(self.depths)
+        row["stages"] = list(STAGES)
+        row["preprocessing"] = self.preprocessing
+        return row
+
+
+_SPECS = [
+    BackboneSpec("resnet18", "basic", (2, 2, 2, 2), params=11_689_512, gflops_224=3.63, imagenet_top1=69.76),
+    BackboneSpec("resnet34", "basic", (3, 4, 6, 3), params=21_797_672, gflops_224=7.33, imagenet_top1=73.31),
+    BackboneSpec("resnet50", "bottleneck", (3, 4, 6, 3), layout="keras", params=25_557_032,
+                 gflops_224=7.72, imagenet_top1=74.9, weights_source=KERAS_WEIGHTS),
+    BackboneSpec("resnet101", "bottleneck", (3, 4, 23, 3), layout="keras", params=44_549_160,
+                 gflops_224=15.2, imagenet_top1=76.4, weights_source=KERAS_WEIGHTS),
+    BackboneSpec("resnet152", "bottleneck", (3, 8, 36, 3), layout="keras", params=60_192_808,
+                 gflops_224=22.65, imagenet_top1=76.6, weights_source=KERAS_WEIGHTS),
+    BackboneSpec("resnext50_32x4d", "bottleneck", (3, 4, 6, 3), cardinality=32, base_width=4,
+                 params=25_028_904, gflops_224=8.46, imagenet_top1=77.62),
+    BackboneSpec("resnext101_32x8d", "bottleneck", (3, 4, 23, 3), cardinality=32, base_width=8,
+                 params=88_791_336, gflops_224=32.83, imagenet_top1=79.31),
+    BackboneSpec("tiny_resnet", "basic", (1, 1, 1, 1), base_channels=8, params=143_312, gflops_224=0.054,
+                 imagenet_top1=None, weights_source="none (test-only model)", test_only=True),
+]
+REGISTRY = {spec.name: spec for spec in _SPECS}
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """Look up a backbone by name; raise `ConfigError` listing the valid names otherwise."""
+    key = str(name).strip().lower().replace("-", "_")
+    if key in REGISTRY:
+        return REGISTRY[key]
+    raise ConfigError(f"The `backbone` argument must be one of {sorted(REGISTRY)} (or 'auto'). "
+                      f"Received: backbone={name!r}. Run `resnet-automl backbones` for the table.")
+
+
+def list_backbones(include_test_only: bool = False) -> list:
+    """The registry as a list of dicts (name, block, depths, params, gflops_224, ...)."""
+    return [spec.to_dict() for spec in _SPECS if include_test_only or not spec.test_only]

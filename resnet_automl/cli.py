@@ -1,0 +1,168 @@
+"""The `resnet-automl` command: argument parsing and error reporting only.
+
+Each subcommand is a thin call into the package. Heavy modules (TensorFlow) are imported inside
+the handlers so that `--help` and `--version` answer at once. Errors the user can fix exit with
+status 2 and one paragraph on stderr; `--debug` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ._version import __version__
+from .errors import ResNetAutoMLError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", help="folder of class subfolders, a train/ val/ test/ tree, or tfds:NAME")
+    parser.add_argument("--out", help="run directory (default: runs/<dataset folder name>); rerun to resume")
+    parser.add_argument("--recipe", help="recipe file (TOML) with fit options; flags override it")
+    parser.add_argument("--minutes", type=_positive_float, help="wall-clock cap for the whole fit")
+    parser.add_argument("--max-trials", type=_positive_int, help="number of tuner trials")
+    parser.add_argument("--epochs", type=_positive_int, help="epochs per trial")
+    parser.add_argument("--backbone", help="auto, one name, or a comma-separated list (see `backbones`)")
+    parser.add_argument("--image-size", type=_positive_int, help="square input size in pixels")
+    parser.add_argument("--batch-size", type=_positive_int, help="images per batch")
+    parser.add_argument("--weights", help="imagenet, none, or a path to a .weights.h5 file")
+    parser.add_argument("--max-params", type=_positive_int, help="cap on backbone parameters")
+    parser.add_argument("--max-gflops", type=_positive_float, help="cap on GFLOPs per image at --image-size")
+    parser.add_argument("--max-latency-ms", type=_positive_float, help="cap on batch-1 latency on this device")
+    parser.add_argument("--tuner", choices=["bayesian", "hyperband", "random"], help="search algorithm")
+    parser.add_argument("--seed", type=int, help="random seed (split, search, training)")
+    parser.add_argument("--overwrite", action="store_true", help="start again instead of resuming")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `resnet-automl` command."""
+    parser = argparse.ArgumentParser(
+        prog="resnet-automl",
+        description="Turn a folder of labelled images into a TF Serving-ready ResNet classifier.")
+    parser.add_argument("--version", action="version", version=f"resnet-automl {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    fit = commands.add_parser("fit", help="search, train, export and report on a dataset")
+    _add_fit_arguments(fit)
+
+    predict = commands.add_parser("predict", help="classify images with an exported model")
+    predict.add_argument("model_dir", help="DIR/model, DIR/model/<version> or a run directory")
+    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("--top-k", type=_positive_int, default=1, help="labels per image (default 1)")
+    predict.add_argument("--json", action="store_true", help="print JSON")
+
+    evaluate = commands.add_parser("evaluate", help="evaluate an exported model on a labelled folder")
+    evaluate.add_argument("model_dir", help="DIR/model, DIR/model/<version> or a run directory")
+    evaluate.add_argument("data", help="folder of class subfolders (all images are evaluated)")
+    evaluate.add_argument("--out", help="report folder (default: <model_dir>/evaluation)")
+
+    backbones = commands.add_parser("backbones", help="list the backbones and their costs")
+    backbones.add_argument("--json", action="store_true", help="print JSON")
+
+    demo = commands.add_parser("demo", help="fit on the bundled Fashion-MNIST sample")
+    demo.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
+    demo.add_argument("--minutes", type=_positive_float, default=6.0, help="time budget (default 6)")
+    demo.add_argument("--overwrite", action="store_true", help="start again instead of resuming")
+    return parser
+
+
+def _cmd_backbones(args) -> int:
+    from .backbones import list_backbones
+
+    rows = list_backbones()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = f"{'name':<18}{'block':<11}{'depths':<14}{'params':>12}{'GFLOPs':>8}{'top-1':>7}  weights"
+    print(header)
+    for row in rows:
+        print(f"{row['name']:<18}{row['block']:<11}{str(tuple(row['depths'])):<14}"
+              f"{row['params']:>12,}{row['gflops_224']:>8.2f}{row['imagenet_top1'] or 0:>7.1f}  "
+              f"{row['weights_source']}")
+    return 0
+
+
+def _cmd_fit(args) -> int:
+    from .fit import fit_from_cli
+
+    return fit_from_cli(args)
+
+
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(out=args.out, minutes=args.minutes, overwrite=args.overwrite)
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from .predictor import load_model
+
+    predictor = load_model(args.model_dir)
+    results = predictor.predict(args.images, top_k=args.top_k)
+    if args.json:
+        print(json.dumps([{"image": image, **result} for image, result in zip(args.images, results)], indent=2))
+    else:
+        for image, result in zip(args.images, results):
+            ranked = ", ".join(f"{label} {score:.3f}" for label, score in zip(result["labels"], result["scores"]))
+            print(f"{image}: {ranked}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_exported
+
+    report = evaluate_exported(args.model_dir, args.data, out=args.out)
+    print(f"accuracy {report['accuracy']:.4f}, balanced accuracy {report['balanced_accuracy']:.4f} "
+          f"on {report['num_test_images']} images; report in {report['paths']['html']}")
+    return 0
+
+
+HANDLERS = {"fit": _cmd_fit, "demo": _cmd_demo, "predict": _cmd_predict, "evaluate": _cmd_evaluate,
+            "backbones": _cmd_backbones}
+
+
+def main(argv: list | None = None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]) and return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return HANDLERS[args.command](args)
+    except ResNetAutoMLError as exc:
+        if args.debug:
+            raise
+        print(f"resnet-automl {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"resnet-automl {args.command}: interrupted. State is saved; rerun the same command "
+              "to resume.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

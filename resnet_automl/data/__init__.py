@@ -1,0 +1,53 @@
+"""Data layer: find, audit and split the images, then stream them through `tf.data`.
+
+`prepare_data` is the one entry point: it accepts a class-folder tree, a pre-split
+`train/ val/ test/` tree or "tfds:NAME", audits once and stores the split in the run directory so a
+resumed run trains on exactly the same files.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .images import IMAGE_EXTENSIONS, load_rgb
+from .scan import Scan, scan_folder
+from .split import DatasetSplits, split_scan
+from .tfds_source import is_tfds_source, materialize_tfds
+
+SPLIT_FILE = Path("data") / "split.json"
+
+__all__ = ["DatasetSplits", "IMAGE_EXTENSIONS", "Scan", "load_rgb", "prepare_data", "scan_folder",
+           "split_scan"]
+
+
+def prepare_data(source: str | os.PathLike, run_dir: str | os.PathLike | None = None, *,
+                 seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15,
+                 tfds_data_dir: str | None = None, tfds_max_per_split: int | None = None) -> DatasetSplits:
+    """Audit and split a dataset, reusing the split saved in `run_dir` when there is one.
+
+    Args:
+        source: a folder path, or "tfds:NAME[/CONFIG]".
+        run_dir: run directory; the split goes to `run_dir/data/split.json`, and a TFDS dataset is
+            written out under `run_dir/data/tfds/`. None keeps nothing on disk (TFDS then needs it).
+        seed: int, split seed. Defaults to 0.
+        val_fraction, test_fraction: floats, shares of a class-folder tree held out. Default 0.15.
+        tfds_data_dir: str or None, TFDS data folder. Defaults to TFDS's own default.
+        tfds_max_per_split: int or None, cap on TFDS images per split. Defaults to None (all).
+    """
+    split_file = Path(run_dir) / SPLIT_FILE if run_dir is not None else None
+    if split_file is not None and split_file.exists():
+        return DatasetSplits.load(split_file)
+    if is_tfds_source(source):
+        if run_dir is None:
+            raise ValueError("A TFDS source needs a run_dir to write its images into.")
+        folder = materialize_tfds(source, Path(run_dir) / "data" / "tfds", data_dir=tfds_data_dir,
+                                  max_per_split=tfds_max_per_split)
+    else:
+        folder = source
+    splits = split_scan(scan_folder(folder), seed=seed, val_fraction=val_fraction,
+                        test_fraction=test_fraction)
+    if is_tfds_source(source):
+        splits.audit["source"] = str(source)
+    if split_file is not None:
+        splits.save(split_file)
+    return splits

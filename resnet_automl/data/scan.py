@@ -1,0 +1,171 @@
+"""Find the images of a dataset folder and audit them before any training.
+
+Two layouts are read: a folder of class subfolders, or a pre-split tree
+`train/ val|validation/ [test/]` whose splits hold the same class subfolders.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DataError
+from .images import IMAGE_EXTENSIONS, check_image_file
+
+#: Folder names recognised as splits of a pre-split tree, mapped to our split names.
+SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+
+
+@dataclass
+class Scan:
+    """What a scan found.
+
+    Attributes:
+        root: absolute dataset folder.
+        presplit: True for a `train/ val/ test/` tree.
+        class_names: sorted class folder names.
+        images: split name ("all" for a plain class-folder tree) -> list of (path, class name).
+        skipped: list of {"path", "reason"} for every file or folder left out.
+        duplicates: groups (lists of paths) of files with identical content, kept in training only
+            once per class; groups spanning splits are also listed in `cross_split_duplicates`.
+        cross_split_duplicates: duplicate groups whose files sit in different splits (leakage).
+    """
+
+    root: Path
+    presplit: bool
+    class_names: list
+    images: dict
+    skipped: list = field(default_factory=list)
+    duplicates: list = field(default_factory=list)
+    cross_split_duplicates: list = field(default_factory=list)
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".") or name.startswith("__")
+
+
+def _list_class_files(class_dir: Path, skipped: list) -> list:
+    """All candidate files under one class folder, nested folders included, links not looped."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=False):
+        for name in sorted(dirnames):
+            if _is_hidden(name):
+                skipped.append({"path": str(Path(dirpath, name)), "reason": "hidden folder"})
+            elif Path(dirpath, name).is_symlink():
+                skipped.append({"path": str(Path(dirpath, name)),
+                                "reason": "symlinked folder (not followed, to avoid loops)"})
+        dirnames[:] = sorted(d for d in dirnames
+                             if not _is_hidden(d) and not Path(dirpath, d).is_symlink())
+        for name in sorted(filenames):
+            path = Path(dirpath, name)
+            if _is_hidden(name):
+                skipped.append({"path": str(path), "reason": "hidden file"})
+            elif path.suffix.lower() not in IMAGE_EXTENSIONS:
+                skipped.append({"path": str(path), "reason": (
+                    f"not an image file extension ({path.suffix or 'none'}); "
+                    f"accepted: {', '.join(sorted(IMAGE_EXTENSIONS))}")})
+            elif path.is_symlink() and not path.exists():
+                skipped.append({"path": str(path), "reason": "broken symbolic link"})
+            else:
+                found.append(path)
+    return found
+
+
+def _class_dirs(folder: Path, skipped: list, what: str) -> dict:
+    classes = {}
+    for entry in sorted(folder.iterdir()):
+        if _is_hidden(entry.name):
+            skipped.append({"path": str(entry), "reason": f"hidden entry in {what}"})
+        elif entry.is_dir():
+            classes[entry.name] = entry
+        else:
+            skipped.append({"path": str(entry), "reason": f"stray file in {what} (not in a class folder)"})
+    return classes
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def scan_folder(root: str | os.PathLike, *, workers: int = 4) -> Scan:
+    """Scan and audit a dataset folder; raise `DataError` for a folder that cannot be used.
+
+    Args:
+        root: path to the dataset folder.
+        workers: int, threads used to decode-check files (Pillow releases the GIL). Defaults to 4.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DataError(f"The dataset folder {str(root)!r} does not exist. "
+                        "Pass the path of a folder that holds one subfolder per class.")
+    if not root.is_dir():
+        raise DataError(f"The dataset path {str(root)!r} is a file, not a folder. Pass the folder "
+                        "that holds one subfolder per class (or train/ val/ test/ subfolders).")
+    root = root.resolve()
+    skipped: list = []
+    top = _class_dirs(root, skipped, "the dataset folder")
+    presplit = "train" in top and any(name in top for name in ("val", "validation", "test"))
+    if presplit:
+        groups = {}
+        for name, folder in top.items():
+            if name not in SPLIT_FOLDERS:
+                raise DataError(f"{str(root)!r} looks like a pre-split tree (it has train/) but also holds "
+                                f"{name!r}. A pre-split tree holds only train/, val/ (or validation/) and "
+                                "test/; move the other folder out.")
+            if SPLIT_FOLDERS[name] in groups:
+                raise DataError(f"{str(root)!r} holds both val/ and validation/; keep one of them.")
+            groups[SPLIT_FOLDERS[name]] = _class_dirs(folder, skipped, f"{name}/")
+        reference = set(groups["train"])
+        for split, classes in groups.items():
+            if set(classes) != reference:
+                raise DataError(
+                    f"The splits of {str(root)!r} have different class folders: train/ has "
+                    f"{sorted(reference)}, {split}/ has {sorted(classes)}. Give every split the same "
+                    "class subfolders (an empty one is allowed in val/ or test/).")
+    else:
+        groups = {"all": top}
+    class_names = sorted(next(iter(groups.values())))
+    if not class_names:
+        raise DataError(f"No class folders found in {str(root)!r}. Put the images of each class in "
+                        "a subfolder named after the class, e.g. DATA/cats/1.jpg, DATA/dogs/2.jpg.")
+    if len(class_names) == 1:
+        raise DataError(f"Only one class folder ({class_names[0]!r}) found in {str(root)!r}; a "
+                        "classifier needs at least two. Add a subfolder per class.")
+    candidates = [(split, name, path) for split, classes in groups.items()
+                  for name, folder in classes.items() for path in _list_class_files(folder, skipped)]
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        problems = list(pool.map(lambda item: check_image_file(item[2]), candidates))
+        good = [item for item, problem in zip(candidates, problems) if problem is None]
+        hashes = list(pool.map(lambda item: _file_hash(item[2]), good))
+    for (split, name, path), problem in zip(candidates, problems):
+        if problem is not None:
+            skipped.append({"path": str(path), "reason": problem})
+    scan = Scan(root=root, presplit=presplit, class_names=class_names,
+                images={split: [] for split in groups}, skipped=skipped)
+    by_hash = defaultdict(list)
+    for (split, name, path), digest in zip(good, hashes):
+        seen = [item for item in by_hash[digest] if item[1] == name and item[0] == split]
+        by_hash[digest].append((split, name, path))
+        if seen:
+            skipped.append({"path": str(path), "reason": f"exact duplicate of {seen[0][2]}"})
+            continue
+        scan.images[split].append((str(path), name))
+    for items in by_hash.values():
+        if len(items) > 1:
+            scan.duplicates.append([str(p) for _, _, p in items])
+            if len({s for s, _, _ in items}) > 1:
+                scan.cross_split_duplicates.append([f"{s}: {p}" for s, _, p in items])
+    for name in class_names:
+        counts = [sum(1 for _, label in scan.images[split] if label == name) for split in scan.images]
+        if sum(counts) == 0:
+            raise DataError(f"No readable image in class {name!r} under {str(root)!r}: every file was "
+                            "skipped (see the reasons with `--debug` or in the audit). Fix or remove "
+                            "the files, or remove the class folder.")
+    return scan

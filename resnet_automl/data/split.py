@@ -1,0 +1,152 @@
+"""Stratified, seeded train/val/test split, its audit summary, and its file in the run directory."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+from sklearn.utils.class_weight import compute_class_weight
+
+from ..errors import DataError
+from .scan import Scan
+
+SPLITS = ("train", "val", "test")
+SPLIT_FILE_VERSION = 1
+
+
+@dataclass
+class DatasetSplits:
+    """The dataset as training sees it.
+
+    Attributes:
+        root: str, the dataset folder.
+        class_names: list of str; a label is an index into it.
+        train, val, test: lists of (path, label index).
+        audit: dict, the audit record (counts, skipped files, duplicates, imbalance, class weights)
+            that goes into run.json and the report.
+        seed: int, the split seed.
+    """
+
+    root: str
+    class_names: list
+    train: list
+    val: list
+    test: list
+    audit: dict = field(default_factory=dict)
+    seed: int = 0
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def split(self, name: str) -> list:
+        """The (path, label) list of split `name` ("train", "val" or "test")."""
+        if name not in SPLITS:
+            raise ValueError(f"Unknown split {name!r}; expected one of {SPLITS}.")
+        return getattr(self, name)
+
+    def class_weights(self) -> dict:
+        """`{label index: weight}` from the audit, for `Model.fit(class_weight=...)`."""
+        return {int(k): float(v) for k, v in self.audit["class_weights"].items()}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the split (file lists and audit) as JSON, atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"version": SPLIT_FILE_VERSION, **asdict(self)}, indent=1))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "DatasetSplits":
+        """Read a split written by `save`; raise `DataError` when its files are gone."""
+        data = json.loads(Path(path).read_text())
+        data.pop("version", None)
+        for split in SPLITS:
+            data[split] = [(p, int(label)) for p, label in data[split]]
+        splits = cls(**data)
+        missing = [p for split in SPLITS for p, _ in splits.split(split) if not os.path.exists(p)]
+        if missing:
+            raise DataError(
+                f"The dataset changed since this run started: {len(missing)} file(s) of the saved split "
+                f"{str(path)!r} are gone (first: {missing[0]!r}). Restore them, or start again with "
+                "--overwrite (or a new --out folder).")
+        return splits
+
+
+def _stratified(items: list, size: float, seed: int, what: str, num_classes: int):
+    """Split `items` [(path, label)] into (rest, held) with `size` of them held out."""
+    labels = [label for _, label in items]
+    held = max(num_classes, int(round(size * len(items))))
+    if held >= len(items):
+        raise DataError(f"Too few images to split off a {what} set ({len(items)} images, "
+                        f"{num_classes} classes). Add images, or pass a pre-split tree.")
+    rest, out = train_test_split(items, test_size=held, random_state=seed, stratify=labels)
+    return sorted(rest), sorted(out)
+
+
+def split_scan(scan: Scan, *, seed: int = 0, val_fraction: float = 0.15,
+               test_fraction: float = 0.15, min_images_per_class: int = 3) -> DatasetSplits:
+    """Turn a `Scan` into train/val/test lists, stratified by class and reproducible by `seed`.
+
+    Args:
+        scan: the result of `scan_folder`.
+        seed: int, random seed of the split. Defaults to 0.
+        val_fraction: float in (0, 0.5), share of images for validation (tuning). Defaults to 0.15.
+        test_fraction: float in (0, 0.5), share held out for the final report. Defaults to 0.15.
+        min_images_per_class: int, fewest readable images a class needs to be split. Defaults to 3.
+    """
+    index = {name: i for i, name in enumerate(scan.class_names)}
+    labelled = {split: sorted((p, index[name]) for p, name in items) for split, items in scan.images.items()}
+    pool_name = "train" if scan.presplit else "all"
+    for name, i in index.items():
+        count = sum(1 for _, label in labelled[pool_name] if label == i)
+        needed = min_images_per_class if not scan.presplit else 1 + ("val" not in labelled) + ("test" not in labelled)
+        if count < needed:
+            raise DataError(
+                f"Class {name!r} has {count} readable image(s) in {str(scan.root / ('train' if scan.presplit else ''))!r}"
+                f"{'/' + name}; at least {needed} are needed to split it into train, val and test. "
+                "Add images to that class or remove its folder.")
+    num_classes = len(index)
+    if scan.presplit:
+        train = labelled["train"]
+        if "test" in labelled:
+            test = labelled["test"]
+        else:
+            train, test = _stratified(train, test_fraction, seed, "test", num_classes)
+        if "val" in labelled:
+            val = labelled["val"]
+        else:
+            train, val = _stratified(train, val_fraction, seed + 1, "validation", num_classes)
+    else:
+        rest, test = _stratified(labelled["all"], test_fraction, seed, "test", num_classes)
+        train, val = _stratified(rest, val_fraction / (1.0 - test_fraction), seed + 1,
+                                 "validation", num_classes)
+    if not val or not test:
+        raise DataError(f"The val/ or test/ folder of {str(scan.root)!r} has no readable image; "
+                        "add images there, or delete the empty folder to have it split off train/.")
+    train_labels = np.array([label for _, label in train])
+    present = np.unique(train_labels)
+    weights = compute_class_weight("balanced", classes=present, y=train_labels)
+    counts = {split: {name: sum(1 for _, label in items if label == i) for name, i in index.items()}
+              for split, items in (("train", train), ("val", val), ("test", test))}
+    train_counts = [c for c in counts["train"].values() if c > 0]
+    ratio = max(train_counts) / min(train_counts)
+    audit = {
+        "source": str(scan.root),
+        "layout": "train/val/test folders" if scan.presplit else "class folders",
+        "counts": counts,
+        "num_images": {split: len(items) for split, items in (("train", train), ("val", val), ("test", test))},
+        "skipped": scan.skipped,
+        "num_skipped": len(scan.skipped),
+        "duplicates": scan.duplicates,
+        "cross_split_duplicates": scan.cross_split_duplicates,
+        "imbalance_ratio": round(float(ratio), 3),
+        "imbalanced": bool(ratio >= 1.5),
+        "class_weights": {str(int(c)): round(float(w), 6) for c, w in zip(present, weights)},
+    }
+    return DatasetSplits(root=str(scan.root), class_names=list(scan.class_names), train=train,
+                         val=val, test=test, audit=audit, seed=seed)

@@ -1,0 +1,30 @@
+"""One exception family for resnet-automl.
+
+Every error a user can cause derives from `ResNetAutoMLError` and from the builtin it means, so
+`except ValueError` keeps working for callers that do not know this package. The CLI turns any
+`ResNetAutoMLError` into one paragraph on stderr and exit status 2.
+"""
+
+
+class ResNetAutoMLError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class DataError(ResNetAutoMLError, ValueError):
+    """The dataset is missing, malformed or too small; the message names the path and the fix."""
+
+
+class ConfigError(ResNetAutoMLError, ValueError):
+    """An argument, recipe key or budget value is invalid; the message names it and the fix."""
+
+
+class WeightsError(ResNetAutoMLError, RuntimeError):
+    """Pretrained weights cannot be found, fetched or loaded."""
+
+
+class ExportError(ResNetAutoMLError, RuntimeError):
+    """The SavedModel could not be written or failed verification."""
+
+
+class OutputDirError(ResNetAutoMLError, OSError):
+    """The run directory cannot be written."""

@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny image datasets written by the tests themselves, and a clean Keras state."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np
+import pytest
+from PIL import Image
+
+COLOURS = [(220, 30, 30), (30, 200, 40), (40, 60, 230), (230, 210, 40), (200, 40, 200)]
+
+
+def write_image(path, colour=(128, 128, 128), size=32, fmt=None, seed=0, mode="RGB"):
+    """Write a small learnable image: a class colour plus noise, as `fmt` (from the suffix)."""
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(colour)[None, None, :] + rng.normal(0, 25, (size, size, 3)), 0, 255)
+    image = Image.fromarray(pixels.astype(np.uint8), "RGB")
+    if mode != "RGB":
+        image = image.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format=fmt)
+    return path
+
+
+def make_class_folders(root, classes=("red", "green", "blue"), per_class=6, size=32, ext=".png",
+                       start_seed=0):
+    """A class-folder tree `root/<class>/<i><ext>` with distinct, learnable colours per class."""
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            write_image(root / name / f"img_{i}{ext}", COLOURS[c % len(COLOURS)], size,
+                        seed=start_seed + 1000 * c + i)
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """3 classes x 6 PNG images of 32 px."""
+    return make_class_folders(tmp_path / "data")
+
+
+@pytest.fixture(autouse=True)
+def _seeded(request):
+    """Seed numpy (and Keras when a test has imported it) and clear the Keras session after."""
+    np.random.seed(0)
+    yield
+    import sys
+
+    if "keras" in sys.modules:
+        sys.modules["keras"].backend.clear_session()
