@@ -1,0 +1,89 @@
+"""The Keras Tuner `HyperModel`: freeze depth x learning rate (x backbone) over one classifier."""
+from __future__ import annotations
+
+import math
+
+import keras
+import keras_tuner as kt
+
+from .callbacks import BalancedAccuracyCallback, DeadlineCallback
+from .model import build_classifier, compile_classifier
+
+#: Default learning-rate range of the search (Adam, log-uniform).
+LEARNING_RATE_RANGE = (1e-4, 1e-2)
+
+
+class ResNetHyperModel(kt.HyperModel):
+    """Builds and fits one trial's classifier.
+
+    Args:
+        backbones: list of str, candidate backbones; more than one makes "backbone" a hyperparameter.
+        num_classes: int, classes of the head.
+        image_size: int, input side in pixels.
+        stage_choices: list of int in 0..5, values of "trainable_stages" to search.
+        weights: None, "imagenet" or a path, for the backbone.
+        epochs: int, epochs per trial (used for the learning-rate schedule).
+        steps_per_epoch: int, batches per epoch (used for the learning-rate schedule).
+        class_weight: dict or None, `{label: weight}` passed to `fit` (imbalanced data).
+        bn_momentum: float, BatchNorm momentum. Defaults to 0.9.
+        learning_rate_range: (low, high), log-uniform learning-rate range. Defaults to (1e-4, 1e-2).
+        balanced_val: (val_dataset, labels) or None; when given, trials report
+            `val_balanced_accuracy` for the objective.
+        deadline_fn: callable returning the `time.time()` a trial must end by, or None.
+        patience: int, epochs without improvement before a trial stops early. Defaults to 3.
+    """
+
+    def __init__(self, *, backbones, num_classes, image_size, stage_choices, weights, epochs,
+                 steps_per_epoch, class_weight=None, bn_momentum=0.9,
+                 learning_rate_range=LEARNING_RATE_RANGE, balanced_val=None, deadline_fn=None,
+                 patience=3, objective="val_accuracy"):
+        super().__init__(name="resnet_automl")
+        self.backbones = list(backbones)
+        self.num_classes, self.image_size = num_classes, image_size
+        self.stage_choices = sorted(set(stage_choices))
+        self.weights, self.epochs, self.steps_per_epoch = weights, epochs, steps_per_epoch
+        self.class_weight, self.bn_momentum = class_weight, bn_momentum
+        self.learning_rate_range = learning_rate_range
+        self.balanced_val, self.deadline_fn = balanced_val, deadline_fn
+        self.patience, self.objective = patience, objective
+
+    def declare(self, hp: kt.HyperParameters) -> dict:
+        """Declare the search space on `hp` and return this trial's values."""
+        if len(self.backbones) > 1:
+            backbone = hp.Choice("backbone", self.backbones)
+        else:
+            backbone = hp.Fixed("backbone", self.backbones[0])
+        if len(self.stage_choices) > 1:
+            stages = hp.Choice("trainable_stages", self.stage_choices)
+        else:
+            stages = hp.Fixed("trainable_stages", self.stage_choices[0])
+        low, high = self.learning_rate_range
+        rate = hp.Float("learning_rate", low, high, sampling="log")
+        return {"backbone": backbone, "trainable_stages": stages, "learning_rate": rate}
+
+    def build(self, hp):
+        values = self.declare(hp)
+        model = build_classifier(values["backbone"], self.num_classes, image_size=self.image_size,
+                                 trainable_stages=values["trainable_stages"], weights=self.weights,
+                                 bn_momentum=self.bn_momentum)
+        compile_classifier(model, values["learning_rate"], self.epochs * self.steps_per_epoch)
+        return model
+
+    def fit(self, hp, model, *args, callbacks=None, **kwargs):
+        own = [keras.callbacks.TerminateOnNaN(),
+               keras.callbacks.EarlyStopping(monitor=self.objective, mode="max", patience=self.patience)]
+        if self.balanced_val is not None:
+            own.insert(0, BalancedAccuracyCallback(*self.balanced_val))
+        if self.deadline_fn is not None:
+            own.append(DeadlineCallback(self.deadline_fn()))
+        history = model.fit(*args, class_weight=self.class_weight, callbacks=own + list(callbacks or []), **kwargs)
+        losses = history.history.get("loss", [])
+        if not losses or any(not math.isfinite(value) for value in losses):
+            raise kt.errors.FailedTrialError(
+                f"the training loss became NaN or infinite ({values_repr(hp)}); "
+                "the trial is marked failed and the search goes on")
+        return history
+
+
+def values_repr(hp) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in hp.values.items())

@@ -1,0 +1,104 @@
+"""The classifier: resize + normalisation + backbone + pooling + dropout + softmax head, in one
+Keras model that takes float32 RGB pixels in 0..255 of any size."""
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+from .backbones import Normalize, build_backbone, get_spec, load_backbone_weights, set_trainable_stages
+
+LR_WARMUP_FRACTION = 0.1
+
+
+def on_gpu() -> bool:
+    """True when TensorFlow sees a GPU."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def suggested_bn_momentum(total_steps: int) -> float:
+    """BatchNorm momentum whose moving statistics settle within the steps a run will take.
+
+    Keras' default 0.99 needs ~500 steps to forget its initial statistics: on small data the
+    evaluation-mode network then sees wrong statistics and scores near chance. We pick
+    1 - 5/steps, clipped to [0.8, 0.99] (0.9 is PyTorch's default).
+    """
+    return float(min(0.99, max(0.8, 1.0 - 5.0 / max(total_steps, 1))))
+
+
+def build_classifier(backbone: str, num_classes: int, *, image_size: int, trainable_stages: int,
+                     weights=None, dropout: float = 0.2, bn_momentum: float = 0.9,
+                     grouped_mode: str | None = None) -> keras.Model:
+    """Build the full classifier with `trainable_stages` of the backbone unfrozen.
+
+    Args:
+        backbone: str, registry name.
+        num_classes: int, outputs of the softmax head.
+        image_size: int, square side the images are resized to inside the model.
+        trainable_stages: int 0..5, stages (from conv5 down) that train; 0 trains the head only.
+        weights: None, "imagenet" or a `.weights.h5` path for the backbone. Defaults to None.
+        dropout: float, dropout rate before the head. Defaults to 0.2.
+        bn_momentum: float, BatchNorm momentum of the backbone. Defaults to 0.9.
+        grouped_mode: "split"/"native"/None (by device) for ResNeXt grouped convolutions.
+    """
+    spec = get_spec(backbone)
+    net = build_backbone(spec, (image_size, image_size, 3), bn_momentum=bn_momentum, grouped_mode=grouped_mode)
+    load_backbone_weights(net, spec, weights)
+    set_trainable_stages(net, trainable_stages)
+    inputs = keras.Input((None, None, 3), name="pixels")
+    x = keras.layers.Resizing(image_size, image_size, name="resize")(inputs)
+    x = Normalize(spec.preprocessing, name="normalize")(x)
+    x = net(x)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=f"{spec.name}_classifier")
+
+
+def backbone_of(model: keras.Model) -> keras.Model:
+    """The nested backbone model inside a classifier built by `build_classifier`."""
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+
+
+def compile_classifier(model: keras.Model, learning_rate: float, total_steps: int) -> None:
+    """Compile with Adam, linear warm-up then cosine decay over `total_steps`, sparse CE loss."""
+    warmup = max(1, int(math.ceil(LR_WARMUP_FRACTION * total_steps)))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate * 0.1, decay_steps=max(1, total_steps - warmup), alpha=0.05,
+        warmup_target=learning_rate, warmup_steps=warmup)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss=keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  jit_compile="auto" if on_gpu() else False)
+
+
+def recalibrate_batchnorm(model: keras.Model, dataset, max_batches: int = 20) -> int:
+    """Re-estimate the moving statistics of trainable BatchNorm layers with the final weights.
+
+    Runs up to `max_batches` batches of `dataset` (no augmentation) through the model in training
+    mode with momentum i/(i+1), i.e. an exact running mean over batches ("precise BN"). Frozen
+    BN layers are untouched. Returns the number of batches used.
+    """
+    layers = [layer for layer in _all_layers(model)
+              if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+    if not layers:
+        return 0
+    saved = [layer.momentum for layer in layers]
+    used = 0
+    try:
+        for used, (images, _) in enumerate(dataset.take(max_batches), start=1):
+            for layer in layers:
+                layer.momentum = (used - 1) / used
+            model(images, training=True)
+    finally:
+        for layer, momentum in zip(layers, saved):
+            layer.momentum = momentum
+    return used
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)

@@ -1,0 +1,96 @@
+"""`FitOptions`: every option of `fit`, validated; recipes and CLI flags map onto it one-to-one."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .budget import Budget
+from .errors import ConfigError
+from .search import TUNERS
+
+
+@dataclass
+class FitOptions:
+    """Options of one fit (the budget is separate).
+
+    Attributes:
+        backbone: "auto", a registry name, or a list of names (searched by the tuner). Default "auto".
+        weights: "imagenet", None (random initialisation) or a `.weights.h5` path. Default "imagenet".
+        image_size: int or None; None picks from the data (median short side rounded up to a
+            multiple of 32, within 32..128 on CPU and 32..224 on GPU). Default None.
+        epochs: int or None, epochs per trial; None: 6 for small data (< 2,000 images), else 3.
+        final_epochs: int or None, epochs of the final training; None: 2 x epochs.
+        batch_size: int or None; None: 32 per device (x replicas on several GPUs).
+        tuner: "bayesian" (default), "hyperband" or "random".
+        trainable_stages: list of ints in 0..5 or None; None searches [0, 1, 2, 3, 5] with ImageNet
+            weights and [0, 3, 5] from random initialisation.
+        learning_rate_range: (low, high) for the log-uniform learning-rate search. Default (1e-4, 1e-2).
+        seed: int, seed of split, search and training. Default 0.
+        val_fraction, test_fraction: floats, shares held out of a class-folder tree. Default 0.15.
+    """
+
+    backbone: object = "auto"
+    weights: object = "imagenet"
+    image_size: int | None = None
+    epochs: int | None = None
+    final_epochs: int | None = None
+    batch_size: int | None = None
+    tuner: str = "bayesian"
+    trainable_stages: list | None = None
+    learning_rate_range: tuple = (1e-4, 1e-2)
+    seed: int = 0
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+
+    def __post_init__(self):
+        for name in ("image_size", "epochs", "final_epochs", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                raise ConfigError(f"The {name!r} parameter of fit must be a positive integer or None. "
+                                  f"Got {value!r} instead.")
+        if self.image_size is not None and self.image_size < 32:
+            raise ConfigError(f"The 'image_size' parameter of fit must be at least 32 (ResNets downsample "
+                              f"32x). Got {self.image_size!r} instead.")
+        if self.tuner not in TUNERS:
+            raise ConfigError(f"The 'tuner' parameter of fit must be one of {TUNERS}. Got {self.tuner!r} instead.")
+        if isinstance(self.weights, str) and self.weights.lower() == "none":
+            self.weights = None
+        if self.trainable_stages is not None:
+            stages = list(self.trainable_stages)
+            if not stages or any(not isinstance(k, int) or not 0 <= k <= 5 for k in stages):
+                raise ConfigError("The 'trainable_stages' parameter of fit must be a non-empty list of integers "
+                                  f"in 0..5. Got {self.trainable_stages!r} instead.")
+        low, high = self.learning_rate_range
+        if not 0 < low < high:
+            raise ConfigError("The 'learning_rate_range' parameter of fit must be (low, high) with "
+                              f"0 < low < high. Got {self.learning_rate_range!r} instead.")
+        for name in ("val_fraction", "test_fraction"):
+            if not 0 < getattr(self, name) < 0.5:
+                raise ConfigError(f"The {name!r} parameter of fit must be in (0, 0.5). "
+                                  f"Got {getattr(self, name)!r} instead.")
+
+    def stage_choices(self) -> list:
+        if self.trainable_stages is not None:
+            return sorted(set(self.trainable_stages))
+        return [0, 1, 2, 3, 5] if self.weights == "imagenet" else [0, 3, 5]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def field_names(cls) -> list:
+        return [f.name for f in fields(cls)]
+
+
+def budget_from(value) -> Budget:
+    """Accept a `Budget`, a dict of its fields, a preset name or None (no limits)."""
+    if value is None:
+        return Budget()
+    if isinstance(value, Budget):
+        return value
+    if isinstance(value, str):
+        return Budget.preset(value)
+    if isinstance(value, dict):
+        return Budget(**value)
+    raise ConfigError(f"The 'budget' parameter of fit must be a Budget, a dict or a preset name. Got {value!r}.")
+
+

@@ -1,0 +1,125 @@
+"""Keras Tuner search: oracle choice, a time-aware stop, per-trial timings and progress lines.
+
+Keras Tuner owns the loop, the project folder and resume (an interrupted trial is re-queued with
+the same hyperparameters); this module only adds what it lacks: a wall-clock budget and a trials
+table with seconds per trial.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras_tuner as kt
+
+from .errors import ConfigError
+
+TUNERS = ("bayesian", "hyperband", "random")
+
+
+class _StopsWhenOutOfTime:
+    """Oracle mixin: answer STOPPED instead of a new trial once `should_stop()` says so."""
+
+    should_stop = None
+
+    def populate_space(self, trial_id):
+        if self.should_stop is not None and self.should_stop():
+            return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
+        return super().populate_space(trial_id)
+
+
+class BayesianOracle(_StopsWhenOutOfTime, kt.oracles.BayesianOptimizationOracle):
+    """Gaussian-process Bayesian optimisation that respects the time budget."""
+
+
+class RandomOracle(_StopsWhenOutOfTime, kt.oracles.RandomSearchOracle):
+    """Random search that respects the time budget."""
+
+
+class HyperbandOracle(_StopsWhenOutOfTime, kt.oracles.HyperbandOracle):
+    """Hyperband that respects the time budget."""
+
+
+class TimedTuner(kt.Tuner):
+    """A Keras Tuner `Tuner` that records seconds per trial and prints one line per trial.
+
+    Timings persist in `<project>/trial_seconds.json` so they survive resume.
+    """
+
+    def __init__(self, *args, log=print, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._log = log
+        self._started = {}
+        self._timings_path = Path(self.project_dir) / "trial_seconds.json"
+        self.trial_seconds = json.loads(self._timings_path.read_text()) if self._timings_path.exists() else {}
+
+    def on_trial_begin(self, trial):
+        super().on_trial_begin(trial)
+        self._started[trial.trial_id] = time.time()
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        seconds = time.time() - self._started.pop(trial.trial_id, time.time())
+        self.trial_seconds[trial.trial_id] = round(seconds, 2)
+        self._timings_path.write_text(json.dumps(self.trial_seconds, indent=1))
+        done = len(self.trial_seconds)
+        score = "failed" if trial.score is None else f"{self.oracle.objective.name} {trial.score:.4f}"
+        values = ", ".join(f"{k}={v:.2g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in trial.hyperparameters.values.items())
+        self._log(f"[trial {trial.trial_id}] {values} -> {score} ({trial.status.lower()}) in {seconds:.0f} s;"
+                  f" {done} trial(s) done")
+
+    def mean_trial_seconds(self) -> float | None:
+        """Average seconds of the trials run so far (this process and earlier ones)."""
+        return sum(self.trial_seconds.values()) / len(self.trial_seconds) if self.trial_seconds else None
+
+
+def make_tuner(kind: str, hypermodel, *, objective: str, max_trials: int, directory, seed: int = 0,
+               overwrite: bool = False, epochs: int = 3, should_stop=None, distribution_strategy=None,
+               log=print) -> TimedTuner:
+    """Build the tuner.
+
+    Args:
+        kind: "bayesian" (default of `fit`: a Gaussian process is sample-efficient on a 2-3
+            dimensional space where each trial is expensive), "hyperband" or "random".
+        hypermodel: the `ResNetHyperModel`.
+        objective: str, metric to maximise ("val_accuracy" or "val_balanced_accuracy").
+        max_trials: int, trials in total (for hyperband: the cap on trials).
+        directory: folder holding the Keras Tuner project "tuner" (resume reads it).
+        seed: int, oracle seed. Defaults to 0.
+        overwrite: bool, start again instead of resuming. Defaults to False (resume).
+        epochs: int, epochs per trial (hyperband's max_epochs). Defaults to 3.
+        should_stop: callable or None; when it returns True no new trial starts.
+        distribution_strategy: a `tf.distribute.Strategy` or None.
+        log: callable taking one line of progress. Defaults to print.
+    """
+    if kind not in TUNERS:
+        raise ConfigError(f"The `tuner` argument must be one of {TUNERS}. Received: tuner={kind!r}")
+    goal = kt.Objective(objective, direction="max")
+    if kind == "bayesian":
+        oracle = BayesianOracle(objective=goal, max_trials=max_trials, seed=seed,
+                                num_initial_points=min(max_trials, 3))
+    elif kind == "random":
+        oracle = RandomOracle(objective=goal, max_trials=max_trials, seed=seed)
+    else:
+        oracle = HyperbandOracle(objective=goal, max_epochs=max(epochs, 2), factor=3, seed=seed,
+                                 hyperband_iterations=1)
+    oracle.should_stop = should_stop
+    return TimedTuner(oracle=oracle, hypermodel=hypermodel, directory=str(directory), project_name="tuner",
+                      overwrite=overwrite, distribution_strategy=distribution_strategy, log=log)
+
+
+def trials_table(tuner: TimedTuner) -> list:
+    """One dict per trial: id, hyperparameters, score, seconds, status, message (failures)."""
+    rows = []
+    for trial_id, trial in sorted(tuner.oracle.trials.items(), key=lambda item: int(item[0])):
+        message = (trial.message or "").strip().splitlines()
+        rows.append({
+            "trial_id": trial_id,
+            "hyperparameters": dict(trial.hyperparameters.values),
+            "score": None if trial.score is None else float(trial.score),
+            "seconds": tuner.trial_seconds.get(trial_id),
+            "status": trial.status,
+            "message": message[-1] if message else "",
+        })
+    return rows

@@ -1,0 +1,161 @@
+"""Choose the backbone(s) that fit a `Budget`, and say why for every candidate.
+
+Hard constraints (parameters, GFLOPs at the chosen image size, batch-1 latency measured here)
+exclude candidates. Among the rest, the preferred order is the published ImageNet top-1 when
+ImageNet weights are used; from random initialisation on small data (< 5,000 training images)
+the smaller network comes first, since capacity then hurts more than it helps. With a time
+budget each candidate in that order is probed on this device (a few training steps) and the
+first whose estimated total time fits is chosen; if none fits, the cheapest is chosen and the
+table says so.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .backbones import REGISTRY, get_spec
+from .budget import Budget
+from .errors import ConfigError
+from .probe import ProbeCache, latency_of, probe_training
+
+SMALL_DATA_IMAGES = 5000
+#: Seconds set aside for export (with the fresh-process check) and the report.
+EXPORT_AND_REPORT_S = 60.0
+
+
+@dataclass
+class Plan:
+    """The work a fit will do, used to turn a throughput into minutes.
+
+    Attributes:
+        trials: int, tuner trials.
+        epochs: int, epochs per trial.
+        final_epochs: int, epochs of the final training (plus one head-only warm-up epoch).
+        train_images, val_images: ints, images per epoch for training and validation.
+        trainable_stages: int, the most expensive freeze setting the search will try.
+        batch_size: int.
+    """
+
+    trials: int
+    epochs: int
+    final_epochs: int
+    train_images: int
+    val_images: int
+    trainable_stages: int
+    batch_size: int
+
+    def seconds(self, first_step_s: float, images_per_s: float) -> float:
+        """Estimated seconds of search + final training + export + report."""
+        epoch = self.train_images / images_per_s + self.val_images / (3.0 * images_per_s)
+        search = self.trials * (first_step_s + self.epochs * epoch)
+        final = 2 * first_step_s + (self.final_epochs + 1) * epoch
+        return search + final + EXPORT_AND_REPORT_S
+
+
+@dataclass
+class Selection:
+    """Result of `select_backbones`: the chosen names, one row per candidate, and a summary."""
+
+    chosen: list
+    table: list = field(default_factory=list)
+    summary: str = ""
+
+
+def _candidate_names(requested) -> list:
+    if requested is None or requested == "auto":
+        return [name for name, spec in REGISTRY.items() if not spec.test_only]
+    names = [requested] if isinstance(requested, str) else list(requested)
+    names = [n.strip() for item in names for n in str(item).split(",") if n.strip()]
+    if not names:
+        raise ConfigError("The `backbone` argument is empty. Pass 'auto', a name or a list of names.")
+    return [get_spec(name).name for name in names]
+
+
+def _preference(names: list, weights, train_images: int) -> list:
+    specs = [get_spec(n) for n in names]
+    if weights != "imagenet" and train_images < SMALL_DATA_IMAGES:
+        return [s.name for s in sorted(specs, key=lambda s: (s.params, s.gflops_224))]
+    return [s.name for s in sorted(specs, key=lambda s: -(s.imagenet_top1 or 0.0))]
+
+
+def select_backbones(requested, budget: Budget, *, image_size: int, weights, plan: Plan,
+                     probe_cache: ProbeCache | None = None, log=print) -> Selection:
+    """Filter and rank candidates; return the `Selection`.
+
+    Args:
+        requested: "auto", a name, a comma-separated string or a list of names. A list keeps every
+            candidate that fits (the tuner then searches over them).
+        budget: the `Budget`.
+        image_size: int, input side in pixels (GFLOPs and probes use it).
+        weights: "imagenet", None or a path (with "imagenet", "auto" only considers backbones that
+            have ImageNet weights).
+        plan: the `Plan` of work, for time estimates.
+        probe_cache: where probe and latency results are cached. Defaults to none (in memory).
+        log: callable for progress lines.
+    """
+    probe_cache = probe_cache or ProbeCache(None)
+    auto = requested is None or requested == "auto"
+    names = _preference(_candidate_names(requested), weights, plan.train_images)
+    several = not auto and len(names) > 1
+    rows, passing = [], []
+    for name in names:
+        spec = get_spec(name)
+        row = {"name": name, "params": spec.params, "gflops": round(spec.gflops(image_size), 4),
+               "imagenet_top1": spec.imagenet_top1, "probe_images_per_s": None, "latency_ms": None,
+               "estimated_minutes": None, "verdict": "", "reason": ""}
+        rows.append(row)
+        if auto and weights == "imagenet" and not spec.has_imagenet_weights:
+            row.update(verdict="excluded", reason="no ImageNet weights in Keras form (use weights=None)")
+        elif budget.max_params is not None and spec.params > budget.max_params:
+            row.update(verdict="excluded", reason=f"{spec.params:,} parameters > max_params {budget.max_params:,}")
+        elif budget.max_gflops is not None and row["gflops"] > budget.max_gflops:
+            row.update(verdict="excluded",
+                       reason=f"{row['gflops']:.3g} GFLOPs at {image_size} px > max_gflops {budget.max_gflops:g}")
+        else:
+            if budget.max_latency_ms is not None:
+                latency = probe_cache.get_or_measure(f"latency|{name}|{image_size}",
+                                                     lambda: latency_of(name, image_size=image_size))
+                row["latency_ms"] = latency["batch1_p50"]
+                if latency["batch1_p50"] > budget.max_latency_ms:
+                    row.update(verdict="excluded", reason=(f"batch-1 latency {latency['batch1_p50']:.1f} ms > "
+                                                           f"max_latency_ms {budget.max_latency_ms:g}"))
+                    continue
+            passing.append(row)
+    if not passing:
+        reasons = "; ".join(f"{r['name']}: {r['reason']}" for r in rows)
+        raise ConfigError(f"No backbone satisfies the budget ({reasons}). Loosen max_params, max_gflops or "
+                          "max_latency_ms, lower the image size, or name another backbone.")
+    chosen = []
+    for row in passing:
+        if budget.seconds is None:
+            if chosen and not several:
+                row.update(verdict="fits", reason="a preferred candidate was chosen")
+                continue
+            row.update(verdict="chosen", reason="best-ranked candidate within the constraints (no time budget)")
+            chosen.append(row["name"])
+            continue
+        if chosen and not several:
+            row.update(verdict="not probed", reason="a preferred candidate fits the time budget")
+            continue
+        probe = probe_cache.get_or_measure(
+            f"train|{row['name']}|{image_size}|{plan.trainable_stages}|{plan.batch_size}",
+            lambda: probe_training(row["name"], image_size=image_size, trainable_stages=plan.trainable_stages,
+                                   batch_size=plan.batch_size))
+        minutes = plan.seconds(probe["first_step_s"], probe["images_per_s"]) / 60.0
+        row.update(probe_images_per_s=probe["images_per_s"], estimated_minutes=round(minutes, 2))
+        log(f"[selection] {row['name']}: {probe['images_per_s']:.1f} img/s training, "
+            f"estimated {minutes:.1f} min for the whole fit")
+        if minutes <= budget.minutes:
+            row.update(verdict="chosen", reason=f"estimated {minutes:.1f} min <= budget {budget.minutes:g} min")
+            chosen.append(row["name"])
+        else:
+            row.update(verdict="over budget",
+                       reason=f"estimated {minutes:.1f} min > budget {budget.minutes:g} min")
+    if not chosen:
+        cheapest = min((r for r in passing if r["estimated_minutes"] is not None),
+                       key=lambda r: r["estimated_minutes"])
+        cheapest.update(verdict="chosen (over budget)",
+                        reason=f"no candidate fits {budget.minutes:g} min; this is the cheapest "
+                               f"({cheapest['estimated_minutes']:.1f} min): the search will be cut short")
+        chosen = [cheapest["name"]]
+    summary = (f"chose {', '.join(chosen)}: " + next(r["reason"] for r in rows if r["name"] == chosen[0]))
+    return Selection(chosen=chosen, table=rows, summary=summary)

@@ -1,0 +1,81 @@
+"""Final training of the best configuration: head-only warm-up, fine-tuning with augmentation and
+early stopping on val, then BatchNorm statistics re-estimated with the final weights."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .callbacks import DeadlineCallback
+from .data.pipeline import make_dataset
+from .model import backbone_of, build_classifier, compile_classifier, recalibrate_batchnorm
+from .backbones import set_trainable_stages
+
+
+def _accuracy(model, dataset) -> float:
+    return float(model.evaluate(dataset, verbose=0, return_dict=True)["accuracy"])
+
+
+def train_final(values: dict, *, splits, image_size: int, weights, epochs: int, batch_size: int,
+                bn_momentum: float, out_dir, class_weight=None, deadline: float | None = None,
+                seed: int = 0, verbose: int = 0, log=print, strategy=None) -> tuple:
+    """Train `values` (backbone, trainable_stages, learning_rate) and return (model, history dict).
+
+    Writes `out_dir/final/model.weights.h5` and `history.json`; an interrupted run resumes from
+    `out_dir/final/backup` (Keras `BackupAndRestore`).
+    """
+    final_dir = Path(out_dir) / "final"
+    final_dir.mkdir(parents=True, exist_ok=True)
+    train_ds = make_dataset(splits.train, image_size, batch_size, shuffle=True, augment=True, seed=seed)
+    plain_train = make_dataset(splits.train, image_size, batch_size, shuffle=True, seed=seed + 1)
+    val_ds = make_dataset(splits.val, image_size, batch_size, cache=True)
+    steps = max(1, int(np.ceil(len(splits.train) / batch_size)))
+    stages, rate = int(values["trainable_stages"]), float(values["learning_rate"])
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        model = build_classifier(values["backbone"], splits.num_classes, image_size=image_size,
+                                 trainable_stages=stages, weights=weights, bn_momentum=bn_momentum)
+    history: dict = {}
+    if stages > 0 and not (final_dir / "backup").exists():
+        log(f"[final] head-only warm-up epoch, then {epochs} epoch(s) with {stages} stage(s) unfrozen")
+        set_trainable_stages(backbone_of(model), 0)
+        with scope:
+            compile_classifier(model, rate, steps)
+        warm = model.fit(train_ds, validation_data=val_ds, epochs=1, class_weight=class_weight, verbose=verbose)
+        for key, series in warm.history.items():
+            history.setdefault(key, []).extend(float(v) for v in series)
+        set_trainable_stages(backbone_of(model), stages)
+    with scope:
+        compile_classifier(model, rate, steps * epochs)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(final_dir / "backup")),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=max(3, epochs // 3),
+                                      restore_best_weights=True),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.TensorBoard(str(Path(out_dir) / "logs" / "final"), write_graph=False),
+        DeadlineCallback(deadline),
+    ]
+    main = model.fit(train_ds, validation_data=val_ds, epochs=epochs, class_weight=class_weight,
+                     callbacks=callbacks, verbose=verbose)
+    for key, series in main.history.items():
+        history.setdefault(key, []).extend(float(v) for v in series)
+    before = _accuracy(model, val_ds)
+    saved = model.get_weights()
+    batches = recalibrate_batchnorm(model, plain_train)
+    after = _accuracy(model, val_ds)
+    if after < before:  # keep whichever statistics validate better
+        model.set_weights(saved)
+    history["bn_recalibration"] = {"batches": batches, "val_accuracy_before": before,
+                                   "val_accuracy_after": after, "kept": "recalibrated" if after >= before else "original"}
+    log(f"[final] val accuracy {max(before, after):.4f} (BatchNorm re-estimated: {before:.4f} -> {after:.4f})")
+    weights_path = final_dir / "model.weights.h5"
+    tmp = final_dir / "model.tmp.weights.h5"
+    model.save_weights(tmp)
+    os.replace(tmp, weights_path)
+    (final_dir / "history.json").write_text(json.dumps(history, indent=1))
+    return model, history
+
