@@ -11,8 +11,8 @@ from ._version import __version__
 from .errors import ConfigError, DataError, ExportError, ResNetAutoMLError, WeightsError
 
 _LAZY = {
-    "fit": ("fit", "fit"),
-    "FitResult": ("fit", "FitResult"),
+    "fit": ("autofit", "fit"),
+    "FitResult": ("autofit", "FitResult"),
     "Budget": ("budget", "Budget"),
     "load_model": ("predictor", "load_model"),
     "list_backbones": ("backbones.registry", "list_backbones"),

@@ -106,7 +106,7 @@ def _cmd_backbones(args) -> int:
 
 
 def _cmd_fit(args) -> int:
-    from .fit import fit_from_cli
+    from .autofit import fit_from_cli
 
     return fit_from_cli(args)
 

@@ -22,7 +22,8 @@ class FitOptions:
         batch_size: int or None; None: 32 per device (x replicas on several GPUs).
         tuner: "bayesian" (default), "hyperband" or "random".
         trainable_stages: list of ints in 0..5 or None; None searches [0, 1, 2, 3, 5] with ImageNet
-            weights and [0, 3, 5] from random initialisation.
+            weights and [2, 3, 5] from random initialisation (random features are
+            useless frozen).
         learning_rate_range: (low, high) for the log-uniform learning-rate search. Default (1e-4, 1e-2).
         seed: int, seed of split, search and training. Default 0.
         val_fraction, test_fraction: floats, shares held out of a class-folder tree. Default 0.15.
@@ -71,7 +72,7 @@ class FitOptions:
     def stage_choices(self) -> list:
         if self.trainable_stages is not None:
             return sorted(set(self.trainable_stages))
-        return [0, 1, 2, 3, 5] if self.weights == "imagenet" else [0, 3, 5]
+        return [0, 1, 2, 3, 5] if self.weights == "imagenet" else [2, 3, 5]
 
     def to_dict(self) -> dict:
         return asdict(self)

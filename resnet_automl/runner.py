@@ -13,14 +13,14 @@ from .data import prepare_data
 from .data.pipeline import make_dataset
 from .errors import ResNetAutoMLError, WeightsError
 from .export import clean_partial_exports, export_serving_model
-from .fit import SMALL_DATA_IMAGES, DEFAULT_TRIALS, FitResult, _auto_image_size, _configure_device
+from .autofit import SMALL_DATA_IMAGES, DEFAULT_TRIALS, FitResult, _auto_image_size, _configure_device
 from .hypermodel import ResNetHyperModel
 from .model import build_classifier, suggested_bn_momentum
 from .probe import ProbeCache, measure_latency
 from .report import build_report
 from .runinfo import RunRecord, versions
 from .search import make_tuner, trials_table
-from .selection import EXPORT_AND_REPORT_S, Plan, select_backbones
+from .selection import Plan, export_and_report_seconds, select_backbones
 from .train import train_final
 from .verify import verify_export
 
@@ -101,7 +101,8 @@ def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose) -> FitRe
     estimate = next((r for r in record.get("selection") if r["name"] == chosen[0]), {})
     ips = estimate.get("probe_images_per_s")
     epoch_s = (n_train + len(splits.val) / 3.0) / ips if ips else None
-    final_reserve = (final_epochs + 1) * epoch_s if epoch_s else 0.0
+    final_reserve = 2 * estimate.get("probe_first_step_s", 0.0) + (final_epochs + 1) * epoch_s if epoch_s else 0.0
+    reserve = export_and_report_seconds(chosen[0])
     objective = "val_balanced_accuracy" if audit["imbalanced"] else "val_accuracy"
     fits_memory = n_train * image_size * image_size * 12 < IN_MEMORY_CACHE_BYTES
     train_ds = make_dataset(splits.train, image_size, batch_size, shuffle=True, cache=fits_memory, seed=opts.seed)
@@ -112,16 +113,17 @@ def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose) -> FitRe
         class_weight=splits.class_weights() if audit["imbalanced"] else None, bn_momentum=bn_momentum,
         learning_rate_range=tuple(opts.learning_rate_range),
         balanced_val=(val_ds, [label for _, label in splits.val]) if audit["imbalanced"] else None,
-        deadline_fn=(lambda: clock.deadline - final_reserve - EXPORT_AND_REPORT_S) if clock.deadline else None,
+        deadline_fn=(lambda: clock.deadline - final_reserve - reserve) if clock.deadline else None,
         objective=objective)
     tuner_box = {}
 
     def out_of_time() -> bool:
-        if clock.deadline is None:
-            return False
-        mean = tuner_box["tuner"].mean_trial_seconds() or (
+        tuner = tuner_box["tuner"]
+        if clock.deadline is None or not any(t.score is not None for t in tuner.oracle.trials.values()):
+            return False  # no limit, or nothing to export yet: at least one trial runs
+        mean = tuner.mean_trial_seconds() or (
             (estimate.get("estimated_minutes") or 0) * 60.0 / (max_trials + 1))
-        return clock.remaining() < mean + final_reserve + EXPORT_AND_REPORT_S
+        return clock.remaining() < mean + final_reserve + reserve
 
     tuner = make_tuner(opts.tuner, hypermodel, objective=objective, max_trials=max_trials, directory=out,
                        seed=opts.seed, overwrite=False, epochs=epochs, should_stop=out_of_time,
@@ -151,7 +153,7 @@ def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose) -> FitRe
     notes = list(record.get("notes", []))
     started = time.time()
     if not record.stage_done("final"):
-        time_left = clock.remaining() - EXPORT_AND_REPORT_S
+        time_left = clock.remaining() - reserve
         if clock.deadline is not None and epoch_s and time_left < 2 * epoch_s:
             model = tuner.load_model(best[0])
             history = {}
@@ -164,7 +166,7 @@ def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose) -> FitRe
                 best_values, splits=splits, image_size=image_size, weights=opts.weights, epochs=final_epochs,
                 batch_size=batch_size, bn_momentum=bn_momentum, out_dir=out,
                 class_weight=splits.class_weights() if audit["imbalanced"] else None,
-                deadline=None if clock.deadline is None else clock.deadline - EXPORT_AND_REPORT_S,
+                deadline=None if clock.deadline is None else clock.deadline - reserve,
                 seed=opts.seed, verbose=1 if verbose > 1 else 0, log=log, strategy=strategy)
         notes.append("Search trials ran without augmentation; the final training used flips, rotation, zoom "
                      "and shifts.")
@@ -196,8 +198,6 @@ def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose) -> FitRe
     test_ds = make_dataset(splits.test, image_size, batch_size)
     probabilities = model.predict(test_ds, verbose=0)
     latency = measure_latency(model, image_size, batch32=True)
-    timings["report_s"] = round(time.time() - started, 2)
-    timings["total_s"] = round(sum(v for k, v in timings.items() if k.endswith("_s") and k != "total_s"), 2)
     context = {
         "backbone": best_values["backbone"], "hyperparameters": best_values, "trials": trials,
         "selection": record.get("selection"), "latency_ms": latency,
@@ -209,6 +209,8 @@ def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose) -> FitRe
         "history": history, "notes": notes + [f"Objective: {objective}."],
     }
     report = build_report(probabilities, splits.test, splits.class_names, context, out / "report")
+    timings["report_s"] = round(time.time() - started, 2)
+    timings["total_s"] = round(sum(v for k, v in timings.items() if k.endswith("_s") and k != "total_s"), 2)
     record.mark_done("report", timings=timings, latency_ms=latency,
                      test_accuracy=report["accuracy"], test_balanced_accuracy=report["balanced_accuracy"])
     log(f"[report] test accuracy {report['accuracy']:.4f}, balanced {report['balanced_accuracy']:.4f}: "

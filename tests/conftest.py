@@ -50,3 +50,20 @@ def _seeded(request):
 
     if "keras" in sys.modules:
         sys.modules["keras"].backend.clear_session()
+
+
+WEIRD_CLASS = "<b>&\"odd' café"
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """One tiny end-to-end fit shared by the export, predict, report and CLI tests (~30 s)."""
+    import resnet_automl
+
+    base = tmp_path_factory.mktemp("trained")
+    data = make_class_folders(base / "data", classes=("red", "green", WEIRD_CLASS), per_class=8)
+    write_image(data / "red" / "photo.jpg", COLOURS[0], seed=77)
+    (data / "green" / "broken.png").write_bytes(b"not an image")
+    result = resnet_automl.fit(data, out=base / "run", backbone="tiny_resnet", weights=None, image_size=32,
+                               epochs=1, final_epochs=1, budget=resnet_automl.Budget(max_trials=2), verbose=0)
+    return result

@@ -1,0 +1,70 @@
+"""The command line: help, version, exit 2 with one message on bad input, predict and evaluate."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import make_class_folders
+from resnet_automl import __version__
+from resnet_automl.cli import main
+
+EXE = [sys.executable, "-m", "resnet_automl"]
+
+
+def test_help_and_version_are_fast_and_list_commands():
+    out = subprocess.run([*EXE, "--help"], capture_output=True, text=True, timeout=60).stdout
+    for command in ("fit", "predict", "evaluate", "backbones", "demo"):
+        assert command in out
+    assert subprocess.run([*EXE, "--version"], capture_output=True, text=True, timeout=60).stdout.strip() == \
+        f"resnet-automl {__version__}"
+
+
+def test_bad_data_exits_2_without_traceback(tmp_path):
+    proc = subprocess.run([*EXE, "fit", str(tmp_path / "nope"), "--weights", "none"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr and str(tmp_path / "nope") in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["fit", "{data}", "--minutes", "-3"], "must be a positive number"),
+    (["fit", "{data}", "--backbone", "resnet19", "--weights", "none"], "Received: backbone='resnet19'"),
+    (["fit", "{data}", "--recipe", "{data}/missing.toml"], "Recipe file"),
+    (["fit", "{file}"], "is a file, not a folder"),
+    (["predict", "{data}", "x.png"], "No exported model found"),
+])
+def test_errors_name_the_problem(tmp_path, capsys, argv, message):
+    data = make_class_folders(tmp_path / "data", per_class=3)
+    (tmp_path / "file.txt").write_text("x")
+    argv = [a.format(data=data, file=tmp_path / "file.txt") for a in argv]
+    try:
+        code = main([*argv[:1], *argv[1:], "--out", str(tmp_path / "run")] if argv[0] == "fit" else argv)
+    except SystemExit as exc:  # argparse rejects a bad flag value with exit 2
+        code = exc.code
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unwritable_out_dir_fails_before_training(tmp_path, capsys):
+    data = make_class_folders(tmp_path / "data", per_class=3)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the run folder should go")
+    assert main(["fit", str(data), "--out", str(blocker / "run"), "--weights", "none"]) == 2
+    assert "cannot be written" in capsys.readouterr().err
+
+
+def test_predict_and_evaluate_commands(trained_run, capsys, tmp_path):
+    image = Path(trained_run.paths["run_dir"]).parent / "data" / "red" / "img_1.png"
+    assert main(["predict", trained_run.paths["run_dir"], str(image), "--top-k", "2", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["image"] == str(image) and len(rows[0]["labels"]) == 2
+    data = Path(trained_run.paths["run_dir"]).parent / "data"
+    assert main(["evaluate", trained_run.paths["model_dir"], str(data), "--out", str(tmp_path / "ev")]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert report["num_test_images"] == 25 and report["class_names"] == trained_run.class_names

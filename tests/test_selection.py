@@ -1,0 +1,90 @@
+"""Budget validation and backbone selection under constraints."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from resnet_automl.budget import PRESETS, Budget
+from resnet_automl.errors import ConfigError
+from resnet_automl.probe import ProbeCache
+from resnet_automl.selection import Plan, select_backbones
+
+PLAN = Plan(trials=2, epochs=1, final_epochs=1, train_images=20, val_images=6, trainable_stages=5, batch_size=8)
+
+
+@pytest.mark.parametrize("field,value,kind", [
+    ("minutes", -3, "a positive number"), ("minutes", 0, "a positive number"),
+    ("max_trials", 2.5, "a positive integer"), ("max_params", True, "a positive integer"),
+    ("max_latency_ms", float("nan"), "a positive number"),
+])
+def test_budget_messages(field, value, kind):
+    with pytest.raises(ConfigError, match=rf"The '{field}' parameter of Budget must be {kind} or None\. "
+                                          rf"Got {value!r} instead\."):
+        Budget(**{field: value})
+
+
+def test_presets_are_valid_budgets():
+    for name in PRESETS:
+        assert isinstance(Budget.preset(name), Budget)
+    with pytest.raises(ConfigError, match="Unknown budget preset 'fast'"):
+        Budget.preset("fast")
+
+
+def test_parameter_cap_picks_a_smaller_network():
+    loose = select_backbones("auto", Budget(max_params=100_000_000), image_size=32, weights=None,
+                             plan=PLAN).chosen
+    tight = select_backbones(["resnet50", "resnet18"], Budget(max_params=15_000_000), image_size=32,
+                             weights=None, plan=PLAN)
+    assert tight.chosen == ["resnet18"]
+    excluded = next(r for r in tight.table if r["name"] == "resnet50")
+    assert excluded["verdict"] == "excluded" and "> max_params 15,000,000" in excluded["reason"]
+    big = select_backbones("auto", Budget(max_params=100_000_000), image_size=32, weights=None,
+                           plan=Plan(**{**PLAN.__dict__, "train_images": 50_000})).chosen
+    assert big == ["resnext101_32x8d"] and loose == ["resnet18"]  # prior wins with data, size without
+
+
+def test_latency_cap_picks_a_smaller_network(tmp_path):
+    cache = ProbeCache(tmp_path / "probe.json")
+    loose = select_backbones(["resnet50", "resnet18"], Budget(max_latency_ms=10_000), image_size=64,
+                             weights=None, plan=Plan(**{**PLAN.__dict__, "train_images": 50_000}), probe_cache=cache)
+    r18, r50 = (next(r["latency_ms"] for r in loose.table if r["name"] == n) for n in ("resnet18", "resnet50"))
+    print(f"batch-1 latency at 64 px: resnet18 {r18} ms, resnet50 {r50} ms")
+    assert loose.chosen == ["resnet50", "resnet18"] and r18 < r50  # a list keeps all that fit, best first
+    tight = select_backbones(["resnet50", "resnet18"], Budget(max_latency_ms=(r18 + r50) / 2), image_size=64,
+                             weights=None, plan=Plan(**{**PLAN.__dict__, "train_images": 50_000}), probe_cache=cache)
+    assert tight.chosen == ["resnet18"] and cache.hits == 2  # latencies were measured once
+
+
+def test_impossible_cap_is_a_clear_error():
+    with pytest.raises(ConfigError, match=r"No backbone satisfies the budget \(resnet18: 11,689,512 parameters > "
+                                          r"max_params 1,000.*Loosen max_params"):
+        select_backbones("resnet18", Budget(max_params=1000), image_size=32, weights=None, plan=PLAN)
+
+
+def test_imagenet_auto_only_considers_backbones_with_weights():
+    selection = select_backbones("auto", Budget(), image_size=32, weights="imagenet", plan=PLAN)
+    assert selection.chosen == ["resnet152"]
+    assert next(r for r in selection.table if r["name"] == "resnet18")["verdict"] == "excluded"
+
+
+def test_probe_is_cached_and_reused_on_resume(tmp_path):
+    path = tmp_path / "probe.json"
+    first = ProbeCache(path)
+    start = time.time()
+    one = select_backbones("tiny_resnet", Budget(minutes=5), image_size=32, weights=None, plan=PLAN, probe_cache=first)
+    probe_seconds = time.time() - start
+    again = ProbeCache(path)  # a resumed run reads the file
+    start = time.time()
+    two = select_backbones("tiny_resnet", Budget(minutes=5), image_size=32, weights=None, plan=PLAN, probe_cache=again)
+    assert again.hits == 1 and time.time() - start < probe_seconds
+    assert one.table[0]["probe_images_per_s"] == two.table[0]["probe_images_per_s"] > 0
+    assert one.chosen == ["tiny_resnet"] and one.table[0]["estimated_minutes"] > 0
+
+
+def test_nothing_fits_the_time_so_the_cheapest_is_chosen():
+    plan = Plan(**{**PLAN.__dict__, "trials": 10_000, "train_images": 100_000})
+    selection = select_backbones(["resnet18", "tiny_resnet"], Budget(minutes=0.01), image_size=32, weights=None,
+                                 plan=plan)
+    assert selection.chosen == ["tiny_resnet"]
+    assert "no candidate fits" in next(r for r in selection.table if r["name"] == "tiny_resnet")["reason"]
