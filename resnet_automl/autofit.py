@@ -101,7 +101,7 @@ def _configure_device(log) -> tuple:
     return None, 1, "gpu"
 
 
-def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 1, log=None,
+def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 1, log=None, recipe=None,
         **options) -> FitResult:
     """Train a classifier on `data` within `budget` and export it for TF Serving.
 
@@ -113,6 +113,7 @@ def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 
         overwrite: bool, start again instead of resuming. Defaults to False.
         verbose: int, 0 silent, 1 one line per stage and trial, 2 Keras progress bars too.
         log: callable taking one line; defaults to printing to stdout when `verbose`.
+        recipe: str or None, the recipe file the options came from (recorded in run.json).
         **options: any field of `FitOptions` (backbone, weights, image_size, epochs, final_epochs,
             batch_size, tuner, trainable_stages, learning_rate_range, seed, val_fraction, test_fraction).
 
@@ -131,7 +132,7 @@ def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 
     out = prepare_out_dir(out or default_out_dir(data), overwrite)
     from .runner import run_pipeline  # TensorFlow loads here, after the cheap checks
 
-    return run_pipeline(data, out, opts, budget, clock, log=log, verbose=verbose)
+    return run_pipeline(data, out, opts, budget, clock, log=log, verbose=verbose, recipe=recipe)
 
 
 def fit_from_cli(args) -> int:
@@ -139,7 +140,7 @@ def fit_from_cli(args) -> int:
     from .recipes import resolve_cli_options
 
     data, out, options, budget = resolve_cli_options(args)
-    result = fit(data, out=out, budget=budget, overwrite=args.overwrite, verbose=1, **options)
+    result = fit(data, out=out, budget=budget, overwrite=args.overwrite, verbose=1, recipe=args.recipe, **options)
     print(f"done: test accuracy {result.report['accuracy']:.4f}; model {result.paths['version_dir']}; "
           f"report {result.paths['report_html']}", file=sys.stdout)
     return 0

@@ -38,7 +38,9 @@ def _positive_float(text: str) -> float:
 
 
 def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", help="folder of class subfolders, a train/ val/ test/ tree, or tfds:NAME")
+    parser.add_argument("data", nargs="?", default=None,
+                        help="folder of class subfolders, a train/ val/ test/ tree, or tfds:NAME "
+                             "(optional when the recipe's [data] section names a source)")
     parser.add_argument("--out", help="run directory (default: runs/<dataset folder name>); rerun to resume")
     parser.add_argument("--recipe", help="recipe file (TOML) with fit options; flags override it")
     parser.add_argument("--minutes", type=_positive_float, help="wall-clock cap for the whole fit")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .budget import Budget
 from .errors import ConfigError
+from .options import FitOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,6 +63,11 @@ def load_recipe(path) -> dict:
                     names = " or ".join(t.__name__ for t in types)
                     raise ConfigError(f"Recipe {str(path)!r}: [{section}] {key} must be {names}. "
                                       f"Got {value!r} ({type(value).__name__}).")
+    try:  # values: the same checks as fit's own arguments
+        _, _, options, _ = recipe_to_fit_arguments(data)
+        FitOptions(**options)
+    except ConfigError as exc:
+        raise ConfigError(f"Recipe {str(path)!r}: {exc}") from None
     return data
 
 
@@ -89,4 +95,8 @@ def resolve_cli_options(args) -> tuple:
             and "," in recipe["search"]["backbone"]:
         recipe["search"]["backbone"] = [n.strip() for n in recipe["search"]["backbone"].split(",") if n.strip()]
     source, out, options, budget = recipe_to_fit_arguments(recipe)
-    return args.data or source, out, options, budget
+    data = args.data or source
+    if data is None:
+        raise ConfigError("No data given: pass DATA (a folder or tfds:NAME) or a recipe whose [data] section "
+                          "has `source`.")
+    return data, out, options, budget

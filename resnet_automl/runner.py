@@ -57,11 +57,12 @@ def _dir_mb(path: Path) -> float:
     return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20, 3)
 
 
-def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose) -> FitResult:
+def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose, recipe=None) -> FitResult:
     """Run every stage of a fit in `out` (see `resnet_automl.fit.fit`)."""
     record = RunRecord(out)
     timings = dict(record.get("timings", {}))
-    record.update(data=str(data), options=opts.to_dict(), budget=budget.to_dict(), versions=versions())
+    record.update(data=str(data), recipe=None if recipe is None else str(recipe), options=opts.to_dict(),
+                  budget=budget.to_dict(), versions=versions())
     strategy, replicas, device = _configure_device(log)
     keras.utils.set_random_seed(opts.seed)
 
