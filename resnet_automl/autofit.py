@@ -18,9 +18,8 @@ from .budget import Budget
 from .data import DatasetSplits, prepare_data
 from .errors import ConfigError
 from .options import FitOptions, budget_from
-from .runinfo import default_out_dir, prepare_out_dir
+from .runinfo import default_out_dir, distributed_role, prepare_out_dir
 
-SMALL_DATA_IMAGES = 2000
 DEFAULT_TRIALS = 6
 
 
@@ -129,6 +128,8 @@ def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 
     if log is None:
         log = (lambda line: print(line, flush=True)) if verbose else (lambda line: None)
     clock = _Clock(budget)
+    if distributed_role() == "worker":
+        overwrite = False  # only the chief may reset the shared run directory
     out = prepare_out_dir(out or default_out_dir(data), overwrite)
     from .runner import run_pipeline  # TensorFlow loads here, after the cheap checks
 
@@ -141,6 +142,9 @@ def fit_from_cli(args) -> int:
 
     data, out, options, budget = resolve_cli_options(args)
     result = fit(data, out=out, budget=budget, overwrite=args.overwrite, verbose=1, recipe=args.recipe, **options)
+    if result.model is None:  # a distributed worker: the chief trains, exports and reports
+        print(f"worker done: ran trials in {result.paths['run_dir']}", file=sys.stdout)
+        return 0
     print(f"done: test accuracy {result.report['accuracy']:.4f}; model {result.paths['version_dir']}; "
           f"report {result.paths['report_html']}", file=sys.stdout)
     return 0

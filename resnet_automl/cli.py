@@ -56,6 +56,29 @@ def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tuner", choices=["bayesian", "hyperband", "random"], help="search algorithm")
     parser.add_argument("--seed", type=int, help="random seed (split, search, training)")
     parser.add_argument("--overwrite", action="store_true", help="start again instead of resuming")
+    parser.add_argument("--chief", metavar="HOST:PORT",
+                        help="distributed tuning: address of the chief's oracle (sets KERASTUNER_ORACLE_IP/PORT)")
+    parser.add_argument("--worker-id", metavar="ID",
+                        help="distributed tuning: 'chief' for the chief, a unique name per worker "
+                             "(sets KERASTUNER_TUNER_ID)")
+
+
+def _apply_distributed_flags(args) -> None:
+    """Map --chief / --worker-id onto Keras Tuner's environment variables."""
+    import os
+
+    from .errors import ConfigError
+
+    if getattr(args, "chief", None):
+        host, _, port = args.chief.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"--chief must be HOST:PORT, e.g. 10.0.0.5:8000. Received: {args.chief!r}")
+        os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = host, port
+    if getattr(args, "worker_id", None):
+        os.environ["KERASTUNER_TUNER_ID"] = args.worker_id
+    if "KERASTUNER_ORACLE_IP" in os.environ and "KERASTUNER_TUNER_ID" not in os.environ:
+        raise ConfigError("Distributed tuning needs --worker-id (or KERASTUNER_TUNER_ID): 'chief' on the chief, "
+                          "a unique name such as tuner0, tuner1 on each worker.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +133,7 @@ def _cmd_backbones(args) -> int:
 def _cmd_fit(args) -> int:
     from .autofit import fit_from_cli
 
+    _apply_distributed_flags(args)
     return fit_from_cli(args)
 
 

@@ -5,6 +5,7 @@ import math
 
 import keras
 import keras_tuner as kt
+import tensorflow as tf
 
 from .callbacks import BalancedAccuracyCallback, DeadlineCallback
 from .model import build_classifier, compile_classifier
@@ -31,12 +32,15 @@ class ResNetHyperModel(kt.HyperModel):
             `val_balanced_accuracy` for the objective.
         deadline_fn: callable returning the `time.time()` a trial must end by, or None.
         patience: int, epochs without improvement before a trial stops early. Defaults to 3.
+        objective: str, metric early stopping watches. Defaults to "val_accuracy".
+        batch_size: int or None, batch size of the datasets; an out-of-memory error retries the
+            trial once at half of it. Defaults to None (no retry).
     """
 
     def __init__(self, *, backbones, num_classes, image_size, stage_choices, weights, epochs,
                  steps_per_epoch, class_weight=None, bn_momentum=0.9,
                  learning_rate_range=LEARNING_RATE_RANGE, balanced_val=None, deadline_fn=None,
-                 patience=3, objective="val_accuracy"):
+                 patience=3, objective="val_accuracy", batch_size=None):
         super().__init__(name="resnet_automl")
         self.backbones = list(backbones)
         self.num_classes, self.image_size = num_classes, image_size
@@ -45,7 +49,7 @@ class ResNetHyperModel(kt.HyperModel):
         self.class_weight, self.bn_momentum = class_weight, bn_momentum
         self.learning_rate_range = learning_rate_range
         self.balanced_val, self.deadline_fn = balanced_val, deadline_fn
-        self.patience, self.objective = patience, objective
+        self.patience, self.objective, self.batch_size = patience, objective, batch_size
 
     def declare(self, hp: kt.HyperParameters) -> dict:
         """Declare the search space on `hp` and return this trial's values."""
@@ -70,19 +74,43 @@ class ResNetHyperModel(kt.HyperModel):
         return model
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
+        """Fit one trial; a NaN loss fails the trial, an out-of-memory error retries at half batch once."""
         own = [keras.callbacks.TerminateOnNaN(),
                keras.callbacks.EarlyStopping(monitor=self.objective, mode="max", patience=self.patience)]
         if self.balanced_val is not None:
             own.insert(0, BalancedAccuracyCallback(*self.balanced_val))
         if self.deadline_fn is not None:
             own.append(DeadlineCallback(self.deadline_fn()))
-        history = model.fit(*args, class_weight=self.class_weight, callbacks=own + list(callbacks or []), **kwargs)
+        callbacks = own + list(callbacks or [])
+        try:
+            history = model.fit(*args, class_weight=self.class_weight, callbacks=callbacks, **kwargs)
+        except tf.errors.ResourceExhaustedError:
+            history = self._retry_at_half_batch(hp, model, args, kwargs, callbacks)
         losses = history.history.get("loss", [])
         if not losses or any(not math.isfinite(value) for value in losses):
             raise kt.errors.FailedTrialError(
                 f"the training loss became NaN or infinite ({values_repr(hp)}); "
                 "the trial is marked failed and the search goes on")
         return history
+
+    def _retry_at_half_batch(self, hp, model, args, kwargs, callbacks):
+        data = args[0] if args else kwargs.pop("x")
+        batch = self.batch_size
+        if not batch or batch < 2 or not isinstance(data, tf.data.Dataset):
+            raise kt.errors.FailedTrialError("out of memory (ResourceExhaustedError) and the batch cannot be halved")
+        half = batch // 2
+        print(f"[trial] out of memory at batch {batch}: retrying once at batch {half}", flush=True)
+        keras.backend.clear_session(free_memory=True)
+        model = self.build(hp)
+        kwargs = dict(kwargs)
+        if isinstance(kwargs.get("validation_data"), tf.data.Dataset):
+            kwargs["validation_data"] = kwargs["validation_data"].rebatch(half)
+        try:
+            return model.fit(data.rebatch(half), *args[1:], class_weight=self.class_weight, callbacks=callbacks,
+                             **kwargs)
+        except tf.errors.ResourceExhaustedError:
+            raise kt.errors.FailedTrialError(f"out of memory at batch {batch} and again at batch {half}; "
+                                             "lower --batch-size or --image-size") from None
 
 
 def values_repr(hp) -> str:

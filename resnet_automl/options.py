@@ -17,7 +17,7 @@ class FitOptions:
         weights: "imagenet", None (random initialisation) or a `.weights.h5` path. Default "imagenet".
         image_size: int or None; None picks from the data (median short side rounded up to a
             multiple of 32, within 32..128 on CPU and 32..224 on GPU). Default None.
-        epochs: int or None, epochs per trial; None: 6 for small data (< 2,000 images), else 3.
+        epochs: int or None, epochs per trial; None: enough for 120 optimiser steps, within 3..15.
         final_epochs: int or None, epochs of the final training; None: 2 x epochs.
         batch_size: int or None; None: 32 per device (x replicas on several GPUs).
         tuner: "bayesian" (default), "hyperband" or "random".

@@ -14,6 +14,17 @@ RUN_FILE = "run.json"
 RESETTABLE = ("run.json", "tuner", "cache", "logs", "report", "data", "final", "probe.json")
 
 
+def distributed_role() -> str:
+    """"chief", "worker" or "single", from Keras Tuner's environment variables.
+
+    Distributed tuning is Keras Tuner's own: `KERASTUNER_ORACLE_IP`/`KERASTUNER_ORACLE_PORT` name the
+    chief's oracle server and `KERASTUNER_TUNER_ID` is "chief" for it and unique per worker.
+    """
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return "single"
+    return "chief" if "chief" in os.environ.get("KERASTUNER_TUNER_ID", "") else "worker"
+
+
 def default_out_dir(source) -> Path:
     """`runs/<dataset folder name>` (or `runs/<tfds name>`), so the same command resumes."""
     name = str(source)

@@ -1,6 +1,7 @@
 """The stages of `fit` in order, each recorded in run.json so a rerun skips what is done."""
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -13,13 +14,13 @@ from .data import prepare_data
 from .data.pipeline import make_dataset
 from .errors import ResNetAutoMLError, WeightsError
 from .export import clean_partial_exports, export_serving_model
-from .autofit import SMALL_DATA_IMAGES, DEFAULT_TRIALS, FitResult, _auto_image_size, _configure_device
+from .autofit import DEFAULT_TRIALS, FitResult, _auto_image_size, _configure_device
 from .hypermodel import ResNetHyperModel
 from .model import build_classifier, suggested_bn_momentum
 from .probe import ProbeCache, measure_latency
 from .report import build_report
 from .runinfo import RunRecord, versions
-from .search import make_tuner, trials_table
+from .search import distributed_role, make_tuner, trials_table
 from .selection import Plan, export_and_report_seconds, select_backbones
 from .train import train_final
 from .verify import verify_export
@@ -57,12 +58,51 @@ def _dir_mb(path: Path) -> float:
     return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20, 3)
 
 
+#: Optimiser steps a trial should take at least: fewer leave BatchNorm statistics and weights unsettled.
+MIN_TRIAL_STEPS = 120
+
+
+def default_epochs(steps_per_epoch: int) -> int:
+    """Epochs per trial: enough for MIN_TRIAL_STEPS optimiser steps, between 3 and 15."""
+    return int(min(15, max(3, math.ceil(MIN_TRIAL_STEPS / steps_per_epoch))))
+
+
+def _keep_better_of_final_and_trial(model, tuner, best_trial, val_ds, log, notes):
+    """Export whichever of the final model and the best trial's model validates better."""
+    final_score = float(model.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
+    trial_model = tuner.load_model(best_trial)
+    trial_score = float(trial_model.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
+    if trial_score > final_score:
+        notes.append(f"The best search trial's model validated better than the final training "
+                     f"({trial_score:.4f} vs {final_score:.4f} val accuracy) and is the one exported.")
+        log(f"[final] keeping the best trial's model ({trial_score:.4f} > {final_score:.4f} val accuracy)")
+        return trial_model
+    return model
+
+
+def _wait_for_chief(out: Path, log, timeout_s: float = 3600.0) -> RunRecord:
+    """A worker waits until the chief has written the split and the backbone selection."""
+    log("[worker] waiting for the chief to write the data split and the backbone selection")
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        record = RunRecord(out) if (out / "run.json").exists() else None
+        if record is not None and record.get("chosen_backbones") and (out / "data" / "split.json").exists():
+            return record
+        time.sleep(2)
+    raise ResNetAutoMLError(f"No chief wrote {out / 'run.json'} within {timeout_s:.0f} s. Start the chief with the "
+                            "same --out folder (shared by every machine), then the workers.")
+
+
 def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose, recipe=None) -> FitResult:
     """Run every stage of a fit in `out` (see `resnet_automl.fit.fit`)."""
-    record = RunRecord(out)
+    role = distributed_role()
+    if role == "worker":
+        record = _wait_for_chief(out, log)
+    else:
+        record = RunRecord(out)
+        record.update(data=str(data), recipe=None if recipe is None else str(recipe), options=opts.to_dict(),
+                      budget=budget.to_dict(), versions=versions(), role=role)
     timings = dict(record.get("timings", {}))
-    record.update(data=str(data), recipe=None if recipe is None else str(recipe), options=opts.to_dict(),
-                  budget=budget.to_dict(), versions=versions())
     strategy, replicas, device = _configure_device(log)
     keras.utils.set_random_seed(opts.seed)
 
@@ -75,16 +115,17 @@ def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose, recipe=N
     image_size = opts.image_size or record.get("image_size") or _auto_image_size(splits, device != "cpu")
     batch_size = opts.batch_size or 32 * replicas
     n_train = len(splits.train)
-    epochs = opts.epochs or (6 if n_train < SMALL_DATA_IMAGES else 3)
-    final_epochs = opts.final_epochs or 2 * epochs
     steps = max(1, math.ceil(n_train / batch_size))
+    epochs = opts.epochs or default_epochs(steps)
+    final_epochs = opts.final_epochs or 2 * epochs
     bn_momentum = suggested_bn_momentum(epochs * steps)
     max_trials = budget.max_trials or DEFAULT_TRIALS
     stage_choices = opts.stage_choices()
     plan = Plan(trials=max_trials, epochs=epochs, final_epochs=final_epochs, train_images=n_train,
                 val_images=len(splits.val), trainable_stages=max(stage_choices), batch_size=batch_size)
-    record.update(image_size=image_size, batch_size=batch_size, epochs=epochs, final_epochs=final_epochs,
-                  bn_momentum=bn_momentum, max_trials=max_trials, device=device)
+    if role != "worker":
+        record.update(image_size=image_size, batch_size=batch_size, epochs=epochs, final_epochs=final_epochs,
+                      bn_momentum=bn_momentum, max_trials=max_trials, device=device)
     timings["data_s"] = round(time.time() - started, 2)
 
     started = time.time()
@@ -115,7 +156,7 @@ def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose, recipe=N
         learning_rate_range=tuple(opts.learning_rate_range),
         balanced_val=(val_ds, [label for _, label in splits.val]) if audit["imbalanced"] else None,
         deadline_fn=(lambda: clock.deadline - final_reserve - reserve) if clock.deadline else None,
-        objective=objective)
+        objective=objective, batch_size=batch_size)
     tuner_box = {}
 
     def out_of_time() -> bool:
@@ -135,8 +176,22 @@ def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose, recipe=N
         log(f"[search] {opts.tuner} over trainable_stages {stage_choices} x learning rate "
             f"{opts.learning_rate_range} ({'x backbone ' + str(chosen) if len(chosen) > 1 else chosen[0]}), "
             f"up to {max_trials} trials of {epochs} epochs, objective {objective}")
-        tuner.search(train_ds, validation_data=val_ds, epochs=epochs, verbose=1 if verbose > 1 else 0,
-                     callbacks=[keras.callbacks.TensorBoard(str(out / "logs" / "search"), write_graph=False)])
+        try:
+            tuner.search(train_ds, validation_data=val_ds, epochs=epochs, verbose=1 if verbose > 1 else 0,
+                         callbacks=[keras.callbacks.TensorBoard(str(out / "logs" / "search"), write_graph=False)])
+        except RuntimeError as exc:
+            if "consecutive failures" not in str(exc):
+                raise
+            last = str(exc).strip().splitlines()[-1]
+            raise ResNetAutoMLError(f"The search stopped: {tuner.oracle.max_consecutive_failed_trials} trials in a "
+                                    f"row failed (last: {last}). Lower the learning-rate range or the batch "
+                                    "size, then rerun the same command to resume.") from None
+        if role == "worker":
+            log(f"[worker {tuner.tuner_id}] the chief reports the search finished; it trains and exports")
+            mine = json.loads(tuner.timings_path.read_text()) if tuner.timings_path.exists() else {}
+            return FitResult(model=None, class_names=splits.class_names, backbone=chosen[0], best_hyperparameters={},
+                             trials=[{"trial_id": k, "seconds": v} for k, v in mine.items()],
+                             paths={"run_dir": str(out)})
         timings["search_s"] = round(timings.get("search_s", 0) + time.time() - started, 2)
         stopped_early = out_of_time()
         record.mark_done("search", trials=trials_table(tuner), search_stopped_for_time=stopped_early)
@@ -169,6 +224,8 @@ def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose, recipe=N
                 class_weight=splits.class_weights() if audit["imbalanced"] else None,
                 deadline=None if clock.deadline is None else clock.deadline - reserve,
                 seed=opts.seed, verbose=1 if verbose > 1 else 0, log=log, strategy=strategy)
+            model = _keep_better_of_final_and_trial(model, tuner, best[0], val_ds, log, notes)
+            model.save_weights(final_dir / "model.weights.h5")
         notes.append("Search trials ran without augmentation; the final training used flips, rotation, zoom "
                      "and shifts.")
         timings["final_s"] = round(time.time() - started, 2)

@@ -7,12 +7,14 @@ table with seconds per trial.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
 import keras_tuner as kt
 
 from .errors import ConfigError
+from .runinfo import distributed_role  # noqa: F401  (re-exported)
 
 TUNERS = ("bayesian", "hyperband", "random")
 
@@ -43,15 +45,26 @@ class HyperbandOracle(_StopsWhenOutOfTime, kt.oracles.HyperbandOracle):
 class TimedTuner(kt.Tuner):
     """A Keras Tuner `Tuner` that records seconds per trial and prints one line per trial.
 
-    Timings persist in `<project>/trial_seconds.json` so they survive resume.
+    Timings persist in `<project>/trial_seconds-<tuner id>.json` (one file per process, so
+    distributed workers never write the same file) and survive resume.
     """
 
     def __init__(self, *args, log=print, **kwargs):
         super().__init__(*args, **kwargs)
         self._log = log
         self._started = {}
-        self._timings_path = Path(self.project_dir) / "trial_seconds.json"
-        self.trial_seconds = json.loads(self._timings_path.read_text()) if self._timings_path.exists() else {}
+        self.timings_path = Path(self.project_dir) / f"trial_seconds-{self.tuner_id}.json"
+
+    @property
+    def trial_seconds(self) -> dict:
+        """{trial id: seconds} over every process that ran trials in this project."""
+        merged = {}
+        for path in sorted(Path(self.project_dir).glob("trial_seconds-*.json")):
+            try:
+                merged.update(json.loads(path.read_text()))
+            except (OSError, ValueError):  # a file being replaced right now
+                continue
+        return merged
 
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
@@ -60,8 +73,11 @@ class TimedTuner(kt.Tuner):
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
         seconds = time.time() - self._started.pop(trial.trial_id, time.time())
-        self.trial_seconds[trial.trial_id] = round(seconds, 2)
-        self._timings_path.write_text(json.dumps(self.trial_seconds, indent=1))
+        mine = json.loads(self.timings_path.read_text()) if self.timings_path.exists() else {}
+        mine[trial.trial_id] = round(seconds, 2)
+        tmp = self.timings_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(mine, indent=1))
+        os.replace(tmp, self.timings_path)
         done = len(self.trial_seconds)
         score = "failed" if trial.score is None else f"{self.oracle.objective.name} {trial.score:.4f}"
         values = ", ".join(f"{k}={v:.2g}" if isinstance(v, float) else f"{k}={v}"
@@ -71,7 +87,8 @@ class TimedTuner(kt.Tuner):
 
     def mean_trial_seconds(self) -> float | None:
         """Average seconds of the trials run so far (this process and earlier ones)."""
-        return sum(self.trial_seconds.values()) / len(self.trial_seconds) if self.trial_seconds else None
+        seconds = self.trial_seconds
+        return sum(seconds.values()) / len(seconds) if seconds else None
 
 
 def make_tuner(kind: str, hypermodel, *, objective: str, max_trials: int, directory, seed: int = 0,

@@ -25,6 +25,9 @@ def train_final(values: dict, *, splits, image_size: int, weights, epochs: int, 
                 seed: int = 0, verbose: int = 0, log=print, strategy=None) -> tuple:
     """Train `values` (backbone, trainable_stages, learning_rate) and return (model, history dict).
 
+    With pretrained weights and unfrozen stages, one head-only epoch comes first so the random head
+    does not send large gradients into the pretrained stages (skipped from random initialisation).
+
     Writes `out_dir/final/model.weights.h5` and `history.json`; an interrupted run resumes from
     `out_dir/final/backup` (Keras `BackupAndRestore`).
     """
@@ -40,7 +43,7 @@ def train_final(values: dict, *, splits, image_size: int, weights, epochs: int, 
         model = build_classifier(values["backbone"], splits.num_classes, image_size=image_size,
                                  trainable_stages=stages, weights=weights, bn_momentum=bn_momentum)
     history: dict = {}
-    if stages > 0 and not (final_dir / "backup").exists():
+    if stages > 0 and weights is not None and not (final_dir / "backup").exists():
         log(f"[final] head-only warm-up epoch, then {epochs} epoch(s) with {stages} stage(s) unfrozen")
         set_trainable_stages(backbone_of(model), 0)
         with scope:

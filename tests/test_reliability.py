@@ -1,0 +1,152 @@
+"""Faults: NaN and out-of-memory trials, kills and Ctrl-C during the search, odd inputs."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from conftest import make_class_folders, write_image
+from resnet_automl.data import prepare_data, scan_folder
+from resnet_automl.data.pipeline import make_dataset
+from resnet_automl.errors import DataError
+from resnet_automl.hypermodel import ResNetHyperModel
+from resnet_automl.search import make_tuner, trials_table
+
+
+def _hypermodel(**extra):
+    return ResNetHyperModel(backbones=["tiny_resnet"], num_classes=3, image_size=32, stage_choices=[5],
+                            weights=None, epochs=1, steps_per_epoch=2, batch_size=8, **extra)
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    splits = prepare_data(make_class_folders(tmp_path / "data", per_class=6))
+    return (make_dataset(splits.train, 32, 8, shuffle=True, cache=True),
+            make_dataset(splits.val, 32, 8, cache=True))
+
+
+class _OutOfMemoryOnce(keras.callbacks.Callback):
+    raised = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if _OutOfMemoryOnce.raised == 0:
+            _OutOfMemoryOnce.raised += 1
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor (simulated)")
+
+
+def test_out_of_memory_retries_once_at_half_batch(tiny_data, capsys):
+    train, val = tiny_data
+    hypermodel, hp = _hypermodel(), kt.HyperParameters()
+    history = hypermodel.fit(hp, hypermodel.build(hp), train, validation_data=val, epochs=1, verbose=0,
+                             callbacks=[_OutOfMemoryOnce()])
+    assert _OutOfMemoryOnce.raised == 1 and len(history.history["loss"]) == 1
+    assert "retrying once at batch 4" in capsys.readouterr().out
+
+
+class _NaNInFirstTrial(keras.callbacks.Callback):
+    trials_seen = []
+
+    def on_train_begin(self, logs=None):
+        _NaNInFirstTrial.trials_seen.append(1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if len(_NaNInFirstTrial.trials_seen) == 1:
+            logs["loss"] = float("nan")
+
+
+def test_nan_trial_is_marked_failed_and_the_search_goes_on(tiny_data, tmp_path):
+    train, val = tiny_data
+    tuner = make_tuner("random", _hypermodel(), objective="val_accuracy", max_trials=2, directory=tmp_path,
+                       log=lambda line: None)
+    tuner.search(train, validation_data=val, epochs=1, verbose=0, callbacks=[_NaNInFirstTrial()])
+    table = trials_table(tuner)
+    assert [row["status"] for row in table] == ["FAILED", "COMPLETED"]
+    assert "NaN" in table[0]["message"] and table[0]["seconds"] is not None
+
+
+def _wait_for_trials(run: Path, count: int, proc, timeout: float = 240) -> None:
+    path = run / "tuner" / "trial_seconds-tuner0.json"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"fit ended early: {proc.stderr.read()[-2000:]}")
+        if path.exists() and len(json.loads(path.read_text() or "{}")) >= count:
+            return
+        time.sleep(0.5)
+    proc.kill()
+    raise AssertionError(f"no {count} trial(s) within {timeout} s")
+
+
+def test_sigkill_and_ctrl_c_during_search_then_resume(tmp_path):
+    data = make_class_folders(tmp_path / "data", per_class=6)
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "resnet_automl", "fit", str(data), "--out", str(run), "--backbone",
+               "tiny_resnet", "--weights", "none", "--image-size", "32", "--epochs", "2", "--max-trials", "4"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    _wait_for_trials(run, 1, first)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=60)
+    kept = set(json.loads((run / "tuner" / "trial_seconds-tuner0.json").read_text()))
+
+    second = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    _wait_for_trials(run, len(kept) + 1, second)
+    second.send_signal(signal.SIGINT)
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 130, err[-2000:]
+    assert "rerun the same command to resume" in err and "Traceback" not in err
+
+    third = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert third.returncode == 0, third.stderr[-2000:]
+    oracle = json.loads((run / "tuner" / "oracle.json").read_text())
+    record = json.loads((run / "run.json").read_text())
+    assert len(record["trials"]) == 4
+    assert kept <= set(json.loads((run / "tuner" / "trial_seconds-tuner0.json").read_text()))
+    assert len(oracle["end_order"]) == 4 and (run / "model" / "1" / "saved_model.pb").exists()
+
+
+@pytest.mark.parametrize("make,reason", [
+    (lambda d: write_image(d / "tiny.png", size=1), None),
+    (lambda d: Image.new("RGB", (4000, 3000), (200, 10, 10)).save(d / "huge.jpg", quality=30), None),
+    (lambda d: Image.new("P", (32, 32)).save(d / "palette.gif"), None),
+    (lambda d: (d / "sub" / "deeper").mkdir(parents=True) or write_image(d / "sub" / "deeper" / "n.png"), None),
+    (lambda d: (d / ".DS_Store").write_bytes(b"\0\0"), "hidden file"),
+    (lambda d: (d / "Thumbs.db").write_bytes(b"\0\0"), "not an image file extension"),
+])
+def test_odd_files_train_or_are_skipped_with_a_reason(tmp_path, make, reason):
+    root = make_class_folders(tmp_path / "data", per_class=3)
+    make(root / "red")
+    scan = scan_folder(root)
+    if reason is None:
+        assert len([1 for _, c in scan.images["all"] if c == "red"]) == 4
+        splits = prepare_data(root)
+        batch = next(iter(make_dataset(splits.train + splits.val + splits.test, 32, 16)))[0]
+        assert batch.shape[1:] == (32, 32, 3)
+    else:
+        assert any(reason in s["reason"] for s in scan.skipped)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda r: make_class_folders(r, per_class=3) and write_image(r / "solo" / "1.png"),
+     r"Class 'solo' has 1 readable image\(s\)"),
+    (lambda r: r.mkdir(), "No class folders found"),
+    (lambda r: (make_class_folders(r, per_class=3), (r / "green" / "img_0.png").unlink(),
+                (r / "green" / "img_1.png").unlink(), (r / "green" / "img_2.png").unlink()),
+     "No readable image in class 'green'"),
+])
+def test_unusable_data_stops_with_a_message(tmp_path, make, match):
+    root = tmp_path / "data"
+    make(root)
+    with pytest.raises(DataError, match=match):
+        prepare_data(root)
