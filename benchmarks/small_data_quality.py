@@ -57,6 +57,7 @@ def main(argv=None) -> int:
     parser.add_argument("--per-class", type=int, default=100)
     parser.add_argument("--minutes", type=float, default=6.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--image-size", type=int, default=None, help="default: fit's automatic choice")
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args(argv)
     import resnet_automl
@@ -72,6 +73,7 @@ def main(argv=None) -> int:
 
     start = time.time()
     result = resnet_automl.fit(data, out=work / "run", overwrite=True, weights=None, seed=args.seed,
+                               image_size=args.image_size,
                                budget=resnet_automl.Budget(minutes=args.minutes), verbose=1)
     fit_seconds = time.time() - start
 

@@ -74,7 +74,7 @@ def _auto_image_size(splits: DatasetSplits, gpu: bool) -> int:
         with Image.open(path) as image:
             sides.append(min(image.size))
     side = int(np.ceil(statistics.median(sides) / 32.0) * 32)
-    return int(min(max(side, 32), 224 if gpu else 128))
+    return int(min(max(side, 64), 224 if gpu else 128))
 
 
 def _configure_device(log) -> tuple:

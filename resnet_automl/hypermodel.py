@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import math
+import types
 
 import keras
 import keras_tuner as kt
 import tensorflow as tf
 
 from .callbacks import BalancedAccuracyCallback, DeadlineCallback
+from .features import FeatureCache, feature_dataset, split_classifier
 from .model import build_classifier, compile_classifier
 
 #: Default learning-rate range of the search (Adam, log-uniform).
@@ -35,12 +37,18 @@ class ResNetHyperModel(kt.HyperModel):
         objective: str, metric early stopping watches. Defaults to "val_accuracy".
         batch_size: int or None, batch size of the datasets; an out-of-memory error retries the
             trial once at half of it. Defaults to None (no retry).
+        feature_cache: a `FeatureCache` or None. With it (and `train_items`/`val_items`), a trial
+            with frozen stages trains only its tail on cached frozen-prefix features.
+        train_items, val_items: lists of (path, label) behind the datasets, for the cache.
+        seed: int, shuffle seed of the cached datasets (the image datasets' seed). Defaults to 0.
+        dropout: float, dropout before the head. Defaults to 0.2.
     """
 
     def __init__(self, *, backbones, num_classes, image_size, stage_choices, weights, epochs,
                  steps_per_epoch, class_weight=None, bn_momentum=0.9,
                  learning_rate_range=LEARNING_RATE_RANGE, balanced_val=None, deadline_fn=None,
-                 patience=3, objective="val_accuracy", batch_size=None):
+                 patience=3, objective="val_accuracy", batch_size=None, feature_cache=None, train_items=None,
+                 val_items=None, seed=0, dropout=0.2):
         super().__init__(name="resnet_automl")
         self.backbones = list(backbones)
         self.num_classes, self.image_size = num_classes, image_size
@@ -50,6 +58,8 @@ class ResNetHyperModel(kt.HyperModel):
         self.learning_rate_range = learning_rate_range
         self.balanced_val, self.deadline_fn = balanced_val, deadline_fn
         self.patience, self.objective, self.batch_size = patience, objective, batch_size
+        self.feature_cache, self.train_items, self.val_items = feature_cache, train_items, val_items
+        self.seed, self.dropout = seed, dropout
 
     def declare(self, hp: kt.HyperParameters) -> dict:
         """Declare the search space on `hp` and return this trial's values."""
@@ -69,29 +79,70 @@ class ResNetHyperModel(kt.HyperModel):
         values = self.declare(hp)
         model = build_classifier(values["backbone"], self.num_classes, image_size=self.image_size,
                                  trainable_stages=values["trainable_stages"], weights=self.weights,
-                                 bn_momentum=self.bn_momentum)
+                                 bn_momentum=self.bn_momentum, dropout=self.dropout)
         compile_classifier(model, values["learning_rate"], self.epochs * self.steps_per_epoch)
         return model
 
-    def fit(self, hp, model, *args, callbacks=None, **kwargs):
-        """Fit one trial; a NaN loss fails the trial, an out-of-memory error retries at half batch once."""
+    def _own_callbacks(self, balanced_val):
         own = [keras.callbacks.TerminateOnNaN(),
                keras.callbacks.EarlyStopping(monitor=self.objective, mode="max", patience=self.patience)]
-        if self.balanced_val is not None:
-            own.insert(0, BalancedAccuracyCallback(*self.balanced_val))
+        if balanced_val is not None:
+            own.insert(0, BalancedAccuracyCallback(*balanced_val))
         if self.deadline_fn is not None:
             own.append(DeadlineCallback(self.deadline_fn()))
-        callbacks = own + list(callbacks or [])
+        return own
+
+    def uses_feature_cache(self, hp) -> bool:
+        return (self.feature_cache is not None and self.train_items is not None and self.val_items is not None
+                and hp.values["trainable_stages"] < 5)
+
+    def fit(self, hp, model, *args, callbacks=None, **kwargs):
+        """Fit one trial; a NaN loss fails the trial, an out-of-memory error retries at half batch once.
+
+        With the feature cache and frozen stages, only the tail trains, on cached features.
+        """
         try:
-            history = model.fit(*args, class_weight=self.class_weight, callbacks=callbacks, **kwargs)
+            if self.uses_feature_cache(hp):
+                history = self._fit_on_features(hp, model, list(callbacks or []), kwargs)
+            else:
+                callbacks = self._own_callbacks(self.balanced_val) + list(callbacks or [])
+                try:
+                    history = model.fit(*args, class_weight=self.class_weight, callbacks=callbacks, **kwargs)
+                except tf.errors.ResourceExhaustedError:
+                    history = self._retry_at_half_batch(hp, model, args, kwargs, callbacks)
         except tf.errors.ResourceExhaustedError:
-            history = self._retry_at_half_batch(hp, model, args, kwargs, callbacks)
+            raise kt.errors.FailedTrialError("out of memory (ResourceExhaustedError) while computing features; "
+                                             "lower --batch-size or --image-size") from None
         losses = history.history.get("loss", [])
         if not losses or any(not math.isfinite(value) for value in losses):
             raise kt.errors.FailedTrialError(
                 f"the training loss became NaN or infinite ({values_repr(hp)}); "
                 "the trial is marked failed and the search goes on")
         return history
+
+    def _fit_on_features(self, hp, model, callbacks, kwargs):
+        """Train the trainable tail + head on cached frozen-prefix features (same batches, same math)."""
+        values = hp.values
+        stages = values["trainable_stages"]
+        prefix, tail = split_classifier(model, stages)
+        batch = self.batch_size or 32
+        arrays = []
+        for items in (self.train_items, self.val_items):
+            key = FeatureCache.key(values["backbone"], self.weights, self.image_size, 5 - stages, items)
+            arrays.append(self.feature_cache.features(key, prefix, items, self.image_size, batch))
+        train_labels = [label for _, label in self.train_items]
+        val_labels = [label for _, label in self.val_items]
+        train = feature_dataset(arrays[0], train_labels, batch, shuffle=True, seed=self.seed)
+        val = feature_dataset(arrays[1], val_labels, batch)
+        compile_classifier(tail, values["learning_rate"], self.epochs * self.steps_per_epoch)
+        for callback in callbacks:  # Keras Tuner's checkpoint must save the full model's weights
+            if type(callback).__name__ == "SaveBestEpoch":
+                callback.set_model = types.MethodType(
+                    lambda self, _tail, full=model: keras.callbacks.Callback.set_model(self, full), callback)
+        balanced = (val, val_labels) if self.balanced_val is not None else None
+        fit_kwargs = {k: v for k, v in kwargs.items() if k in ("epochs", "verbose", "initial_epoch")}
+        return tail.fit(train, validation_data=val, class_weight=self.class_weight,
+                        callbacks=self._own_callbacks(balanced) + callbacks, **fit_kwargs)
 
     def _retry_at_half_batch(self, hp, model, args, kwargs, callbacks):
         data = args[0] if args else kwargs.pop("x")

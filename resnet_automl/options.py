@@ -16,7 +16,7 @@ class FitOptions:
         backbone: "auto", a registry name, or a list of names (searched by the tuner). Default "auto".
         weights: "imagenet", None (random initialisation) or a `.weights.h5` path. Default "imagenet".
         image_size: int or None; None picks from the data (median short side rounded up to a
-            multiple of 32, within 32..128 on CPU and 32..224 on GPU). Default None.
+            multiple of 32, within 64..128 on CPU and 64..224 on GPU). Default None.
         epochs: int or None, epochs per trial; None: enough for 120 optimiser steps, within 3..15.
         final_epochs: int or None, epochs of the final training; None: 2 x epochs.
         batch_size: int or None; None: 32 per device (x replicas on several GPUs).
@@ -27,6 +27,10 @@ class FitOptions:
         learning_rate_range: (low, high) for the log-uniform learning-rate search. Default (1e-4, 1e-2).
         seed: int, seed of split, search and training. Default 0.
         val_fraction, test_fraction: floats, shares held out of a class-folder tree. Default 0.15.
+        feature_cache: bool, train trials with frozen stages on cached frozen-prefix features
+            (DIR/cache). Default True.
+        feature_cache_memory_mb: int, memory for cached features; beyond it they are read from
+            disk. Default 2048.
     """
 
     backbone: object = "auto"
@@ -41,6 +45,8 @@ class FitOptions:
     seed: int = 0
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    feature_cache: bool = True
+    feature_cache_memory_mb: int = 2048
 
     def __post_init__(self):
         for name in ("image_size", "epochs", "final_epochs", "batch_size"):

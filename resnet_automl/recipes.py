@@ -24,7 +24,8 @@ SECTIONS = {
     "budget": {"minutes": (int, float), "max_trials": (int,), "max_params": (int,), "max_gflops": (int, float),
                "max_latency_ms": (int, float)},
     "search": {"backbone": (str, list), "tuner": (str,), "trainable_stages": (list,),
-               "learning_rate_range": (list,), "epochs": (int,)},
+               "learning_rate_range": (list,), "epochs": (int,), "feature_cache": (bool,),
+               "feature_cache_memory_mb": (int,)},
     "train": {"weights": (str,), "image_size": (int,), "batch_size": (int,), "final_epochs": (int,), "seed": (int,)},
     "export": {"out": (str,)},
 }
@@ -58,7 +59,7 @@ def load_recipe(path) -> dict:
                 raise ConfigError(f"Recipe {str(path)!r}: unknown key {key!r} in [{section}]. Valid keys: "
                                   f"{', '.join(allowed)}.")
             types = allowed[key]
-            if isinstance(value, bool) or not isinstance(value, types):
+            if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
                 if not (float in types and isinstance(value, int) and not isinstance(value, bool)):
                     names = " or ".join(t.__name__ for t in types)
                     raise ConfigError(f"Recipe {str(path)!r}: [{section}] {key} must be {names}. "

@@ -1,4 +1,4 @@
-"""The evaluation report: report.json (schema in REPORT_SCHEMA.md), report.md and a self-contained
+"""The evaluation report: report.json (schema in README.md, "report.json"), report.md and a self-contained
 report.html with embedded PNG plots. Every string from the user's data is escaped."""
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from .backbones.weights import keras_weights_file
 from .data import prepare_data
 from .data.pipeline import make_dataset
 from .errors import ResNetAutoMLError, WeightsError
+from .features import FeatureCache
 from .export import clean_partial_exports, export_serving_model
 from .autofit import DEFAULT_TRIALS, FitResult, _auto_image_size, _configure_device
 from .hypermodel import ResNetHyperModel
@@ -156,7 +157,9 @@ def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose, recipe=N
         learning_rate_range=tuple(opts.learning_rate_range),
         balanced_val=(val_ds, [label for _, label in splits.val]) if audit["imbalanced"] else None,
         deadline_fn=(lambda: clock.deadline - final_reserve - reserve) if clock.deadline else None,
-        objective=objective, batch_size=batch_size)
+        objective=objective, batch_size=batch_size, seed=opts.seed,
+        feature_cache=FeatureCache(out / "cache", opts.feature_cache_memory_mb * 2**20) if opts.feature_cache else None,
+        train_items=splits.train, val_items=splits.val)
     tuner_box = {}
 
     def out_of_time() -> bool:
@@ -194,7 +197,9 @@ def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose, recipe=N
                              paths={"run_dir": str(out)})
         timings["search_s"] = round(timings.get("search_s", 0) + time.time() - started, 2)
         stopped_early = out_of_time()
-        record.mark_done("search", trials=trials_table(tuner), search_stopped_for_time=stopped_early)
+        cache = hypermodel.feature_cache
+        record.mark_done("search", trials=trials_table(tuner), search_stopped_for_time=stopped_early,
+                         feature_cache=None if cache is None else {"computed": cache.computed, "reused": cache.reused})
     trials = trials_table(tuner)
     best = tuner.oracle.get_best_trials(1)
     if not best or best[0].score is None:
