@@ -94,195 +94,241 @@ def _wait_for_chief(out: Path, log, timeout_s: float = 3600.0) -> RunRecord:
                             "same --out folder (shared by every machine), then the workers.")
 
 
-def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose, recipe=None) -> FitResult:
-    """Run every stage of a fit in `out` (see `resnet_automl.fit.fit`)."""
-    role = distributed_role()
-    if role == "worker":
-        record = _wait_for_chief(out, log)
-    else:
-        record = RunRecord(out)
-        record.update(data=str(data), recipe=None if recipe is None else str(recipe), options=opts.to_dict(),
-                      budget=budget.to_dict(), versions=versions(), role=role)
-    timings = dict(record.get("timings", {}))
-    strategy, replicas, device = _configure_device(log)
-    keras.utils.set_random_seed(opts.seed)
+class FitRun:
+    """One call of `fit`: shared settings plus one method per stage, in order.
 
-    started = time.time()
-    splits = prepare_data(data, out, seed=opts.seed, val_fraction=opts.val_fraction,
-                          test_fraction=opts.test_fraction)
-    audit = splits.audit
-    log(f"[data] {audit['num_images']} images in {splits.num_classes} classes, {audit['num_skipped']} skipped"
-        f"{', imbalanced (ratio %.1f)' % audit['imbalance_ratio'] if audit['imbalanced'] else ''}")
-    image_size = opts.image_size or record.get("image_size") or _auto_image_size(splits, device != "cpu")
-    batch_size = opts.batch_size or 32 * replicas
-    n_train = len(splits.train)
-    steps = max(1, math.ceil(n_train / batch_size))
-    epochs = opts.epochs or default_epochs(steps)
-    final_epochs = opts.final_epochs or 2 * epochs
-    bn_momentum = suggested_bn_momentum(epochs * steps)
-    max_trials = budget.max_trials or DEFAULT_TRIALS
-    stage_choices = opts.stage_choices()
-    plan = Plan(trials=max_trials, epochs=epochs, final_epochs=final_epochs, train_images=n_train,
-                val_images=len(splits.val), trainable_stages=max(stage_choices), batch_size=batch_size)
-    if role != "worker":
-        record.update(image_size=image_size, batch_size=batch_size, epochs=epochs, final_epochs=final_epochs,
-                      bn_momentum=bn_momentum, max_trials=max_trials, device=device)
-    timings["data_s"] = round(time.time() - started, 2)
+    Each stage records itself in run.json (`RunRecord.mark_done`); a rerun skips finished stages.
+    """
 
-    started = time.time()
-    if record.get("selection") is None:
-        selection = select_backbones(opts.backbone, budget, image_size=image_size, weights=opts.weights, plan=plan,
-                                     probe_cache=ProbeCache(out / "probe.json"), log=log)
-        record.update(selection=selection.table, chosen_backbones=selection.chosen,
-                      selection_summary=selection.summary)
-        timings["selection_s"] = round(time.time() - started, 2)
-    log(f"[selection] {record.get('selection_summary')}")
-    chosen = record.get("chosen_backbones")
-    _check_weights(chosen, opts.weights)
+    def __init__(self, data, out: Path, opts, budget, clock, *, log, verbose, recipe=None):
+        self.data, self.out, self.opts, self.budget, self.clock = data, out, opts, budget, clock
+        self.log, self.verbose = log, verbose
+        self.role = distributed_role()
+        if self.role == "worker":
+            self.record = _wait_for_chief(out, log)
+        else:
+            self.record = RunRecord(out)
+            self.record.update(data=str(data), recipe=None if recipe is None else str(recipe),
+                               options=opts.to_dict(), budget=budget.to_dict(), versions=versions(), role=self.role)
+        self.timings = dict(self.record.get("timings", {}))
+        self.notes = list(self.record.get("notes", []))
+        self.strategy, replicas, self.device = _configure_device(log)
+        self.batch_size = opts.batch_size or 32 * replicas
+        keras.utils.set_random_seed(opts.seed)
+
+    def _timed(self, name: str, started: float) -> None:
+        self.timings[name] = round(self.timings.get(name, 0) + time.time() - started, 2)
+
+    # ------------------------------------------------------------------ data and plan
+    def prepare(self) -> None:
+        started, opts = time.time(), self.opts
+        self.splits = prepare_data(self.data, self.out, seed=opts.seed, val_fraction=opts.val_fraction,
+                                   test_fraction=opts.test_fraction)
+        audit = self.audit = self.splits.audit
+        self.log(f"[data] {audit['num_images']} images in {self.splits.num_classes} classes, "
+                 f"{audit['num_skipped']} skipped"
+                 f"{', imbalanced (ratio %.1f)' % audit['imbalance_ratio'] if audit['imbalanced'] else ''}")
+        self.image_size = (opts.image_size or self.record.get("image_size")
+                           or _auto_image_size(self.splits, self.device != "cpu"))
+        self.steps = max(1, math.ceil(len(self.splits.train) / self.batch_size))
+        self.epochs = opts.epochs or default_epochs(self.steps)
+        self.final_epochs = opts.final_epochs or 2 * self.epochs
+        self.bn_momentum = suggested_bn_momentum(self.epochs * self.steps)
+        self.max_trials = self.budget.max_trials or DEFAULT_TRIALS
+        self.objective = "val_balanced_accuracy" if audit["imbalanced"] else "val_accuracy"
+        self.class_weight = self.splits.class_weights() if audit["imbalanced"] else None
+        if self.role != "worker":
+            self.record.update(image_size=self.image_size, batch_size=self.batch_size, epochs=self.epochs,
+                               final_epochs=self.final_epochs, bn_momentum=self.bn_momentum,
+                               max_trials=self.max_trials, device=self.device)
+        fits_memory = len(self.splits.train) * self.image_size ** 2 * 12 < IN_MEMORY_CACHE_BYTES
+        self.train_ds = make_dataset(self.splits.train, self.image_size, self.batch_size, shuffle=True,
+                                     cache=fits_memory, seed=opts.seed)
+        self.val_ds = make_dataset(self.splits.val, self.image_size, self.batch_size, cache=True)
+        self._timed("data_s", started)
+
+    def select(self) -> None:
+        started, record = time.time(), self.record
+        if record.get("selection") is None:
+            plan = Plan(trials=self.max_trials, epochs=self.epochs, final_epochs=self.final_epochs,
+                        train_images=len(self.splits.train), val_images=len(self.splits.val),
+                        trainable_stages=max(self.opts.stage_choices()), batch_size=self.batch_size)
+            selection = select_backbones(self.opts.backbone, self.budget, image_size=self.image_size,
+                                         weights=self.opts.weights, plan=plan,
+                                         probe_cache=ProbeCache(self.out / "probe.json"), log=self.log)
+            record.update(selection=selection.table, chosen_backbones=selection.chosen,
+                          selection_summary=selection.summary)
+            self._timed("selection_s", started)
+        self.log(f"[selection] {record.get('selection_summary')}")
+        self.chosen = record.get("chosen_backbones")
+        _check_weights(self.chosen, self.opts.weights)
+        estimate = next((r for r in record.get("selection") if r["name"] == self.chosen[0]), {})
+        ips = estimate.get("probe_images_per_s")
+        self.epoch_s = (len(self.splits.train) + len(self.splits.val) / 3.0) / ips if ips else None
+        self.final_reserve = (2 * estimate.get("probe_first_step_s", 0.0) + (self.final_epochs + 1) * self.epoch_s
+                              if self.epoch_s else 0.0)
+        self.trial_estimate_s = (estimate.get("estimated_minutes") or 0) * 60.0 / (self.max_trials + 1)
+        self.reserve = export_and_report_seconds(self.chosen[0])
 
     # ------------------------------------------------------------------ search
-    estimate = next((r for r in record.get("selection") if r["name"] == chosen[0]), {})
-    ips = estimate.get("probe_images_per_s")
-    epoch_s = (n_train + len(splits.val) / 3.0) / ips if ips else None
-    final_reserve = 2 * estimate.get("probe_first_step_s", 0.0) + (final_epochs + 1) * epoch_s if epoch_s else 0.0
-    reserve = export_and_report_seconds(chosen[0])
-    objective = "val_balanced_accuracy" if audit["imbalanced"] else "val_accuracy"
-    fits_memory = n_train * image_size * image_size * 12 < IN_MEMORY_CACHE_BYTES
-    train_ds = make_dataset(splits.train, image_size, batch_size, shuffle=True, cache=fits_memory, seed=opts.seed)
-    val_ds = make_dataset(splits.val, image_size, batch_size, cache=True)
-    hypermodel = ResNetHyperModel(
-        backbones=chosen, num_classes=splits.num_classes, image_size=image_size, stage_choices=stage_choices,
-        weights=opts.weights, epochs=epochs, steps_per_epoch=steps,
-        class_weight=splits.class_weights() if audit["imbalanced"] else None, bn_momentum=bn_momentum,
-        learning_rate_range=tuple(opts.learning_rate_range),
-        balanced_val=(val_ds, [label for _, label in splits.val]) if audit["imbalanced"] else None,
-        deadline_fn=(lambda: clock.deadline - final_reserve - reserve) if clock.deadline else None,
-        objective=objective, batch_size=batch_size, seed=opts.seed,
-        feature_cache=FeatureCache(out / "cache", opts.feature_cache_memory_mb * 2**20) if opts.feature_cache else None,
-        train_items=splits.train, val_items=splits.val)
-    tuner_box = {}
-
-    def out_of_time() -> bool:
-        tuner = tuner_box["tuner"]
-        if clock.deadline is None or not any(t.score is not None for t in tuner.oracle.trials.values()):
+    def _out_of_time(self) -> bool:
+        tuner = self.tuner
+        if self.clock.deadline is None or not any(t.score is not None for t in tuner.oracle.trials.values()):
             return False  # no limit, or nothing to export yet: at least one trial runs
-        mean = tuner.mean_trial_seconds() or (
-            (estimate.get("estimated_minutes") or 0) * 60.0 / (max_trials + 1))
-        return clock.remaining() < mean + final_reserve + reserve
+        mean = tuner.mean_trial_seconds() or self.trial_estimate_s
+        return self.clock.remaining() < mean + self.final_reserve + self.reserve
 
-    tuner = make_tuner(opts.tuner, hypermodel, objective=objective, max_trials=max_trials, directory=out,
-                       seed=opts.seed, overwrite=False, epochs=epochs, should_stop=out_of_time,
-                       distribution_strategy=strategy, log=log)
-    tuner_box["tuner"] = tuner
-    started = time.time()
-    if not record.stage_done("search"):
-        log(f"[search] {opts.tuner} over trainable_stages {stage_choices} x learning rate "
-            f"{opts.learning_rate_range} ({'x backbone ' + str(chosen) if len(chosen) > 1 else chosen[0]}), "
-            f"up to {max_trials} trials of {epochs} epochs, objective {objective}")
-        try:
-            tuner.search(train_ds, validation_data=val_ds, epochs=epochs, verbose=1 if verbose > 1 else 0,
-                         callbacks=[keras.callbacks.TensorBoard(str(out / "logs" / "search"), write_graph=False)])
-        except RuntimeError as exc:
-            if "consecutive failures" not in str(exc):
-                raise
-            last = str(exc).strip().splitlines()[-1]
-            raise ResNetAutoMLError(f"The search stopped: {tuner.oracle.max_consecutive_failed_trials} trials in a "
-                                    f"row failed (last: {last}). Lower the learning-rate range or the batch "
-                                    "size, then rerun the same command to resume.") from None
-        if role == "worker":
-            log(f"[worker {tuner.tuner_id}] the chief reports the search finished; it trains and exports")
-            mine = json.loads(tuner.timings_path.read_text()) if tuner.timings_path.exists() else {}
-            return FitResult(model=None, class_names=splits.class_names, backbone=chosen[0], best_hyperparameters={},
-                             trials=[{"trial_id": k, "seconds": v} for k, v in mine.items()],
-                             paths={"run_dir": str(out)})
-        timings["search_s"] = round(timings.get("search_s", 0) + time.time() - started, 2)
-        stopped_early = out_of_time()
-        cache = hypermodel.feature_cache
-        record.mark_done("search", trials=trials_table(tuner), search_stopped_for_time=stopped_early,
-                         feature_cache=None if cache is None else {"computed": cache.computed, "reused": cache.reused})
-    trials = trials_table(tuner)
-    best = tuner.oracle.get_best_trials(1)
-    if not best or best[0].score is None:
-        reasons = "; ".join(f"trial {t['trial_id']}: {t['status']} {t['message']}" for t in trials) or "none ran"
-        raise ResNetAutoMLError(f"No tuner trial completed ({reasons}). Give the fit more time (--minutes) "
-                                "or check the data; rerun with --overwrite to start the search again.")
-    best_values = dict(best[0].hyperparameters.values)
-    log(f"[search] best: {best_values} ({objective} {best[0].score:.4f})")
+    def _make_tuner(self):
+        opts, splits, clock = self.opts, self.splits, self.clock
+        self.hypermodel = ResNetHyperModel(
+            backbones=self.chosen, num_classes=splits.num_classes, image_size=self.image_size,
+            stage_choices=opts.stage_choices(), weights=opts.weights, epochs=self.epochs,
+            steps_per_epoch=self.steps, class_weight=self.class_weight, bn_momentum=self.bn_momentum,
+            learning_rate_range=tuple(opts.learning_rate_range),
+            balanced_val=(self.val_ds, [label for _, label in splits.val]) if self.class_weight else None,
+            deadline_fn=(lambda: clock.deadline - self.final_reserve - self.reserve) if clock.deadline else None,
+            objective=self.objective, batch_size=self.batch_size, seed=opts.seed,
+            feature_cache=(FeatureCache(self.out / "cache", opts.feature_cache_memory_mb * 2**20)
+                           if opts.feature_cache else None),
+            train_items=splits.train, val_items=splits.val)
+        self.tuner = make_tuner(opts.tuner, self.hypermodel, objective=self.objective, max_trials=self.max_trials,
+                                directory=self.out, seed=opts.seed, overwrite=False, epochs=self.epochs,
+                                should_stop=self._out_of_time, distribution_strategy=self.strategy, log=self.log)
+
+    def search(self):
+        """Run (or resume) the search; return the best trial, or None in a distributed worker."""
+        self._make_tuner()
+        tuner, started = self.tuner, time.time()
+        if not self.record.stage_done("search"):
+            choices = self.opts.stage_choices()
+            backbones = "x backbone " + str(self.chosen) if len(self.chosen) > 1 else self.chosen[0]
+            self.log(f"[search] {self.opts.tuner} over trainable_stages {choices} x learning rate "
+                     f"{self.opts.learning_rate_range} ({backbones}), up to {self.max_trials} trials of "
+                     f"{self.epochs} epochs, objective {self.objective}")
+            try:
+                tuner.search(self.train_ds, validation_data=self.val_ds, epochs=self.epochs,
+                             verbose=1 if self.verbose > 1 else 0,
+                             callbacks=[keras.callbacks.TensorBoard(str(self.out / "logs" / "search"),
+                                                                    write_graph=False)])
+            except RuntimeError as exc:
+                if "consecutive failures" not in str(exc):
+                    raise
+                last = str(exc).strip().splitlines()[-1]
+                raise ResNetAutoMLError(f"The search stopped: {tuner.oracle.max_consecutive_failed_trials} trials "
+                                        f"in a row failed (last: {last}). Lower the learning-rate range or the "
+                                        "batch size, then rerun the same command to resume.") from None
+            if self.role == "worker":
+                return None
+            self._timed("search_s", started)
+            cache = self.hypermodel.feature_cache
+            self.record.mark_done("search", trials=trials_table(tuner), search_stopped_for_time=self._out_of_time(),
+                                  feature_cache=None if cache is None else
+                                  {"computed": cache.computed, "reused": cache.reused})
+        self.trials = trials_table(tuner)
+        best = tuner.oracle.get_best_trials(1)
+        if not best or best[0].score is None:
+            reasons = "; ".join(f"trial {t['trial_id']}: {t['status']} {t['message']}" for t in self.trials)
+            raise ResNetAutoMLError(f"No tuner trial completed ({reasons or 'none ran'}). Give the fit more time "
+                                    "(--minutes) or check the data; rerun with --overwrite to start the search "
+                                    "again.")
+        self.best_values = dict(best[0].hyperparameters.values)
+        self.log(f"[search] best: {self.best_values} ({self.objective} {best[0].score:.4f})")
+        return best[0]
+
+    def worker_result(self) -> FitResult:
+        tuner = self.tuner
+        self.log(f"[worker {tuner.tuner_id}] the chief reports the search finished; it trains and exports")
+        mine = json.loads(tuner.timings_path.read_text()) if tuner.timings_path.exists() else {}
+        return FitResult(model=None, class_names=self.splits.class_names, backbone=self.chosen[0],
+                         best_hyperparameters={}, trials=[{"trial_id": k, "seconds": v} for k, v in mine.items()],
+                         paths={"run_dir": str(self.out)})
 
     # ------------------------------------------------------------------ final training
-    final_dir = out / "final"
-    notes = list(record.get("notes", []))
-    started = time.time()
-    if not record.stage_done("final"):
-        time_left = clock.remaining() - reserve
-        if clock.deadline is not None and epoch_s and time_left < 2 * epoch_s:
-            model = tuner.load_model(best[0])
-            history = {}
-            final_dir.mkdir(exist_ok=True)
-            model.save_weights(final_dir / "model.weights.h5")
-            notes.append("Final training skipped: the time budget was spent; the best search trial's model is exported.")
-            log("[final] no time left: exporting the best trial's model")
+    def train(self, best_trial):
+        """Final training (or the best trial's model when no time is left); returns (model, history)."""
+        final_dir, record, started = self.out / "final", self.record, time.time()
+        if record.stage_done("final"):
+            model = build_classifier(self.best_values["backbone"], self.splits.num_classes, image_size=self.image_size,
+                                     trainable_stages=self.best_values["trainable_stages"],
+                                     bn_momentum=self.bn_momentum)
+            model.load_weights(final_dir / "model.weights.h5")
+            return model, record.get("history", {})
+        final_dir.mkdir(exist_ok=True)
+        time_left = self.clock.remaining() - self.reserve
+        if self.clock.deadline is not None and self.epoch_s and time_left < 2 * self.epoch_s:
+            model, history = self.tuner.load_model(best_trial), {}
+            self.notes.append("Final training skipped: the time budget was spent; the best search trial's model "
+                              "is exported.")
+            self.log("[final] no time left: exporting the best trial's model")
         else:
             model, history = train_final(
-                best_values, splits=splits, image_size=image_size, weights=opts.weights, epochs=final_epochs,
-                batch_size=batch_size, bn_momentum=bn_momentum, out_dir=out,
-                class_weight=splits.class_weights() if audit["imbalanced"] else None,
-                deadline=None if clock.deadline is None else clock.deadline - reserve,
-                seed=opts.seed, verbose=1 if verbose > 1 else 0, log=log, strategy=strategy)
-            model = _keep_better_of_final_and_trial(model, tuner, best[0], val_ds, log, notes)
-            model.save_weights(final_dir / "model.weights.h5")
-        notes.append("Search trials ran without augmentation; the final training used flips, rotation, zoom "
-                     "and shifts.")
-        timings["final_s"] = round(time.time() - started, 2)
-        record.mark_done("final", best_hyperparameters=best_values, history=history, notes=notes)
-    else:
-        model = build_classifier(best_values["backbone"], splits.num_classes, image_size=image_size,
-                                 trainable_stages=best_values["trainable_stages"], bn_momentum=bn_momentum)
-        model.load_weights(final_dir / "model.weights.h5")
-        history = record.get("history", {})
+                self.best_values, splits=self.splits, image_size=self.image_size, weights=self.opts.weights,
+                epochs=self.final_epochs, batch_size=self.batch_size, bn_momentum=self.bn_momentum, out_dir=self.out,
+                class_weight=self.class_weight,
+                deadline=None if self.clock.deadline is None else self.clock.deadline - self.reserve,
+                seed=self.opts.seed, verbose=1 if self.verbose > 1 else 0, log=self.log, strategy=self.strategy)
+            model = _keep_better_of_final_and_trial(model, self.tuner, best_trial, self.val_ds, self.log, self.notes)
+        model.save_weights(final_dir / "model.weights.h5")
+        self.notes.append("Search trials ran without augmentation (trials with frozen stages on cached features); "
+                          "the final training used flips, rotation, zoom and shifts.")
+        self._timed("final_s", started)
+        record.mark_done("final", best_hyperparameters=self.best_values, history=history, notes=self.notes)
+        return model, history
 
-    # ------------------------------------------------------------------ export
-    started = time.time()
-    if not record.stage_done("export"):
-        clean_partial_exports(out / "model")
-        samples = _servable_images(splits.test, 16)
-        version_dir = export_serving_model(model, splits.class_names, out / "model", image_size=image_size,
-                                           model_name=out.resolve().name,
-                                           warmup_images=[Path(p).read_bytes() for p in samples[:3]])
-        check = verify_export(version_dir, model, samples, image_size)
-        log(f"[export] {version_dir}: fresh-process check {'passed' if check['passed'] else 'FAILED'} "
-            f"(max |diff| {check.get('max_abs_diff', float('nan')):.2e} on {check['images']} images)")
-        timings["export_s"] = round(time.time() - started, 2)
-        record.mark_done("export", export=check, version_dir=str(version_dir))
-    version_dir = Path(record.get("version_dir"))
+    # ------------------------------------------------------------------ export and report
+    def export(self, model) -> Path:
+        started = time.time()
+        if not self.record.stage_done("export"):
+            clean_partial_exports(self.out / "model")
+            samples = _servable_images(self.splits.test, 16)
+            version_dir = export_serving_model(model, self.splits.class_names, self.out / "model",
+                                               image_size=self.image_size, model_name=self.out.resolve().name,
+                                               warmup_images=[Path(p).read_bytes() for p in samples[:3]])
+            check = verify_export(version_dir, model, samples, self.image_size)
+            self.log(f"[export] {version_dir}: fresh-process check {'passed' if check['passed'] else 'FAILED'} "
+                     f"(max |diff| {check.get('max_abs_diff', float('nan')):.2e} on {check['images']} images)")
+            self._timed("export_s", started)
+            self.record.mark_done("export", export=check, version_dir=str(version_dir))
+        return Path(self.record.get("version_dir"))
 
-    # ------------------------------------------------------------------ report
-    started = time.time()
-    test_ds = make_dataset(splits.test, image_size, batch_size)
-    probabilities = model.predict(test_ds, verbose=0)
-    latency = measure_latency(model, image_size, batch32=True)
-    context = {
-        "backbone": best_values["backbone"], "hyperparameters": best_values, "trials": trials,
-        "selection": record.get("selection"), "latency_ms": latency,
-        "model": {"params": int(model.count_params()), "size_mb": _dir_mb(version_dir),
-                  "image_size": image_size, "version_dir": str(version_dir)},
-        "budget": {"allowed": budget.to_dict(), "used_minutes_this_call": round(clock.elapsed() / 60.0, 3),
-                   "trials_run": len(trials)},
-        "timings": timings, "audit": audit, "export": record.get("export"), "versions": versions(),
-        "history": history, "notes": notes + [f"Objective: {objective}."],
-    }
-    report = build_report(probabilities, splits.test, splits.class_names, context, out / "report")
-    timings["report_s"] = round(time.time() - started, 2)
-    timings["total_s"] = round(sum(v for k, v in timings.items() if k.endswith("_s") and k != "total_s"), 2)
-    record.mark_done("report", timings=timings, latency_ms=latency,
-                     test_accuracy=report["accuracy"], test_balanced_accuracy=report["balanced_accuracy"])
-    log(f"[report] test accuracy {report['accuracy']:.4f}, balanced {report['balanced_accuracy']:.4f}: "
-        f"{report['paths']['html']}")
-    return FitResult(model=model, class_names=splits.class_names, backbone=best_values["backbone"],
-                     best_hyperparameters=best_values, trials=trials, history=history,
-                     selection=record.get("selection"), report=report,
+    def report(self, model, history, version_dir: Path) -> dict:
+        started, splits = time.time(), self.splits
+        probabilities = model.predict(make_dataset(splits.test, self.image_size, self.batch_size), verbose=0)
+        latency = measure_latency(model, self.image_size, batch32=True)
+        context = {
+            "backbone": self.best_values["backbone"], "hyperparameters": self.best_values, "trials": self.trials,
+            "selection": self.record.get("selection"), "latency_ms": latency,
+            "model": {"params": int(model.count_params()), "size_mb": _dir_mb(version_dir),
+                      "image_size": self.image_size, "version_dir": str(version_dir)},
+            "budget": {"allowed": self.budget.to_dict(), "trials_run": len(self.trials),
+                       "used_minutes_this_call": round(self.clock.elapsed() / 60.0, 3)},
+            "timings": self.timings, "audit": self.audit, "export": self.record.get("export"),
+            "versions": versions(), "history": history, "notes": self.notes + [f"Objective: {self.objective}."],
+        }
+        report = build_report(probabilities, splits.test, splits.class_names, context, self.out / "report")
+        self._timed("report_s", started)
+        self.timings["total_s"] = round(sum(v for k, v in self.timings.items() if k != "total_s"), 2)
+        self.record.mark_done("report", timings=self.timings, latency_ms=latency, test_accuracy=report["accuracy"],
+                              test_balanced_accuracy=report["balanced_accuracy"])
+        self.log(f"[report] test accuracy {report['accuracy']:.4f}, balanced {report['balanced_accuracy']:.4f}: "
+                 f"{report['paths']['html']}")
+        return report
+
+
+def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose, recipe=None) -> FitResult:
+    """Run every stage of a fit in `out` (see `resnet_automl.autofit.fit`)."""
+    run = FitRun(data, out, opts, budget, clock, log=log, verbose=verbose, recipe=recipe)
+    run.prepare()
+    run.select()
+    best_trial = run.search()
+    if best_trial is None:
+        return run.worker_result()
+    model, history = run.train(best_trial)
+    version_dir = run.export(model)
+    report = run.report(model, history, version_dir)
+    return FitResult(model=model, class_names=run.splits.class_names, backbone=run.best_values["backbone"],
+                     best_hyperparameters=run.best_values, trials=run.trials, history=history,
+                     selection=run.record.get("selection"), report=report,
                      paths={"run_dir": str(out), "run_json": str(out / "run.json"), "model_dir": str(out / "model"),
                             "version_dir": str(version_dir), "report_html": report["paths"]["html"],
                             "report_json": report["paths"]["json"], "report_md": report["paths"]["markdown"]})
-
-
