@@ -12,6 +12,7 @@ import sys
 
 from ._version import __version__
 from .errors import ResNetAutoMLError
+from .weights_cli import add_weights_parser, run_weights_command
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -107,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     backbones = commands.add_parser("backbones", help="list the backbones and their costs")
     backbones.add_argument("--json", action="store_true", help="print JSON")
 
+    add_weights_parser(commands)
+
     demo = commands.add_parser("demo", help="fit on the bundled Fashion-MNIST sample")
     demo.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
     demo.add_argument("--minutes", type=_positive_float, default=6.0, help="time budget (default 6)")
@@ -168,7 +171,7 @@ def _cmd_evaluate(args) -> int:
 
 
 HANDLERS = {"fit": _cmd_fit, "demo": _cmd_demo, "predict": _cmd_predict, "evaluate": _cmd_evaluate,
-            "backbones": _cmd_backbones}
+            "backbones": _cmd_backbones, "weights": run_weights_command}
 
 
 def main(argv: list | None = None) -> int:

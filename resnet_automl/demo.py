@@ -46,12 +46,12 @@ def run_demo(out="runs/demo", minutes: float = 6.0, overwrite: bool = False, ver
 
     out = Path(out)
     data = write_demo_dataset(out.parent / f"{out.name}-data")
-    weights, backbone = "imagenet", "auto"
+    weights, backbone = "imagenet", "resnet50"
     if not imagenet_available():
         print("\n" + "!" * 78 + "\n!! No ImageNet weights reachable (offline, and none in the Keras cache).\n"
               "!! The demo trains from RANDOM INITIALISATION instead (weights=None).\n" + "!" * 78 + "\n",
               flush=True)
-        weights = None
+        weights, backbone = None, "auto"
     result = fit(data, out=out, budget=Budget(minutes=minutes), weights=weights, backbone=backbone,
                  overwrite=overwrite, verbose=verbose)
     print(f"demo done: test accuracy {result.report['accuracy']:.3f} on {result.report['num_test_images']} "

@@ -9,10 +9,12 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from .backbones import get_spec
+from .backbones.convert import ensure_converted_weights
 from .backbones.weights import keras_weights_file
 from .data import prepare_data
 from .data.pipeline import make_dataset
-from .errors import ResNetAutoMLError, WeightsError
+from .errors import ResNetAutoMLError
 from .features import FeatureCache
 from .export import clean_partial_exports, export_serving_model
 from .autofit import DEFAULT_TRIALS, FitResult, _auto_image_size, _configure_device
@@ -46,13 +48,15 @@ def _servable_images(items, limit):
 
 
 def _check_weights(names, weights):
-    if weights == "imagenet":
-        for name in names:
-            if name in ("resnet50", "resnet101", "resnet152"):
-                keras_weights_file(name)
-            else:
-                raise WeightsError(f"{name} has no ImageNet weights in Keras form; pass weights=None "
-                                   "(--weights none) or choose resnet50/101/152.")
+    """Make sure ImageNet weights of every chosen backbone are here (downloading them if needed),
+    before any training: offline, fit stops with the file, URL, cache folder and alternatives."""
+    if weights != "imagenet":
+        return
+    for name in names:
+        if get_spec(name).layout == "keras":
+            keras_weights_file(name)
+        else:
+            ensure_converted_weights(name)
 
 
 def _dir_mb(path: Path) -> float:
@@ -159,6 +163,9 @@ class FitRun:
             record.update(selection=selection.table, chosen_backbones=selection.chosen,
                           selection_summary=selection.summary)
             self._timed("selection_s", started)
+        for row in record.get("selection"):
+            self.log(f"[selection]   {row['name']:<17} {row['params']:>11,} params {row['gflops']:>8.3g} GFLOPs  "
+                     f"{row['verdict']}: {row['reason']}")
         self.log(f"[selection] {record.get('selection_summary')}")
         self.chosen = record.get("chosen_backbones")
         _check_weights(self.chosen, self.opts.weights)
@@ -194,6 +201,7 @@ class FitRun:
         self.tuner = make_tuner(opts.tuner, self.hypermodel, objective=self.objective, max_trials=self.max_trials,
                                 directory=self.out, seed=opts.seed, overwrite=False, epochs=self.epochs,
                                 should_stop=self._out_of_time, distribution_strategy=self.strategy, log=self.log)
+        self.tuner.after_search_seconds = self.final_reserve + self.reserve
 
     def search(self):
         """Run (or resume) the search; return the best trial, or None in a distributed worker."""

@@ -53,6 +53,8 @@ class TimedTuner(kt.Tuner):
         super().__init__(*args, **kwargs)
         self._log = log
         self._started = {}
+        #: Seconds the fit needs after the search (final training, export, report), for the ETA.
+        self.after_search_seconds = 0.0
         self.timings_path = Path(self.project_dir) / f"trial_seconds-{self.tuner_id}.json"
 
     @property
@@ -82,8 +84,10 @@ class TimedTuner(kt.Tuner):
         score = "failed" if trial.score is None else f"{self.oracle.objective.name} {trial.score:.4f}"
         values = ", ".join(f"{k}={v:.2g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in trial.hyperparameters.values.items())
+        left = max(0, (self.oracle.max_trials or done) - done)
+        eta = left * self.mean_trial_seconds() + self.after_search_seconds
         self._log(f"[trial {trial.trial_id}] {values} -> {score} ({trial.status.lower()}) in {seconds:.0f} s;"
-                  f" {done} trial(s) done")
+                  f" {done} trial(s) done, ETA {eta / 60:.1f} min")
 
     def mean_trial_seconds(self) -> float | None:
         """Average seconds of the trials run so far (this process and earlier ones)."""

@@ -111,7 +111,7 @@ def select_backbones(requested, budget: Budget, *, image_size: int, weights, pla
                "estimated_minutes": None, "verdict": "", "reason": ""}
         rows.append(row)
         if auto and weights == "imagenet" and not spec.has_imagenet_weights:
-            row.update(verdict="excluded", reason="no ImageNet weights in Keras form (use weights=None)")
+            row.update(verdict="excluded", reason="no ImageNet weights (use weights=None)")
         elif budget.max_params is not None and spec.params > budget.max_params:
             row.update(verdict="excluded", reason=f"{spec.params:,} parameters > max_params {budget.max_params:,}")
         elif budget.max_gflops is not None and row["gflops"] > budget.max_gflops:

@@ -81,6 +81,17 @@ def test_time_cap_is_respected(tmp_path):
     assert Path(result.paths["version_dir"]).exists()
 
 
+def test_estimate_of_a_tiny_run_against_the_measured_time(tmp_path):
+    data = make_class_folders(tmp_path / "data", per_class=6)
+    start = time.time()
+    result = resnet_automl.fit(data, out=tmp_path / "run", backbone="tiny_resnet", weights=None, image_size=32,
+                               epochs=2, budget=resnet_automl.Budget(minutes=5, max_trials=2), verbose=0)
+    measured = (time.time() - start) / 60.0
+    estimate = result.selection[0]["estimated_minutes"]
+    print(f"tiny run: estimated {estimate:.2f} min, measured {measured:.2f} min, ratio {measured / estimate:.2f}")
+    assert estimate > 0 and result.selection[0]["verdict"] == "chosen"
+
+
 def test_learns_well_above_chance(tmp_path):
     data = make_class_folders(tmp_path / "data", classes=("red", "green", "blue", "yellow"), per_class=25)
     result = resnet_automl.fit(data, out=tmp_path / "run", backbone="tiny_resnet", weights=None, image_size=32,

@@ -62,10 +62,10 @@ def test_impossible_cap_is_a_clear_error():
         select_backbones("resnet18", Budget(max_params=1000), image_size=32, weights=None, plan=PLAN)
 
 
-def test_imagenet_auto_only_considers_backbones_with_weights():
-    selection = select_backbones("auto", Budget(), image_size=32, weights="imagenet", plan=PLAN)
-    assert selection.chosen == ["resnet152"]
-    assert next(r for r in selection.table if r["name"] == "resnet18")["verdict"] == "excluded"
+def test_imagenet_auto_ranks_by_published_top1():
+    selection = select_backbones("auto", Budget(max_params=50_000_000), image_size=32, weights="imagenet", plan=PLAN)
+    assert selection.chosen == ["resnext50_32x4d"]  # 77.6 % top-1, the best under 50 M parameters
+    assert next(r for r in selection.table if r["name"] == "resnext101_32x8d")["verdict"] == "excluded"
 
 
 def test_probe_is_cached_and_reused_on_resume(tmp_path):

@@ -2,8 +2,8 @@
 
 Numbers: parameters of the 1000-class model as torchvision counts them (weights, no BatchNorm
 moving statistics); GFLOPs per 224 px image with multiply and add counted apart; ImageNet top-1 of
-the weights this package loads (keras.applications for ResNet-50/101/152, torchvision V1
-otherwise).
+the weights this package loads (keras.applications for ResNet-50/101/152, torchvision V1,
+converted by `backbones.convert`, otherwise).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ..errors import ConfigError
 STAGES = ("conv1", "conv2", "conv3", "conv4", "conv5")
 
 KERAS_WEIGHTS = "keras.applications ImageNet file"
-TORCHVISION_WEIGHTS = "torchvision (conversion not yet available; use weights=None)"
+TORCHVISION_WEIGHTS = "torchvision ImageNet file, converted on first use (a .pth needs torch)"
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ class BackboneSpec:
 
     @property
     def has_imagenet_weights(self) -> bool:
-        return self.weights_source == KERAS_WEIGHTS
+        """Every registered backbone but the test-only one (keras.applications or torchvision)."""
+        return not self.test_only
 
     def gflops(self, image_size: int) -> float:
         """GFLOPs per image at `image_size` px (convolution cost scales with the pixel count)."""

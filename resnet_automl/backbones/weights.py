@@ -85,19 +85,17 @@ def load_backbone_weights(backbone: keras.Model, spec: BackboneSpec, weights) ->
         backbone: model built by `build_backbone(spec)` (headless).
         spec: its `BackboneSpec`.
         weights: None (keep random initialisation), "imagenet", or a path to a `.weights.h5`
-            file saved from the same backbone.
+            file saved from the same backbone. "imagenet" loads the keras.applications file for
+            ResNet-50/101/152 in layout "keras", and converted torchvision weights for every
+            backbone in layout "torch" (see `convert.load_converted_imagenet`).
     """
     if weights is None or (isinstance(weights, str) and weights.lower() == "none"):
         return "random initialisation"
     if isinstance(weights, str) and weights.lower() == "imagenet":
-        if spec.name not in KERAS_NOTOP_MD5:
-            raise WeightsError(
-                f"No ImageNet weights for {spec.name} exist in Keras form yet (Keras ships them only "
-                "for ResNet-50/101/152). Convert torchvision weights with `resnet-automl weights "
-                f"import {spec.name} FILE` once that route is available, choose resnet50/101/152, or "
-                "pass weights=None (--weights none) to train from random initialisation.")
-        if backbone.get_layer("conv1_conv").use_bias is False:
-            raise WeightsError(f"The keras.applications weights of {spec.name} need layout='keras'.")
+        if spec.name not in KERAS_NOTOP_MD5 or backbone.get_layer("conv1_conv").use_bias is False:
+            from .convert import load_converted_imagenet  # imports this module: import late
+
+            return load_converted_imagenet(backbone, spec)
         path = keras_weights_file(spec.name)
         reference = getattr(keras.applications, KERAS_APPLICATIONS[spec.name])(
             include_top=False, weights=path, input_shape=tuple(backbone.input_shape[1:]))
