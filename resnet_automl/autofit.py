@@ -9,13 +9,12 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from .budget import Budget
-from .data import DatasetSplits, prepare_data
+from .data import DatasetSplits
 from .errors import ConfigError
 from .options import FitOptions, budget_from
 from .runinfo import default_out_dir, distributed_role, prepare_out_dir

@@ -10,7 +10,7 @@ import keras
 import tensorflow as tf
 
 from .backbones import get_spec
-from .backbones.convert import ensure_converted_weights
+from .backbones.torchvision_weights import ensure_converted_weights
 from .backbones.weights import keras_weights_file
 from .data import prepare_data
 from .data.pipeline import make_dataset
@@ -22,8 +22,8 @@ from .hypermodel import ResNetHyperModel
 from .model import build_classifier, suggested_bn_momentum
 from .probe import ProbeCache, measure_latency
 from .report import build_report
-from .runinfo import RunRecord, versions
-from .search import distributed_role, make_tuner, trials_table
+from .runinfo import RunRecord, distributed_role, versions
+from .search import make_tuner, trials_table
 from .selection import Plan, export_and_report_seconds, select_backbones
 from .train import train_final
 from .verify import verify_export

@@ -14,7 +14,6 @@ from pathlib import Path
 import keras_tuner as kt
 
 from .errors import ConfigError
-from .runinfo import distributed_role  # noqa: F401  (re-exported)
 
 TUNERS = ("bayesian", "hyperband", "random")
 

@@ -51,7 +51,7 @@ def run_weights_command(args) -> int:
     """
     from pathlib import Path
 
-    from .backbones.convert import TORCHVISION_URLS, check_hash_prefix, fetch_torchvision, import_weights
+    from .backbones.torchvision_weights import TORCHVISION_URLS, check_hash_prefix, fetch_torchvision, import_weights
 
     if args.weights_action == "fetch":
         source = fetch_torchvision(args.name)

@@ -116,14 +116,14 @@ def test_offline_imagenet_error_names_file_url_cache_and_alternative(tmp_path, m
 
 
 def test_imagenet_for_torchvision_only_backbones_points_at_conversion(tmp_path, monkeypatch):
-    from resnet_automl.backbones import convert
+    from resnet_automl.backbones import torchvision_weights
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))  # no converted file in this cache
 
     def offline(url, dest):
         raise OSError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(convert, "_download", offline)
+    monkeypatch.setattr(torchvision_weights, "_download", offline)
     with pytest.raises(WeightsError, match="resnet-automl weights import resnet18"):
         load_backbone_weights(build_backbone("resnet18", (32, 32, 3)), get_spec("resnet18"), "imagenet")
 

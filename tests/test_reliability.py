@@ -11,7 +11,6 @@ from pathlib import Path
 
 import keras
 import keras_tuner as kt
-import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image

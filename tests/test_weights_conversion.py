@@ -2,7 +2,7 @@
 converted into our "torch" layout, must give the same stage outputs and logits; the readers refuse
 pickled code; downloads are hash-checked; `import_weights` feeds `weights="imagenet"` offline.
 
-Nothing here touches the network: `convert._download` is replaced for every test.
+Nothing here touches the network: `torchvision_weights._download` is replaced for every test.
 """
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from safetensors.torch import save_file  # noqa: E402
 from torch import nn  # noqa: E402
 
 from resnet_automl.backbones import build_backbone, get_spec, load_backbone_weights  # noqa: E402
-from resnet_automl.backbones import convert  # noqa: E402
-from resnet_automl.backbones.convert import (  # noqa: E402
-    TORCHVISION_URLS, check_hash_prefix, convert_state_dict, fetch_torchvision, import_weights, read_state_dict,
-    torch_prefix)
+from resnet_automl.backbones import torchvision_weights  # noqa: E402
+from resnet_automl.backbones.convert import convert_state_dict, read_state_dict, torch_prefix  # noqa: E402
+from resnet_automl.backbones.torchvision_weights import (  # noqa: E402
+    TORCHVISION_URLS, check_hash_prefix, fetch_torchvision, import_weights)
 from resnet_automl.errors import WeightsError  # noqa: E402
 from resnet_automl.weights_cli import add_weights_parser, run_weights_command  # noqa: E402
 
@@ -149,7 +149,7 @@ def no_network(monkeypatch):
     def offline(url, dest):
         raise OSError(f"<urlopen error [Errno -3] Temporary failure in name resolution> (test: {url})")
 
-    monkeypatch.setattr(convert, "_download", offline)
+    monkeypatch.setattr(torchvision_weights, "_download", offline)
 
 
 @pytest.fixture(scope="module")
@@ -306,7 +306,7 @@ def test_sha256_prefix_check(tmp_path):
 
 def test_fetch_rejects_a_download_with_the_wrong_hash(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
-    monkeypatch.setattr(convert, "_download", lambda url, dest: dest.write_bytes(b"tampered"))
+    monkeypatch.setattr(torchvision_weights, "_download", lambda url, dest: dest.write_bytes(b"tampered"))
     with pytest.raises(WeightsError) as info:
         fetch_torchvision("resnet18")
     message = str(info.value)

@@ -93,7 +93,7 @@ def load_backbone_weights(backbone: keras.Model, spec: BackboneSpec, weights) ->
         return "random initialisation"
     if isinstance(weights, str) and weights.lower() == "imagenet":
         if spec.name not in KERAS_NOTOP_MD5 or backbone.get_layer("conv1_conv").use_bias is False:
-            from .convert import load_converted_imagenet  # imports this module: import late
+            from .torchvision_weights import load_converted_imagenet  # imports this module: import late
 
             return load_converted_imagenet(backbone, spec)
         path = keras_weights_file(spec.name)
