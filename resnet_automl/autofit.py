@@ -8,6 +8,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,15 +125,21 @@ def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 
         raise ConfigError(f"Unknown fit option(s) {unknown}; valid options are {FitOptions.field_names()}.")
     opts = FitOptions(**options)
     budget = budget_from(budget)
+    # Library noise that says nothing about the user's run: Keras warns on every fit over a
+    # tf.data.Dataset (already shuffled by us), scikit-learn's Gaussian process on tiny searches.
+    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+    warnings.filterwarnings("ignore", message=".*optimal value found for dimension.*")
     if log is None:
         log = (lambda line: print(line, flush=True)) if verbose else (lambda line: None)
     clock = _Clock(budget)
     if distributed_role() == "worker":
         overwrite = False  # only the chief may reset the shared run directory
     out = prepare_out_dir(out or default_out_dir(data), overwrite)
+    from .interrupts import remember_ctrl_c
     from .runner import run_pipeline  # TensorFlow loads here, after the cheap checks
 
-    return run_pipeline(data, out, opts, budget, clock, log=log, verbose=verbose, recipe=recipe)
+    with remember_ctrl_c():
+        return run_pipeline(data, out, opts, budget, clock, log=log, verbose=verbose, recipe=recipe)
 
 
 def fit_from_cli(args) -> int:

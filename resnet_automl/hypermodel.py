@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from .callbacks import BalancedAccuracyCallback, DeadlineCallback
 from .features import FeatureCache, feature_dataset, split_classifier
+from .interrupts import StopOnCtrlC
 from .model import build_classifier, compile_classifier
 
 #: Default learning-rate range of the search (Adam, log-uniform).
@@ -84,7 +85,7 @@ class ResNetHyperModel(kt.HyperModel):
         return model
 
     def _own_callbacks(self, balanced_val):
-        own = [keras.callbacks.TerminateOnNaN(),
+        own = [StopOnCtrlC(), keras.callbacks.TerminateOnNaN(),
                keras.callbacks.EarlyStopping(monitor=self.objective, mode="max", patience=self.patience)]
         if balanced_val is not None:
             own.insert(0, BalancedAccuracyCallback(*balanced_val))

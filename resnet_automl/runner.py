@@ -15,8 +15,9 @@ from .backbones.weights import keras_weights_file
 from .data import prepare_data
 from .data.pipeline import make_dataset
 from .errors import ResNetAutoMLError
-from .features import FeatureCache
 from .export import clean_partial_exports, export_serving_model
+from .features import FeatureCache
+from . import interrupts
 from .autofit import DEFAULT_TRIALS, FitResult, _auto_image_size, _configure_device
 from .hypermodel import ResNetHyperModel
 from .model import build_classifier, suggested_bn_momentum
@@ -331,8 +332,11 @@ def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose, recipe=N
     best_trial = run.search()
     if best_trial is None:
         return run.worker_result()
+    interrupts.check()
     model, history = run.train(best_trial)
+    interrupts.check()
     version_dir = run.export(model)
+    interrupts.check()
     report = run.report(model, history, version_dir)
     return FitResult(model=model, class_names=run.splits.class_names, backbone=run.best_values["backbone"],
                      best_hyperparameters=run.best_values, trials=run.trials, history=history,

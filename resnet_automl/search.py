@@ -13,6 +13,7 @@ from pathlib import Path
 
 import keras_tuner as kt
 
+from . import interrupts
 from .errors import ConfigError
 
 TUNERS = ("bayesian", "hyperband", "random")
@@ -68,6 +69,7 @@ class TimedTuner(kt.Tuner):
         return merged
 
     def on_trial_begin(self, trial):
+        interrupts.check()
         super().on_trial_begin(trial)
         self._started[trial.trial_id] = time.time()
 
@@ -87,6 +89,7 @@ class TimedTuner(kt.Tuner):
         eta = left * self.mean_trial_seconds() + self.after_search_seconds
         self._log(f"[trial {trial.trial_id}] {values} -> {score} ({trial.status.lower()}) in {seconds:.0f} s;"
                   f" {done} trial(s) done, ETA {eta / 60:.1f} min")
+        interrupts.check()
 
     def mean_trial_seconds(self) -> float | None:
         """Average seconds of the trials run so far (this process and earlier ones)."""

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from .callbacks import DeadlineCallback
+from .interrupts import StopOnCtrlC
 from .data.pipeline import make_dataset
 from .model import backbone_of, build_classifier, compile_classifier, recalibrate_batchnorm
 from .backbones import set_trainable_stages
@@ -55,6 +56,7 @@ def train_final(values: dict, *, splits, image_size: int, weights, epochs: int, 
     with scope:
         compile_classifier(model, rate, steps * epochs)
     callbacks = [
+        StopOnCtrlC(),
         keras.callbacks.BackupAndRestore(str(final_dir / "backup")),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=max(3, epochs // 3),
                                       restore_best_weights=True),

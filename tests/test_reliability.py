@@ -149,3 +149,17 @@ def test_unusable_data_stops_with_a_message(tmp_path, make, match):
     make(root)
     with pytest.raises(DataError, match=match):
         prepare_data(root)
+
+
+def test_a_swallowed_ctrl_c_is_raised_again_at_the_next_boundary():
+    from resnet_automl import interrupts
+
+    with interrupts.remember_ctrl_c():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs here
+        except BaseException:  # what a bare `except:` inside Keras does
+            pass
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.StopOnCtrlC().on_train_batch_end(0)
+    interrupts.check()  # outside the fit the request is forgotten
