@@ -140,6 +140,7 @@ class ResNetHyperModel(kt.HyperModel):
             if type(callback).__name__ == "SaveBestEpoch":
                 callback.set_model = types.MethodType(
                     lambda self, _tail, full=model: keras.callbacks.Callback.set_model(self, full), callback)
+                _write_checkpoint_once(callback, tail)
         balanced = (val, val_labels) if self.balanced_val is not None else None
         fit_kwargs = {k: v for k, v in kwargs.items() if k in ("epochs", "verbose", "initial_epoch")}
         return tail.fit(train, validation_data=val, class_weight=self.class_weight,
@@ -163,6 +164,29 @@ class ResNetHyperModel(kt.HyperModel):
         except tf.errors.ResourceExhaustedError:
             raise kt.errors.FailedTrialError(f"out of memory at batch {batch} and again at batch {half}; "
                                              "lower --batch-size or --image-size") from None
+
+
+def _write_checkpoint_once(checkpoint, tail) -> None:
+    """Make Keras Tuner's `SaveBestEpoch` keep the best epoch in memory and write the file once.
+
+    Only the tail's weights change in a cached trial, so a snapshot of them (BatchNorm statistics
+    included) at every better epoch, restored and saved when training ends, writes the same file
+    as saving the whole model at every better epoch, without rewriting the frozen weights each time.
+    """
+    save = checkpoint._save_model
+    best = {}
+
+    def remember():
+        best["weights"] = [variable.numpy() for variable in tail.weights]
+
+    def on_train_end(logs=None):
+        if "weights" in best:
+            for variable, value in zip(tail.weights, best["weights"]):
+                variable.assign(value)
+            save()
+
+    checkpoint._save_model = remember
+    checkpoint.on_train_end = on_train_end
 
 
 def values_repr(hp) -> str:

@@ -63,3 +63,18 @@ def test_cache_is_reused_from_disk_and_memory_stays_bounded(splits, tmp_path):
     labels = [label for _, label in splits.train]
     x, y = next(iter(feature_dataset(features, labels, 4, shuffle=True)))
     assert x.shape[0] == 4 and x.dtype.name == "float32" and list(x.shape[1:]) == list(features.shape[1:])
+
+
+def test_cached_trials_checkpoint_the_best_epoch_of_the_full_model(splits, tmp_path):
+    from resnet_automl.search import make_tuner
+
+    hypermodel = _hypermodel(splits, FeatureCache(tmp_path / "cache"), 2)
+    tuner = make_tuner("random", hypermodel, objective="val_accuracy", max_trials=1, directory=tmp_path,
+                       log=lambda line: None)
+    train = make_dataset(splits.train, 32, 6, shuffle=True, seed=5)
+    val = make_dataset(splits.val, 32, 6)
+    tuner.search(train, validation_data=val, epochs=3, verbose=0)
+    best = tuner.oracle.get_best_trials(1)[0]
+    model = tuner.load_model(best)  # a full classifier with the checkpointed weights
+    accuracy = model.evaluate(val, verbose=0, return_dict=True)["accuracy"]
+    assert accuracy == pytest.approx(best.score, abs=1e-6)
