@@ -7,6 +7,7 @@ import numpy as np
 
 from .data import scan_folder
 from .errors import DataError
+from .export import SERVABLE_EXTENSIONS
 from .predictor import load_model
 from .report import build_report
 
@@ -30,9 +31,8 @@ def evaluate_exported(model_dir, data, out=None) -> dict:
                         f"({predictor.class_names}). Rename or remove them.")
     index = {name: i for i, name in enumerate(predictor.class_names)}
     items = [(path, index[name]) for split in scan.images.values() for path, name in split]
-    servable = {".jpg", ".jpeg", ".png", ".gif", ".bmp"}
-    skipped = [p for p, _ in items if Path(p).suffix.lower() not in servable]
-    items = [(p, label) for p, label in items if Path(p).suffix.lower() in servable]
+    skipped = [p for p, _ in items if Path(p).suffix.lower() not in SERVABLE_EXTENSIONS]
+    items = [(p, label) for p, label in items if Path(p).suffix.lower() in SERVABLE_EXTENSIONS]
     if not items:
         raise DataError(f"No JPEG/PNG/GIF/BMP image to evaluate in {str(data)!r}.")
     probabilities = np.concatenate([predictor.probabilities([p for p, _ in items[i:i + BATCH]])

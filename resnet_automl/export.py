@@ -20,6 +20,8 @@ import tensorflow as tf
 
 from .errors import ExportError
 
+#: File endings the serving graph's `tf.io.decode_image` reads (WebP is not among them).
+SERVABLE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp"})
 SIGNATURE_BYTES = "serving_default"
 SIGNATURE_TENSOR = "serving_tensor"
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from .backbones.weights import keras_weights_file
 from .data import prepare_data
 from .data.pipeline import make_dataset
 from .errors import ResNetAutoMLError
-from .export import clean_partial_exports, export_serving_model
+from .export import SERVABLE_EXTENSIONS, clean_partial_exports, export_serving_model
 from .features import FeatureCache
 from . import interrupts
 from .autofit import DEFAULT_TRIALS, FitResult, _auto_image_size, _configure_device
@@ -30,14 +31,13 @@ from .train import train_final
 from .verify import verify_export
 
 IN_MEMORY_CACHE_BYTES = 2 * 2**30
-SERVABLE = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 
 
 def _servable_images(items, limit):
     """Test files that TF's own decoder (the serving graph's) reads, for verification and warm-up."""
     chosen = []
     for path, _ in items:
-        if Path(path).suffix.lower() in SERVABLE:
+        if Path(path).suffix.lower() in SERVABLE_EXTENSIONS:
             try:
                 tf.io.decode_image(Path(path).read_bytes(), channels=3, expand_animations=False)
             except tf.errors.InvalidArgumentError:
@@ -277,7 +277,9 @@ class FitRun:
                 deadline=None if self.clock.deadline is None else self.clock.deadline - self.reserve,
                 seed=self.opts.seed, verbose=1 if self.verbose > 1 else 0, log=self.log, strategy=self.strategy)
             model = _keep_better_of_final_and_trial(model, self.tuner, best_trial, self.val_ds, self.log, self.notes)
-        model.save_weights(final_dir / "model.weights.h5")
+        tmp = final_dir / "model.tmp.weights.h5"
+        model.save_weights(tmp)
+        os.replace(tmp, final_dir / "model.weights.h5")
         self.notes.append("Search trials ran without augmentation (trials with frozen stages on cached features); "
                           "the final training used flips, rotation, zoom and shifts.")
         self._timed("final_s", started)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
 
 import keras
@@ -29,8 +28,8 @@ def train_final(values: dict, *, splits, image_size: int, weights, epochs: int, 
     With pretrained weights and unfrozen stages, one head-only epoch comes first so the random head
     does not send large gradients into the pretrained stages (skipped from random initialisation).
 
-    Writes `out_dir/final/model.weights.h5` and `history.json`; an interrupted run resumes from
-    `out_dir/final/backup` (Keras `BackupAndRestore`).
+    Writes `out_dir/final/history.json` (the caller saves the weights it keeps); an interrupted
+    run resumes from `out_dir/final/backup` (Keras `BackupAndRestore`).
     """
     final_dir = Path(out_dir) / "final"
     final_dir.mkdir(parents=True, exist_ok=True)
@@ -77,10 +76,6 @@ def train_final(values: dict, *, splits, image_size: int, weights, epochs: int, 
     history["bn_recalibration"] = {"batches": batches, "val_accuracy_before": before,
                                    "val_accuracy_after": after, "kept": "recalibrated" if after >= before else "original"}
     log(f"[final] val accuracy {max(before, after):.4f} (BatchNorm re-estimated: {before:.4f} -> {after:.4f})")
-    weights_path = final_dir / "model.weights.h5"
-    tmp = final_dir / "model.tmp.weights.h5"
-    model.save_weights(tmp)
-    os.replace(tmp, weights_path)
     (final_dir / "history.json").write_text(json.dumps(history, indent=1))
     return model, history
 
