@@ -16,6 +16,8 @@ from PIL import Image
 
 from .budget import Budget
 from .data import DatasetSplits
+from .data.scan import check_dataset_path
+from .data.tfds_source import is_tfds_source
 from .errors import ConfigError
 from .options import FitOptions, budget_from
 from .runinfo import default_out_dir, distributed_role, prepare_out_dir
@@ -132,6 +134,8 @@ def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 
     if log is None:
         log = (lambda line: print(line, flush=True)) if verbose else (lambda line: None)
     clock = _Clock(budget)
+    if not is_tfds_source(data):
+        check_dataset_path(data)  # before the run directory is created: a typo leaves nothing behind
     if distributed_role() == "worker":
         overwrite = False  # only the chief may reset the shared run directory
     out = prepare_out_dir(out or default_out_dir(data), overwrite)

@@ -25,10 +25,11 @@ def test_help_and_version_are_fast_and_list_commands():
 
 def test_bad_data_exits_2_without_traceback(tmp_path):
     proc = subprocess.run([*EXE, "fit", str(tmp_path / "nope"), "--weights", "none"], capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2
     assert "does not exist" in proc.stderr and str(tmp_path / "nope") in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()  # nothing is left behind for a mistyped path
 
 
 @pytest.mark.parametrize("argv,message", [

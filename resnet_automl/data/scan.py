@@ -94,13 +94,8 @@ def _file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def scan_folder(root: str | os.PathLike, *, workers: int = 4) -> Scan:
-    """Scan and audit a dataset folder; raise `DataError` for a folder that cannot be used.
-
-    Args:
-        root: path to the dataset folder.
-        workers: int, threads used to decode-check files (Pillow releases the GIL). Defaults to 4.
-    """
+def check_dataset_path(root) -> Path:
+    """Return `root` resolved; raise `DataError` when it is missing or not a folder."""
     root = Path(root).expanduser()
     if not root.exists():
         raise DataError(f"The dataset folder {str(root)!r} does not exist. "
@@ -108,7 +103,17 @@ def scan_folder(root: str | os.PathLike, *, workers: int = 4) -> Scan:
     if not root.is_dir():
         raise DataError(f"The dataset path {str(root)!r} is a file, not a folder. Pass the folder "
                         "that holds one subfolder per class (or train/ val/ test/ subfolders).")
-    root = root.resolve()
+    return root.resolve()
+
+
+def scan_folder(root: str | os.PathLike, *, workers: int = 4) -> Scan:
+    """Scan and audit a dataset folder; raise `DataError` for a folder that cannot be used.
+
+    Args:
+        root: path to the dataset folder.
+        workers: int, threads used to decode-check files (Pillow releases the GIL). Defaults to 4.
+    """
+    root = check_dataset_path(root)
     skipped: list = []
     top = _class_dirs(root, skipped, "the dataset folder")
     presplit = "train" in top and any(name in top for name in ("val", "validation", "test"))
