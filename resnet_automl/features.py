@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from . import interrupts
 from .backbones import STAGES
 from .data.pipeline import make_dataset
 from .model import backbone_of
@@ -107,6 +108,7 @@ class FeatureCache:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=self.dtype, shape=shape)
         start = 0
         for batch, _ in images:
+            interrupts.check()
             values = forward(batch).numpy()
             out[start:start + len(values)] = values.astype(self.dtype)
             start += len(values)

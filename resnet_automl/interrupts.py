@@ -1,10 +1,11 @@
 """Ctrl-C that is never lost.
 
 Keras swallows a KeyboardInterrupt that lands inside some of its bare `except:` blocks (while a
-new trial's training step is traced), and the run then carries on. `fit` therefore installs a
-SIGINT handler that also records the request, and the search and training check it at trial,
-batch and epoch boundaries, where stopping is safe: Keras Tuner re-queues the running trial on
-resume.
+new trial's training step is traced), and one raised inside a callback from TensorFlow's C++ code
+is printed as an ignored exception. `fit` therefore installs a SIGINT handler that only records
+the first Ctrl-C; the search and training check it at batch, epoch, trial and stage boundaries,
+where stopping is safe (Keras Tuner re-queues the running trial on resume). A second Ctrl-C
+stops at once.
 """
 from __future__ import annotations
 
@@ -25,15 +26,16 @@ def check() -> None:
 
 @contextlib.contextmanager
 def remember_ctrl_c():
-    """Within the block, SIGINT both raises KeyboardInterrupt and is remembered for `check()`."""
+    """Within the block, the first SIGINT is remembered for `check()`; a second one raises at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     _requested.clear()
 
     def handler(signum, frame):
-        _requested.set()
-        raise KeyboardInterrupt
+        if _requested.is_set():  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        _requested.set()  # the first stops at the next safe point (batch, epoch, trial, stage)
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
