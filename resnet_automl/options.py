@@ -6,6 +6,10 @@ from dataclasses import asdict, dataclass, fields
 from .budget import Budget
 from .errors import ConfigError
 from .search import TUNERS
+from .selection import SMALL_DATA_IMAGES
+
+#: Values of `FitOptions.final_data`.
+FINAL_DATA = ("auto", "train", "train+val")
 
 
 @dataclass
@@ -19,11 +23,18 @@ class FitOptions:
             multiple of 32, within 64..128 on CPU and 64..224 on GPU). Default None.
         epochs: int or None, epochs per trial; None: enough for 120 optimiser steps, within 3..15.
         final_epochs: int or None, epochs of the final training; None: 2 x epochs.
+        final_data: "auto" (default), "train" or "train+val": what the final training learns from.
+            "train" keeps val for early stopping and for choosing between the final model and the
+            best trial's; "train+val" adds the validation images (a fixed number of epochs, no
+            early stopping; the test set stays unseen). "auto" is "train+val" below 5,000
+            training images, where 15% more images is worth more than early stopping.
         batch_size: int or None; None: 32 per device (x replicas on several GPUs).
         tuner: "bayesian" (default), "hyperband" or "random".
-        trainable_stages: list of ints in 0..5 or None; None searches [0, 1, 2, 3, 5] with ImageNet
-            weights and [2, 3, 5] from random initialisation (random features are
-            useless frozen).
+        trainable_stages: list of ints in 0..5 or None; None searches [0, 1, 2, 3, 5] with
+            pretrained weights (ImageNet or a file) and trains all stages (5) from random
+            initialisation, where freezing only fixes random filters: on 400 Fashion-MNIST images
+            every frozen depth tried (2, 3, 4) scored 0.6-0.8 points lower on 1,000 unseen images
+            than training everything (benchmarks/small_data_quality.py, issue 5 note).
         learning_rate_range: (low, high) for the log-uniform learning-rate search. Default (1e-4, 1e-2).
         seed: int, seed of split, search and training. Default 0.
         val_fraction, test_fraction: floats, shares held out of a class-folder tree. Default 0.15.
@@ -38,6 +49,7 @@ class FitOptions:
     image_size: int | None = None
     epochs: int | None = None
     final_epochs: int | None = None
+    final_data: str = "auto"
     batch_size: int | None = None
     tuner: str = "bayesian"
     trainable_stages: list | None = None
@@ -57,6 +69,9 @@ class FitOptions:
         if self.image_size is not None and self.image_size < 32:
             raise ConfigError(f"The 'image_size' parameter of fit must be at least 32 (ResNets downsample "
                               f"32x). Got {self.image_size!r} instead.")
+        if self.final_data not in FINAL_DATA:
+            raise ConfigError(f"The 'final_data' parameter of fit must be one of {FINAL_DATA}. "
+                              f"Got {self.final_data!r} instead.")
         if self.tuner not in TUNERS:
             raise ConfigError(f"The 'tuner' parameter of fit must be one of {TUNERS}. Got {self.tuner!r} instead.")
         if isinstance(self.weights, str) and self.weights.lower() == "none":
@@ -75,10 +90,16 @@ class FitOptions:
                 raise ConfigError(f"The {name!r} parameter of fit must be in (0, 0.5). "
                                   f"Got {getattr(self, name)!r} instead.")
 
+    def final_uses_val(self, train_images: int) -> bool:
+        """Whether the final training also learns from the validation images."""
+        if self.final_data == "auto":
+            return train_images < SMALL_DATA_IMAGES
+        return self.final_data == "train+val"
+
     def stage_choices(self) -> list:
         if self.trainable_stages is not None:
             return sorted(set(self.trainable_stages))
-        return [0, 1, 2, 3, 5] if self.weights == "imagenet" else [2, 3, 5]
+        return [5] if self.weights is None else [0, 1, 2, 3, 5]
 
     def to_dict(self) -> dict:
         return asdict(self)
