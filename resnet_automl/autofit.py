@@ -116,7 +116,7 @@ def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 
         log: callable taking one line; defaults to printing to stdout when `verbose`.
         recipe: str or None, the recipe file the options came from (recorded in run.json).
         **options: any field of `FitOptions` (backbone, weights, image_size, epochs, final_epochs,
-            batch_size, tuner, trainable_stages, learning_rate_range, seed, val_fraction, test_fraction).
+            final_data, batch_size, tuner, trainable_stages, learning_rate_range, seed, val_fraction, test_fraction).
 
     Example:
         >>> result = fit("photos/", budget=Budget(minutes=30), weights=None)

@@ -55,6 +55,9 @@ def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-gflops", type=_positive_float, help="cap on GFLOPs per image at --image-size")
     parser.add_argument("--max-latency-ms", type=_positive_float, help="cap on batch-1 latency on this device")
     parser.add_argument("--tuner", choices=["bayesian", "hyperband", "random"], help="search algorithm")
+    parser.add_argument("--final-data", choices=["auto", "train", "train+val"],
+                        help="what the final training learns from (default auto: train+val below 5,000 "
+                             "training images, else train with early stopping on val)")
     parser.add_argument("--seed", type=int, help="random seed (split, search, training)")
     parser.add_argument("--overwrite", action="store_true", help="start again instead of resuming")
     parser.add_argument("--chief", metavar="HOST:PORT",

@@ -26,7 +26,8 @@ SECTIONS = {
     "search": {"backbone": (str, list), "tuner": (str,), "trainable_stages": (list,),
                "learning_rate_range": (list,), "epochs": (int,), "feature_cache": (bool,),
                "feature_cache_memory_mb": (int,)},
-    "train": {"weights": (str,), "image_size": (int,), "batch_size": (int,), "final_epochs": (int,), "seed": (int,)},
+    "train": {"weights": (str,), "image_size": (int,), "batch_size": (int,), "final_epochs": (int,),
+              "final_data": (str,), "seed": (int,)},
     "export": {"out": (str,)},
 }
 #: CLI flag (argparse dest) -> (section, key).
@@ -35,7 +36,7 @@ CLI_FLAGS = {"minutes": ("budget", "minutes"), "max_trials": ("budget", "max_tri
              "max_latency_ms": ("budget", "max_latency_ms"), "backbone": ("search", "backbone"),
              "tuner": ("search", "tuner"), "epochs": ("search", "epochs"), "weights": ("train", "weights"),
              "image_size": ("train", "image_size"), "batch_size": ("train", "batch_size"),
-             "seed": ("train", "seed"), "out": ("export", "out")}
+             "final_data": ("train", "final_data"), "seed": ("train", "seed"), "out": ("export", "out")}
 
 
 def load_recipe(path) -> dict:

@@ -25,7 +25,7 @@ from .model import build_classifier, suggested_bn_momentum
 from .probe import ProbeCache, measure_latency
 from .report import build_report
 from .runinfo import RunRecord, distributed_role, versions
-from .search import make_tuner, trials_table
+from .search import best_trial, make_tuner, trials_table
 from .selection import Plan, export_and_report_seconds, select_backbones
 from .train import train_final
 from .verify import verify_export
@@ -138,13 +138,15 @@ class FitRun:
         self.steps = max(1, math.ceil(len(self.splits.train) / self.batch_size))
         self.epochs = opts.epochs or default_epochs(self.steps)
         self.final_epochs = opts.final_epochs or 2 * self.epochs
+        self.final_uses_val = opts.final_uses_val(len(self.splits.train))
         self.bn_momentum = suggested_bn_momentum(self.epochs * self.steps)
         self.max_trials = self.budget.max_trials or DEFAULT_TRIALS
         self.objective = "val_balanced_accuracy" if audit["imbalanced"] else "val_accuracy"
         self.class_weight = self.splits.class_weights() if audit["imbalanced"] else None
         if self.role != "worker":
             self.record.update(image_size=self.image_size, batch_size=self.batch_size, epochs=self.epochs,
-                               final_epochs=self.final_epochs, bn_momentum=self.bn_momentum,
+                               final_epochs=self.final_epochs, final_uses_val=self.final_uses_val,
+                               bn_momentum=self.bn_momentum,
                                max_trials=self.max_trials, device=self.device)
         fits_memory = len(self.splits.train) * self.image_size ** 2 * 12 < IN_MEMORY_CACHE_BYTES
         self.train_ds = make_dataset(self.splits.train, self.image_size, self.batch_size, shuffle=True,
@@ -157,6 +159,7 @@ class FitRun:
         if record.get("selection") is None:
             plan = Plan(trials=self.max_trials, epochs=self.epochs, final_epochs=self.final_epochs,
                         train_images=len(self.splits.train), val_images=len(self.splits.val),
+                        final_uses_val=self.final_uses_val,
                         trainable_stages=max(self.opts.stage_choices()), batch_size=self.batch_size)
             selection = select_backbones(self.opts.backbone, self.budget, image_size=self.image_size,
                                          weights=self.opts.weights, plan=plan,
@@ -173,8 +176,9 @@ class FitRun:
         estimate = next((r for r in record.get("selection") if r["name"] == self.chosen[0]), {})
         ips = estimate.get("probe_images_per_s")
         self.epoch_s = (len(self.splits.train) + len(self.splits.val) / 3.0) / ips if ips else None
-        self.final_reserve = (2 * estimate.get("probe_first_step_s", 0.0) + (self.final_epochs + 1) * self.epoch_s
-                              if self.epoch_s else 0.0)
+        final_epoch_s = (len(self.splits.train) + len(self.splits.val)) / ips if ips else None
+        self.final_reserve = (2 * estimate.get("probe_first_step_s", 0.0) + (self.final_epochs + 1) * final_epoch_s
+                              if ips else 0.0)
         self.trial_estimate_s = (estimate.get("estimated_minutes") or 0) * 60.0 / (self.max_trials + 1)
         self.reserve = export_and_report_seconds(self.chosen[0])
 
@@ -234,15 +238,15 @@ class FitRun:
                                   feature_cache=None if cache is None else
                                   {"computed": cache.computed, "reused": cache.reused})
         self.trials = trials_table(tuner)
-        best = tuner.oracle.get_best_trials(1)
-        if not best or best[0].score is None:
+        best = best_trial(tuner.oracle)
+        if best is None:
             reasons = "; ".join(f"trial {t['trial_id']}: {t['status']} {t['message']}" for t in self.trials)
             raise ResNetAutoMLError(f"No tuner trial completed ({reasons or 'none ran'}). Give the fit more time "
                                     "(--minutes) or check the data; rerun with --overwrite to start the search "
                                     "again.")
-        self.best_values = dict(best[0].hyperparameters.values)
-        self.log(f"[search] best: {self.best_values} ({self.objective} {best[0].score:.4f})")
-        return best[0]
+        self.best_values = dict(best.hyperparameters.values)
+        self.log(f"[search] best: {self.best_values} ({self.objective} {best.score:.4f}; ties broken by val loss)")
+        return best
 
     def worker_result(self) -> FitResult:
         tuner = self.tuner
@@ -275,8 +279,27 @@ class FitRun:
                 epochs=self.final_epochs, batch_size=self.batch_size, bn_momentum=self.bn_momentum, out_dir=self.out,
                 class_weight=self.class_weight,
                 deadline=None if self.clock.deadline is None else self.clock.deadline - self.reserve,
-                seed=self.opts.seed, verbose=1 if self.verbose > 1 else 0, log=self.log, strategy=self.strategy)
-            model = _keep_better_of_final_and_trial(model, self.tuner, best_trial, self.val_ds, self.log, self.notes)
+                seed=self.opts.seed, verbose=1 if self.verbose > 1 else 0, log=self.log, strategy=self.strategy,
+                use_val=self.final_uses_val)
+            if not all(math.isfinite(v) for v in history.get("loss", [])):
+                model = self.tuner.load_model(best_trial)
+                self.notes.append("The final training's loss became NaN or infinite; the best search trial's model "
+                                  "is exported instead.")
+                self.log("[final] the loss became NaN: exporting the best trial's model")
+            elif self.final_uses_val and history.get("epochs_completed", 0) < self.final_epochs:
+                self.notes.append(f"The final training on train + val was cut short by the time budget after "
+                                  f"{history.get('epochs_completed')} of {self.final_epochs} epochs; it is kept only "
+                                  "if it beats the best trial on val, which it has seen (a comparison that favours it).")
+                model = _keep_better_of_final_and_trial(model, self.tuner, best_trial, self.val_ds, self.log,
+                                                        self.notes)
+            elif self.final_uses_val:
+                self.notes.append(f"The final training learnt from train + val ({len(self.splits.train)} + "
+                                  f"{len(self.splits.val)} images) for {self.final_epochs} epochs without early "
+                                  "stopping (final_data='auto' below 5,000 training images, or 'train+val'); the "
+                                  "test set was never seen.")
+            else:
+                model = _keep_better_of_final_and_trial(model, self.tuner, best_trial, self.val_ds, self.log,
+                                                        self.notes)
         tmp = final_dir / "model.tmp.weights.h5"
         model.save_weights(tmp)
         os.replace(tmp, final_dir / "model.weights.h5")

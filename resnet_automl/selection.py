@@ -38,6 +38,7 @@ class Plan:
         epochs: int, epochs per trial.
         final_epochs: int, epochs of the final training (plus one head-only warm-up epoch).
         train_images, val_images: ints, images per epoch for training and validation.
+        final_uses_val: bool, the final training also learns from the val images. Default False.
         trainable_stages: int, the most expensive freeze setting the search will try.
         batch_size: int.
     """
@@ -49,12 +50,14 @@ class Plan:
     val_images: int
     trainable_stages: int
     batch_size: int
+    final_uses_val: bool = False
 
     def seconds(self, first_step_s: float, images_per_s: float, backbone: str) -> float:
         """Estimated seconds of search + final training + export + report."""
         epoch = self.train_images / images_per_s + self.val_images / (3.0 * images_per_s)
         search = self.trials * (first_step_s + self.epochs * epoch)
-        final = 2 * first_step_s + (self.final_epochs + 1) * epoch
+        final_epoch = (self.train_images + self.val_images) / images_per_s if self.final_uses_val else epoch
+        final = 2 * first_step_s + (self.final_epochs + 1) * final_epoch
         return search + final + export_and_report_seconds(backbone)
 
 

@@ -1,5 +1,6 @@
-"""Final training of the best configuration: head-only warm-up, fine-tuning with augmentation and
-early stopping on val, then BatchNorm statistics re-estimated with the final weights."""
+"""Final training of the best configuration: head-only warm-up, fine-tuning with augmentation (early
+stopping on val, or a fixed number of epochs on train + val), then BatchNorm statistics
+re-estimated with the final weights."""
 from __future__ import annotations
 
 import contextlib
@@ -22,21 +23,27 @@ def _accuracy(model, dataset) -> float:
 
 def train_final(values: dict, *, splits, image_size: int, weights, epochs: int, batch_size: int,
                 bn_momentum: float, out_dir, class_weight=None, deadline: float | None = None,
-                seed: int = 0, verbose: int = 0, log=print, strategy=None) -> tuple:
+                seed: int = 0, verbose: int = 0, log=print, strategy=None, use_val: bool = False) -> tuple:
     """Train `values` (backbone, trainable_stages, learning_rate) and return (model, history dict).
 
     With pretrained weights and unfrozen stages, one head-only epoch comes first so the random head
     does not send large gradients into the pretrained stages (skipped from random initialisation).
+
+    With `use_val` (bool, default False) the validation images join the training images and all
+    `epochs` run (the learning rate decays to its floor at the end) with no early stopping and no
+    validation score, since val is then seen; otherwise early stopping watches val accuracy and
+    restores the best epoch.
 
     Writes `out_dir/final/history.json` (the caller saves the weights it keeps); an interrupted
     run resumes from `out_dir/final/backup` (Keras `BackupAndRestore`).
     """
     final_dir = Path(out_dir) / "final"
     final_dir.mkdir(parents=True, exist_ok=True)
-    train_ds = make_dataset(splits.train, image_size, batch_size, shuffle=True, augment=True, seed=seed)
-    plain_train = make_dataset(splits.train, image_size, batch_size, shuffle=True, seed=seed + 1)
-    val_ds = make_dataset(splits.val, image_size, batch_size, cache=True)
-    steps = max(1, int(np.ceil(len(splits.train) / batch_size)))
+    items = splits.train + splits.val if use_val else splits.train
+    train_ds = make_dataset(items, image_size, batch_size, shuffle=True, augment=True, seed=seed)
+    plain_train = make_dataset(items, image_size, batch_size, shuffle=True, seed=seed + 1)
+    val_ds = None if use_val else make_dataset(splits.val, image_size, batch_size, cache=True)
+    steps = max(1, int(np.ceil(len(items) / batch_size)))
     stages, rate = int(values["trainable_stages"]), float(values["learning_rate"])
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
@@ -57,25 +64,35 @@ def train_final(values: dict, *, splits, image_size: int, weights, epochs: int, 
     callbacks = [
         StopOnCtrlC(),
         keras.callbacks.BackupAndRestore(str(final_dir / "backup")),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=max(3, epochs // 3),
-                                      restore_best_weights=True),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.TensorBoard(str(Path(out_dir) / "logs" / "final"), write_graph=False),
         DeadlineCallback(deadline),
     ]
+    if not use_val:
+        callbacks.insert(2, keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
+                                                          patience=max(3, epochs // 3), restore_best_weights=True))
+    else:
+        log(f"[final] {epochs} epoch(s) on train + val ({len(items)} images); the test set stays unseen")
     main = model.fit(train_ds, validation_data=val_ds, epochs=epochs, class_weight=class_weight,
                      callbacks=callbacks, verbose=verbose)
     for key, series in main.history.items():
         history.setdefault(key, []).extend(float(v) for v in series)
-    before = _accuracy(model, val_ds)
-    saved = model.get_weights()
-    batches = recalibrate_batchnorm(model, plain_train)
-    after = _accuracy(model, val_ds)
-    if after < before:  # keep whichever statistics validate better
-        model.set_weights(saved)
-    history["bn_recalibration"] = {"batches": batches, "val_accuracy_before": before,
-                                   "val_accuracy_after": after, "kept": "recalibrated" if after >= before else "original"}
-    log(f"[final] val accuracy {max(before, after):.4f} (BatchNorm re-estimated: {before:.4f} -> {after:.4f})")
+    history["epochs_completed"] = (main.epoch[-1] + 1) if main.epoch else epochs  # absolute, across resumes
+    history["epochs_planned"] = epochs
+    if use_val:  # nothing unseen to choose with: the exact running statistics are the principled ones
+        batches = recalibrate_batchnorm(model, plain_train)
+        history["bn_recalibration"] = {"batches": batches, "kept": "recalibrated"}
+        log(f"[final] trained on train + val; BatchNorm statistics re-estimated over {batches} batch(es)")
+    else:
+        before = _accuracy(model, val_ds)
+        saved = model.get_weights()
+        batches = recalibrate_batchnorm(model, plain_train)
+        after = _accuracy(model, val_ds)
+        if after < before:  # keep whichever statistics validate better
+            model.set_weights(saved)
+        history["bn_recalibration"] = {"batches": batches, "val_accuracy_before": before, "val_accuracy_after": after,
+                                       "kept": "recalibrated" if after >= before else "original"}
+        log(f"[final] val accuracy {max(before, after):.4f} (BatchNorm re-estimated: {before:.4f} -> {after:.4f})")
     (final_dir / "history.json").write_text(json.dumps(history, indent=1))
     return model, history
 

@@ -28,6 +28,10 @@ def test_fit_writes_the_run_directory(trained_run):
     skipped = [s["path"] for s in record.get("selection") and json.loads(
         (run / "data" / "split.json").read_text())["audit"]["skipped"]]
     assert any(p.endswith("broken.png") for p in skipped)
+    # small data: the final training also learnt from val, for every planned epoch, with no early stopping
+    assert record["final_uses_val"] is True and any("train + val" in note for note in record["notes"])
+    assert trained_run.history["epochs_completed"] == trained_run.history["epochs_planned"] == 1
+    assert "val_accuracy" not in trained_run.history
 
 
 def test_rerun_of_a_finished_fit_resumes_without_new_work(trained_run):
@@ -53,7 +57,7 @@ def test_resume_after_crash_runs_only_missing_trials(tmp_path, monkeypatch):
 
     monkeypatch.setattr(search.TimedTuner, "on_trial_end", crash_after_two)
     options = dict(out=tmp_path / "run", backbone="tiny_resnet", weights=None, image_size=32, epochs=1,
-                   final_epochs=1, budget=resnet_automl.Budget(max_trials=3), verbose=0)
+                   final_epochs=1, final_data="train", budget=resnet_automl.Budget(max_trials=3), verbose=0)
     with pytest.raises(KeyboardInterrupt):
         resnet_automl.fit(data, **options)
     monkeypatch.setattr(search.TimedTuner, "on_trial_end", original)
@@ -64,6 +68,8 @@ def test_resume_after_crash_runs_only_missing_trials(tmp_path, monkeypatch):
     result = resnet_automl.fit(data, **options)
     assert len(started) == 1, started  # only the third trial ran after the restart
     assert len(result.trials) == 3 and Path(result.paths["version_dir"]).exists()
+    # final_data="train": val stays out of the final training, which early-stops and validates on it
+    assert "val_accuracy" in result.history and "val_accuracy_before" in result.history["bn_recalibration"]
 
 
 def test_time_cap_is_respected(tmp_path):
@@ -104,3 +110,5 @@ def test_unknown_option_and_bad_budget(tmp_path):
         resnet_automl.fit(tmp_path, epoch=3)
     with pytest.raises(ConfigError, match="The 'minutes' parameter of Budget must be a positive number"):
         resnet_automl.fit(tmp_path, budget={"minutes": -3})
+    with pytest.raises(ConfigError, match="'final_data' parameter of fit must be one of"):
+        resnet_automl.fit(tmp_path, final_data="val")

@@ -48,10 +48,10 @@ def test_bad_recipes_name_file_section_and_key(tmp_path, text, match):
 
 def test_cli_flags_override_the_recipe(tmp_path):
     args = build_parser().parse_args(["fit", "DATA", "--recipe", str(RECIPES[0].parent / "edge.toml"),
-                                      "--minutes", "2", "--backbone", "resnet18"])
+                                      "--minutes", "2", "--backbone", "resnet18", "--final-data", "train"])
     data, out, options, budget = resolve_cli_options(args)
     assert data == "DATA" and budget.minutes == 2 and budget.max_latency_ms == 20
-    assert options["backbone"] == "resnet18" and options["image_size"] == 128
+    assert options["backbone"] == "resnet18" and options["image_size"] == 128 and options["final_data"] == "train"
 
 
 def test_cpu_quick_recipe_runs_end_to_end(tmp_path, capsys):
