@@ -10,15 +10,14 @@ class from the Fashion-MNIST *training* file (needs Debian's `dataset-fashion-mn
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+from small_data_quality import DEBIAN, holdout_accuracies, read_debian_fashion_mnist, split_pixels
+
 DEMO_CLASSES = {0: "t-shirt", 1: "trouser", 7: "sneaker", 8: "bag"}
 
 
@@ -36,22 +35,11 @@ def main(argv=None) -> int:
 
     split = json.loads((Path(args.run_dir) / "data" / "split.json").read_text())
     class_names = split["class_names"]
-    images = np.frombuffer(gzip.open(DEBIAN / "train-images-idx3-ubyte.gz").read(), np.uint8, offset=16)
-    images = images.reshape(-1, 28, 28)
-    labels = np.frombuffer(gzip.open(DEBIAN / "train-labels-idx1-ubyte.gz").read(), np.uint8, offset=8)
+    images, labels = read_debian_fashion_mnist("train")
     chosen = np.concatenate([np.where(labels == c)[0][:args.per_class] for c in DEMO_CLASSES])
     held, held_labels = images[chosen], np.array([class_names.index(DEMO_CLASSES[int(c)]) for c in labels[chosen]])
-
-    def pixels(items):
-        return (np.array([np.asarray(Image.open(p).convert("L"), np.float32).ravel() / 255.0 for p, _ in items]),
-                np.array([label for _, label in items]))
-
-    x_train, y_train = pixels(split["train"] + split["val"])
-    linear = LogisticRegression(max_iter=5000).fit(x_train, y_train)
-    linear_accuracy = float(linear.score(held.reshape(len(held), -1) / 255.0, held_labels))
-    predictor = load_model(args.run_dir)
-    rgb = np.repeat(held[..., None], 3, axis=-1).astype(np.float32)
-    ours = float(np.mean(np.argmax(predictor.probabilities(rgb), axis=1) == held_labels))
+    linear = LogisticRegression(max_iter=5000).fit(*split_pixels(split["train"] + split["val"]))
+    ours, linear_accuracy = holdout_accuracies(load_model(args.run_dir).probabilities, linear, held, held_labels)
     print(f"{len(held_labels)} unseen images: demo model {ours:.4f}, logistic regression on pixels {linear_accuracy:.4f}")
     print(f"difference (demo model - linear): {ours - linear_accuracy:+.4f}")
     return 0

@@ -30,6 +30,29 @@ DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 NAMES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
 
 
+def read_debian_fashion_mnist(part: str):
+    """(images uint8 [N, 28, 28], labels uint8 [N]) of Debian's Fashion-MNIST `part` ("t10k" or "train")."""
+    images = np.frombuffer(gzip.open(DEBIAN / f"{part}-images-idx3-ubyte.gz").read(), np.uint8, offset=16)
+    labels = np.frombuffer(gzip.open(DEBIAN / f"{part}-labels-idx1-ubyte.gz").read(), np.uint8, offset=8)
+    return images.reshape(-1, 28, 28), labels
+
+
+def split_pixels(items):
+    """(pixels float32 [N, H*W] in 0..1, labels [N]) of a split's (path, label) items, as greyscale."""
+    return (np.array([np.asarray(Image.open(p).convert("L"), np.float32).ravel() / 255.0 for p, _ in items]),
+            np.array([label for _, label in items]))
+
+
+def holdout_accuracies(probabilities_of, linear, images, labels):
+    """(model accuracy, linear accuracy) on greyscale uint8 `images` [N, 28, 28] with `labels`.
+
+    `probabilities_of` maps float32 RGB pixels [N, 28, 28, 3] in 0..255 to probabilities [N, C].
+    """
+    rgb = np.repeat(images[..., None], 3, axis=-1).astype(np.float32)
+    ours = float(np.mean(np.argmax(probabilities_of(rgb), axis=1) == labels))
+    return ours, float(linear.score(images.reshape(len(images), -1) / 255.0, labels))
+
+
 def load_fashion_mnist(classes: list, per_class: int, seed: int, holdout_per_class: int = 0):
     """(images, labels, class names, holdout images, holdout labels) for `classes` (indices into NAMES).
 
@@ -37,9 +60,7 @@ def load_fashion_mnist(classes: list, per_class: int, seed: int, holdout_per_cla
     when only the bundled subset is available).
     """
     if (DEBIAN / "t10k-images-idx3-ubyte.gz").exists():
-        images = np.frombuffer(gzip.open(DEBIAN / "t10k-images-idx3-ubyte.gz").read(), np.uint8, offset=16)
-        images = images.reshape(-1, 28, 28)
-        labels = np.frombuffer(gzip.open(DEBIAN / "t10k-labels-idx1-ubyte.gz").read(), np.uint8, offset=8)
+        images, labels = read_debian_fashion_mnist("t10k")
         names = NAMES
     else:
         from importlib import resources
@@ -93,14 +114,9 @@ def main(argv=None) -> int:
     fit_seconds = time.time() - start
 
     split = json.loads((work / "run" / "data" / "split.json").read_text())
-
-    def pixels(items):
-        return (np.array([np.asarray(Image.open(p).convert("L"), np.float32).ravel() / 255.0 for p, _ in items]),
-                np.array([label for _, label in items]))
-
     start = time.time()
-    x_train, y_train = pixels(split["train"] + split["val"])
-    x_test, y_test = pixels(split["test"])
+    x_train, y_train = split_pixels(split["train"] + split["val"])
+    x_test, y_test = split_pixels(split["test"])
     linear = LogisticRegression(max_iter=5000).fit(x_train, y_train)
     linear_accuracy = float(linear.score(x_test, y_test))
     linear_seconds = time.time() - start
@@ -110,9 +126,8 @@ def main(argv=None) -> int:
     print(f"logistic regression on pixels: accuracy {linear_accuracy:.4f} in {linear_seconds:.1f} s")
     if len(held_labels):  # fit's labels index its sorted class names
         held_labels = np.array([result.class_names.index(names[k]) for k in held_labels])
-        rgb = np.repeat(held_images[..., None], 3, axis=-1).astype(np.float32)
-        ours_held = float(np.mean(np.argmax(result.model.predict(rgb, verbose=0), axis=1) == held_labels))
-        linear_held = float(linear.score(held_images.reshape(len(held_images), -1) / 255.0, held_labels))
+        ours_held, linear_held = holdout_accuracies(lambda rgb: result.model.predict(rgb, verbose=0), linear,
+                                                    held_images, held_labels)
         print(f"hold-out ({len(held_labels)} unseen images): fit {ours_held:.4f}, logistic regression {linear_held:.4f}")
     print(f"difference on the split's test set (fit - linear): {ours - linear_accuracy:+.4f}")
     if len(held_labels):

@@ -27,7 +27,7 @@ from .report import build_report
 from .runinfo import RunRecord, distributed_role, versions
 from .search import best_trial, make_tuner, trials_table
 from .selection import Plan, export_and_report_seconds, select_backbones
-from .train import train_final
+from .train import accuracy_on, train_final
 from .verify import verify_export
 
 IN_MEMORY_CACHE_BYTES = 2 * 2**30
@@ -75,9 +75,9 @@ def default_epochs(steps_per_epoch: int) -> int:
 
 def _keep_better_of_final_and_trial(model, tuner, best_trial, val_ds, log, notes):
     """Export whichever of the final model and the best trial's model validates better."""
-    final_score = float(model.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
+    final_score = accuracy_on(model, val_ds)
     trial_model = tuner.load_model(best_trial)
-    trial_score = float(trial_model.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
+    trial_score = accuracy_on(trial_model, val_ds)
     if trial_score > final_score:
         notes.append(f"The best search trial's model validated better than the final training "
                      f"({trial_score:.4f} vs {final_score:.4f} val accuracy) and is the one exported.")
@@ -156,11 +156,11 @@ class FitRun:
 
     def select(self) -> None:
         started, record = time.time(), self.record
+        plan = Plan(trials=self.max_trials, epochs=self.epochs, final_epochs=self.final_epochs,
+                    train_images=len(self.splits.train), val_images=len(self.splits.val),
+                    final_uses_val=self.final_uses_val,
+                    trainable_stages=max(self.opts.stage_choices()), batch_size=self.batch_size)
         if record.get("selection") is None:
-            plan = Plan(trials=self.max_trials, epochs=self.epochs, final_epochs=self.final_epochs,
-                        train_images=len(self.splits.train), val_images=len(self.splits.val),
-                        final_uses_val=self.final_uses_val,
-                        trainable_stages=max(self.opts.stage_choices()), batch_size=self.batch_size)
             selection = select_backbones(self.opts.backbone, self.budget, image_size=self.image_size,
                                          weights=self.opts.weights, plan=plan,
                                          probe_cache=ProbeCache(self.out / "probe.json"), log=self.log)
@@ -175,10 +175,8 @@ class FitRun:
         _check_weights(self.chosen, self.opts.weights)
         estimate = next((r for r in record.get("selection") if r["name"] == self.chosen[0]), {})
         ips = estimate.get("probe_images_per_s")
-        self.epoch_s = (len(self.splits.train) + len(self.splits.val) / 3.0) / ips if ips else None
-        final_epoch_s = (len(self.splits.train) + len(self.splits.val)) / ips if ips else None
-        self.final_reserve = (2 * estimate.get("probe_first_step_s", 0.0) + (self.final_epochs + 1) * final_epoch_s
-                              if ips else 0.0)
+        self.epoch_s = plan.trial_epoch_seconds(ips) if ips else None
+        self.final_reserve = plan.final_seconds(estimate.get("probe_first_step_s", 0.0), ips) if ips else 0.0
         self.trial_estimate_s = (estimate.get("estimated_minutes") or 0) * 60.0 / (self.max_trials + 1)
         self.reserve = export_and_report_seconds(self.chosen[0])
 
@@ -286,18 +284,17 @@ class FitRun:
                 self.notes.append("The final training's loss became NaN or infinite; the best search trial's model "
                                   "is exported instead.")
                 self.log("[final] the loss became NaN: exporting the best trial's model")
-            elif self.final_uses_val and history.get("epochs_completed", 0) < self.final_epochs:
-                self.notes.append(f"The final training on train + val was cut short by the time budget after "
-                                  f"{history.get('epochs_completed')} of {self.final_epochs} epochs; it is kept only "
-                                  "if it beats the best trial on val, which it has seen (a comparison that favours it).")
-                model = _keep_better_of_final_and_trial(model, self.tuner, best_trial, self.val_ds, self.log,
-                                                        self.notes)
-            elif self.final_uses_val:
+            elif self.final_uses_val and history["epochs_completed"] == self.final_epochs:
                 self.notes.append(f"The final training learnt from train + val ({len(self.splits.train)} + "
                                   f"{len(self.splits.val)} images) for {self.final_epochs} epochs without early "
                                   "stopping (final_data='auto' below 5,000 training images, or 'train+val'); the "
                                   "test set was never seen.")
-            else:
+            else:  # trained on train only, or on train + val but cut short by the deadline
+                if self.final_uses_val:
+                    self.notes.append(f"The final training on train + val was cut short by the time budget after "
+                                      f"{history['epochs_completed']} of {self.final_epochs} epochs; it is kept "
+                                      "only if it beats the best trial on val, which it has seen (a comparison "
+                                      "that favours it).")
                 model = _keep_better_of_final_and_trial(model, self.tuner, best_trial, self.val_ds, self.log,
                                                         self.notes)
         tmp = final_dir / "model.tmp.weights.h5"

@@ -52,13 +52,22 @@ class Plan:
     batch_size: int
     final_uses_val: bool = False
 
+    def trial_epoch_seconds(self, images_per_s: float) -> float:
+        """Seconds of one search epoch: training, plus validation at ~3x the training speed."""
+        return self.train_images / images_per_s + self.val_images / (3.0 * images_per_s)
+
+    def final_seconds(self, first_step_s: float, images_per_s: float) -> float:
+        """Seconds of the final training: two graph builds, `final_epochs` + 1 epochs."""
+        if self.final_uses_val:
+            epoch = (self.train_images + self.val_images) / images_per_s
+        else:
+            epoch = self.trial_epoch_seconds(images_per_s)
+        return 2 * first_step_s + (self.final_epochs + 1) * epoch
+
     def seconds(self, first_step_s: float, images_per_s: float, backbone: str) -> float:
         """Estimated seconds of search + final training + export + report."""
-        epoch = self.train_images / images_per_s + self.val_images / (3.0 * images_per_s)
-        search = self.trials * (first_step_s + self.epochs * epoch)
-        final_epoch = (self.train_images + self.val_images) / images_per_s if self.final_uses_val else epoch
-        final = 2 * first_step_s + (self.final_epochs + 1) * final_epoch
-        return search + final + export_and_report_seconds(backbone)
+        search = self.trials * (first_step_s + self.epochs * self.trial_epoch_seconds(images_per_s))
+        return search + self.final_seconds(first_step_s, images_per_s) + export_and_report_seconds(backbone)
 
 
 @dataclass

@@ -17,7 +17,8 @@ from .model import backbone_of, build_classifier, compile_classifier, recalibrat
 from .backbones import set_trainable_stages
 
 
-def _accuracy(model, dataset) -> float:
+def accuracy_on(model, dataset) -> float:
+    """Accuracy (float) of a compiled classifier on a dataset of (pixels, label) batches."""
     return float(model.evaluate(dataset, verbose=0, return_dict=True)["accuracy"])
 
 
@@ -61,17 +62,17 @@ def train_final(values: dict, *, splits, image_size: int, weights, epochs: int, 
         set_trainable_stages(backbone_of(model), stages)
     with scope:
         compile_classifier(model, rate, steps * epochs)
+    early_stopping = [] if use_val else [keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", mode="max", patience=max(3, epochs // 3), restore_best_weights=True)]
     callbacks = [
         StopOnCtrlC(),
         keras.callbacks.BackupAndRestore(str(final_dir / "backup")),
+        *early_stopping,
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.TensorBoard(str(Path(out_dir) / "logs" / "final"), write_graph=False),
         DeadlineCallback(deadline),
     ]
-    if not use_val:
-        callbacks.insert(2, keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
-                                                          patience=max(3, epochs // 3), restore_best_weights=True))
-    else:
+    if use_val:
         log(f"[final] {epochs} epoch(s) on train + val ({len(items)} images); the test set stays unseen")
     main = model.fit(train_ds, validation_data=val_ds, epochs=epochs, class_weight=class_weight,
                      callbacks=callbacks, verbose=verbose)
@@ -84,10 +85,10 @@ def train_final(values: dict, *, splits, image_size: int, weights, epochs: int, 
         history["bn_recalibration"] = {"batches": batches, "kept": "recalibrated"}
         log(f"[final] trained on train + val; BatchNorm statistics re-estimated over {batches} batch(es)")
     else:
-        before = _accuracy(model, val_ds)
+        before = accuracy_on(model, val_ds)
         saved = model.get_weights()
         batches = recalibrate_batchnorm(model, plain_train)
-        after = _accuracy(model, val_ds)
+        after = accuracy_on(model, val_ds)
         if after < before:  # keep whichever statistics validate better
             model.set_weights(saved)
         history["bn_recalibration"] = {"batches": batches, "val_accuracy_before": before, "val_accuracy_after": after,
