@@ -155,6 +155,13 @@ def select_backbones(requested, budget: Budget, *, image_size: int, weights, pla
         if chosen and not several:
             row.update(verdict="not probed", reason="a preferred candidate fits the time budget")
             continue
+        cheaper = next((r for r in passing if r["verdict"] == "over budget" and r["estimated_minutes"] is not None
+                        and r["gflops"] <= row["gflops"] and r["params"] <= row["params"]), None)
+        if cheaper is not None:  # a probe costs time the budget no longer has; it could only say "over" again
+            row.update(verdict="over budget",
+                       reason=f"not probed: at least as costly as {cheaper['name']} (parameters and GFLOPs), "
+                              f"estimated {cheaper['estimated_minutes']:.1f} min > budget {budget.minutes:g} min")
+            continue
         probe = probe_cache.get_or_measure(
             f"train|{row['name']}|{image_size}|{plan.trainable_stages}|{plan.batch_size}",
             lambda: probe_training(row["name"], image_size=image_size, trainable_stages=plan.trainable_stages,

@@ -88,3 +88,21 @@ def test_nothing_fits_the_time_so_the_cheapest_is_chosen():
                                  plan=plan)
     assert selection.chosen == ["tiny_resnet"]
     assert "no candidate fits" in next(r for r in selection.table if r["name"] == "tiny_resnet")["reason"]
+
+
+def test_over_budget_probes_stop_at_the_first_candidate_that_cannot_be_beaten(monkeypatch):
+    from resnet_automl import selection
+
+    probed = []
+
+    def slow_probe(name, **kwargs):
+        probed.append(name)
+        return {"images_per_s": 1.0, "first_step_s": 60.0}
+
+    monkeypatch.setattr(selection, "probe_training", slow_probe)
+    result = select_backbones("auto", Budget(minutes=1), image_size=32, weights=None, plan=PLAN)
+    assert probed == ["resnet18"]  # every other candidate has more parameters and GFLOPs: not probed
+    assert result.chosen == ["resnet18"] and result.table[0]["verdict"] == "chosen (over budget)"
+    skipped = [r for r in result.table if r["name"] != "resnet18"]
+    assert all(r["verdict"] == "over budget" and "not probed: at least as costly as resnet18" in r["reason"]
+               for r in skipped)
