@@ -129,11 +129,14 @@ def _sections(report: dict) -> list:
 
 
 def _md_cell(value) -> str:
-    return html.escape(_fmt(value)).replace("|", "\\|").replace("\n", " ")
+    """A table cell: text as it reads, with only what Markdown would act on escaped (backslashes,
+    pipes, and `<`, which would start raw HTML); HTML entity escaping belongs to the HTML page."""
+    text = _fmt(value).replace("\\", "\\\\").replace("|", "\\|").replace("<", "\\<")
+    return text.replace("\r", " ").replace("\n", " ")
 
 
 def render_markdown(report: dict) -> str:
-    """The report as GitHub-flavoured Markdown (user strings HTML-escaped, pipes escaped)."""
+    """The report as GitHub-flavoured Markdown (`<`, `|` and backslashes in user strings escaped)."""
     lines = ["# Evaluation report", ""]
     for title, header, rows in _sections(report):
         lines += [f"## {title}", "", "| " + " | ".join(_md_cell(h) for h in header) + " |",

@@ -32,7 +32,9 @@ def evil_report(tmp_path):
     context = {"backbone": "tiny_resnet", "hyperparameters": {"trainable_stages": 2},
                "trials": [{"trial_id": "0", "hyperparameters": {"a": 1}, "score": 0.5, "seconds": 1.0,
                            "status": "COMPLETED", "message": ""}],
-               "selection": [{"name": "tiny_resnet", "verdict": "chosen", "reason": EVIL}],
+               "selection": [{"name": "tiny_resnet", "verdict": "chosen", "reason": EVIL},
+                             {"name": "resnet18", "verdict": "over budget",
+                              "reason": "estimated 8.1 min > budget 6 min"}],
                "latency_ms": {"batch1_p50": 1.0}, "model": {"params": 10}, "budget": {}, "timings": {},
                "audit": {"counts": {"train": {n: 1 for n in names}}, "skipped": [{"path": EVIL, "reason": "x"}]},
                "history": {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.7]}}
@@ -66,7 +68,10 @@ def test_user_strings_are_escaped_in_html_and_markdown(evil_report):
     assert EVIL not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "cat &amp; dog" in page and "<script" not in page.lower()
     assert "http://" not in page and "https://" not in page
-    assert EVIL not in (folder / "report.md").read_text()
+    markdown = (folder / "report.md").read_text()
+    assert EVIL not in markdown and "\\<script>alert(1)\\</script>" in markdown  # no raw HTML in Markdown
+    assert "cat & dog" in markdown and "estimated 8.1 min > budget 6 min" in markdown  # text, not entities
+    assert "&amp;" not in markdown and "&gt;" not in markdown and "&lt;" not in markdown
 
 
 def _chromium():
