@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from small_data_quality import DEBIAN, holdout_accuracies, read_debian_fashion_mnist, split_pixels
+sys.path.insert(0, str(Path(__file__).parent))
+from fmnist import DEBIAN, holdout_accuracies, read_debian_fashion_mnist, split_pixels  # noqa: E402
 
 DEMO_CLASSES = {0: "t-shirt", 1: "trouser", 7: "sneaker", 8: "bag"}
 

@@ -5,12 +5,13 @@
     hyperparameter, trained on the images every epoch of every trial;
 (b) ours: `ResNetHyperModel` with the frozen-prefix feature cache: the frozen stages run once per
     prefix depth, trials train the trainable tail and the head on cached features.
-Both read the same tf.data pipeline (images decoded once and cached in memory), run the same
+Both read the same batches (images decoded once into uint8 arrays in memory), run the same
 number of trials of the same epochs over trainable stages {0, 1} x log-uniform learning rate,
 one after the other in this process. ImageNet weights are not reachable offline, so both start
 from the same random backbone weights (`--weights imagenet` on a connected machine).
 
     python benchmarks/search_speed.py             # 1,200 Fashion-MNIST images, ResNet-50 at 64 px
+    python benchmarks/search_speed.py --smoke     # 2 trials x 1 epoch at 32 px (the test suite runs this)
 
 The last line is `speedup: N.NNx` (plain wall time / ours).
 """
@@ -23,10 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from PIL import Image
-
 sys.path.insert(0, str(Path(__file__).parent))
-from small_data_quality import load_fashion_mnist  # noqa: E402
+from fmnist import load_fashion_mnist, write_class_folders  # noqa: E402
 
 
 def plain_hypermodel(num_classes: int, image_size: int, weights, low: float, high: float, start=None):
@@ -68,32 +67,31 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--weights", default=None, help="imagenet on a connected machine; default random init")
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds not minutes (the tests run this)")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.per_class, args.image_size, args.trials, args.epochs, args.batch_size = 8, 32, 2, 1, 16
 
     import keras
     import keras_tuner as kt
     import numpy as np
 
     from resnet_automl.data import prepare_data
-    from resnet_automl.data.pipeline import make_dataset
+    from resnet_automl.data.arrays import load_images
+    from resnet_automl.data.batches import ArrayBatches
     from resnet_automl.features import FeatureCache
     from resnet_automl.hypermodel import ResNetHyperModel
     from resnet_automl.search import make_tuner
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="search-speed-"))
     shutil.rmtree(work, ignore_errors=True)
-    images, labels, names = load_fashion_mnist([int(c) for c in args.classes.split(",")], args.per_class, 0)
-    for i, (pixels, label) in enumerate(zip(images, labels)):
-        (work / "data" / names[label]).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pixels).save(work / "data" / names[label] / f"{i:05d}.png")
-    splits = prepare_data(work / "data")
+    subset = load_fashion_mnist([int(c) for c in args.classes.split(",")], args.per_class, 0)
+    names = subset.names
+    splits = prepare_data(write_class_folders(subset.images, subset.labels, names, work / "data"))
     size, batch, low, high = args.image_size, args.batch_size, 1e-4, 1e-2
-    train = make_dataset(splits.train, size, batch, shuffle=True, cache=True)
-    val = make_dataset(splits.val, size, batch, cache=True)
-    for _ in train:  # decode once for both runs: the comparison is about the model, not JPEG decoding
-        pass
-    for _ in val:
-        pass
+    # decoded once for both runs: the comparison is about the search, not image decoding
+    train = ArrayBatches(load_images(splits.train, size), [y for _, y in splits.train], batch, shuffle=True)
+    val = ArrayBatches(load_images(splits.val, size), [y for _, y in splits.val], batch)
     print(f"data: {len(splits.train)} train, {len(splits.val)} val images, {len(names)} classes, {size} px; "
           f"{args.trials} trials x {args.epochs} epochs over trainable_stages {{0, 1}} x learning rate", flush=True)
 

@@ -15,7 +15,6 @@ Prints accuracy and seconds of both, and the differences, as its last lines.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import shutil
 import sys
@@ -24,65 +23,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-DEBIAN = Path("/usr/share/datasets/fashion-mnist")
-NAMES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
-
-
-def read_debian_fashion_mnist(part: str):
-    """(images uint8 [N, 28, 28], labels uint8 [N]) of Debian's Fashion-MNIST `part` ("t10k" or "train")."""
-    images = np.frombuffer(gzip.open(DEBIAN / f"{part}-images-idx3-ubyte.gz").read(), np.uint8, offset=16)
-    labels = np.frombuffer(gzip.open(DEBIAN / f"{part}-labels-idx1-ubyte.gz").read(), np.uint8, offset=8)
-    return images.reshape(-1, 28, 28), labels
-
-
-def split_pixels(items):
-    """(pixels float32 [N, H*W] in 0..1, labels [N]) of a split's (path, label) items, as greyscale."""
-    return (np.array([np.asarray(Image.open(p).convert("L"), np.float32).ravel() / 255.0 for p, _ in items]),
-            np.array([label for _, label in items]))
-
-
-def holdout_accuracies(probabilities_of, linear, images, labels):
-    """(model accuracy, linear accuracy) on greyscale uint8 `images` [N, 28, 28] with `labels`.
-
-    `probabilities_of` maps float32 RGB pixels [N, 28, 28, 3] in 0..255 to probabilities [N, C].
-    """
-    rgb = np.repeat(images[..., None], 3, axis=-1).astype(np.float32)
-    ours = float(np.mean(np.argmax(probabilities_of(rgb), axis=1) == labels))
-    return ours, float(linear.score(images.reshape(len(images), -1) / 255.0, labels))
-
-
-def load_fashion_mnist(classes: list, per_class: int, seed: int, holdout_per_class: int = 0):
-    """(images, labels, class names, holdout images, holdout labels) for `classes` (indices into NAMES).
-
-    Images are uint8 [N, 28, 28]; the hold-out images are other images of the same classes (none
-    when only the bundled subset is available).
-    """
-    if (DEBIAN / "t10k-images-idx3-ubyte.gz").exists():
-        images, labels = read_debian_fashion_mnist("t10k")
-        names = NAMES
-    else:
-        from importlib import resources
-
-        with resources.files("resnet_automl").joinpath("demo_data", "fashion_mnist_subset.npz").open("rb") as f:
-            bundle = np.load(f)
-            images, labels, names = bundle["images"], bundle["labels"], list(bundle["class_names"])
-        classes = list(range(len(names)))
-        holdout_per_class = 0
-    rng = np.random.default_rng(seed)
-    chosen_images, chosen_labels, held_images, held_labels = [], [], [], []
-    for k, c in enumerate(classes):
-        idx = rng.permutation(np.where(labels == c)[0])
-        take = min(per_class, len(idx))
-        chosen_images.append(images[idx[:take]])
-        chosen_labels += [k] * take
-        held = idx[take:take + holdout_per_class]
-        held_images.append(images[held])
-        held_labels += [k] * len(held)
-    return (np.concatenate(chosen_images), np.array(chosen_labels), [str(names[c]) for c in classes],
-            np.concatenate(held_images), np.array(held_labels))
-
+sys.path.insert(0, str(Path(__file__).parent))
+from fmnist import holdout_accuracies, load_fashion_mnist, split_pixels, write_class_folders  # noqa: E402
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -101,11 +44,10 @@ def main(argv=None) -> int:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="quality-"))
     data = work / "data"
     shutil.rmtree(data, ignore_errors=True)
-    images, labels, names, held_images, held_labels = load_fashion_mnist(
-        [int(c) for c in args.classes.split(",")], args.per_class, args.seed, args.holdout_per_class)
-    for i, (pixels, label) in enumerate(zip(images, labels)):
-        (data / names[label]).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pixels).save(data / names[label] / f"{i:05d}.png")
+    subset = load_fashion_mnist([int(c) for c in args.classes.split(",")], args.per_class, args.seed,
+                                args.holdout_per_class)
+    names, labels, held_images, held_labels = subset.names, subset.labels, subset.held_images, subset.held_labels
+    write_class_folders(subset.images, labels, names, data)
 
     start = time.time()
     result = resnet_automl.fit(data, out=work / "run", overwrite=True, weights=None, seed=args.seed,
