@@ -1,25 +1,40 @@
-"""GPU check (under 8 minutes): a small mixed-precision fit on generated data, and training
-throughput of our input pipeline + model against raw `model.fit` of the same Keras model on
-in-memory arrays, in the same run.
+"""GPU check on Keras' JAX backend, without TensorFlow (what the lent GPU machines have), in one run:
 
-    python benchmarks/gpu_check.py                      # ResNet-50 at 128 px on the GPU
-    python benchmarks/gpu_check.py --backbone tiny_resnet --image-size 32 --images 64   # CPU smoke run
+1. the device and the precision policy `fit` chooses there;
+2. the peer: torchvision ResNet-50 training images/s (bf16 autocast, channels_last);
+3. raw Keras: `model.fit` of this package's classifier on device-resident arrays;
+4. this package's trial loop (`ResNetHyperModel.fit` on uint8 `ArrayBatches`, as the search runs it);
+5. this package's final training (`train_final`: augmentation layers on the device, uint8 batches);
+6. the wall time of a small end-to-end `fit` (search + final training + report) on generated images.
 
-Prints the device, the mixed-precision policy, both throughputs (images/s) and their ratio.
+Throughputs are training images/s timed after one warm-up epoch (compilation), same model, batch
+and precision; ratios are against raw Keras measured in the same run.
+
+    KERAS_BACKEND=jax python benchmarks/gpu_check.py                 # ResNet-50, 224 px, batch 256, on a GPU
+    KERAS_BACKEND=jax python benchmarks/gpu_check.py --smoke         # tiny model on CPU (the test suite runs this)
+
+On the GPU machine (no TensorFlow, nothing to download): carry the wheels of keras, keras-tuner,
+kt-legacy, namex and optree, install them with `pip install --no-index --no-deps --target WHEELS`,
+and run with `PYTHONPATH=WHEELS:.`.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import numpy as np  # noqa: E402
 
 
 def make_images(root: Path, classes: int, per_class: int, size: int) -> Path:
+    """Learnable generated images: a colour per class plus noise, as PNG class folders."""
+    from PIL import Image
+
     rng = np.random.default_rng(0)
     for c in range(classes):
         colour = rng.integers(0, 255, 3)
@@ -30,62 +45,137 @@ def make_images(root: Path, classes: int, per_class: int, size: int) -> Path:
     return root
 
 
-def throughput(fit_once, images_per_epoch: int, epochs: int) -> float:
-    fit_once(1)  # build, trace, warm up
+def images_per_second(train_epoch, images_per_epoch: int, epochs: int) -> float:
+    """Time `epochs` calls of `train_epoch()` after one warm-up call (compilation)."""
+    train_epoch()
     start = time.perf_counter()
-    fit_once(epochs)
+    for _ in range(epochs):
+        train_epoch()
     return images_per_epoch * epochs / (time.perf_counter() - start)
 
 
+def torchvision_peer(args, steps: int) -> float | None:
+    """torchvision ResNet-50 train img/s, bf16 autocast + channels_last (None without torchvision or CUDA)."""
+    try:
+        import torch
+        import torchvision
+    except ImportError:
+        return None
+    use_cuda = torch.cuda.is_available()
+    if not use_cuda and not args.smoke:
+        return None
+    dev = torch.device("cuda" if use_cuda else "cpu")
+    model = torchvision.models.resnet50(num_classes=1000).to(dev).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=dev).to(
+        memory_format=torch.channels_last)
+    y = torch.randint(0, 1000, (args.batch_size,), device=dev)
+
+    def step():
+        with torch.autocast(dev.type, dtype=torch.bfloat16):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def epoch():
+        for _ in range(steps):
+            step()
+        if use_cuda:
+            torch.cuda.synchronize()
+
+    return images_per_second(epoch, steps * args.batch_size, args.epochs)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="GPU check for resnet-automl")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backbone", default="resnet50")
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--images", type=int, default=1024, help="generated images (4 classes)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--minutes", type=float, default=4.0, help="budget of the small fit")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=12, help="training steps per timed epoch")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs after the warm-up epoch")
+    parser.add_argument("--fit-images", type=int, default=2048, help="generated images of the end-to-end fit")
+    parser.add_argument("--fit-size", type=int, default=64, help="image size of the end-to-end fit")
+    parser.add_argument("--smoke", action="store_true", help="tiny model, 32 px, CPU: seconds (the tests run this)")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.backbone, args.image_size, args.batch_size, args.steps, args.epochs = "tiny_resnet", 32, 8, 2, 1
+        args.fit_images, args.fit_size = 48, 32
 
     import keras
-    import tensorflow as tf
 
     import resnet_automl
-    from resnet_automl.autofit import _configure_device
-    from resnet_automl.data import prepare_data
-    from resnet_automl.data.pipeline import make_dataset
+    from resnet_automl import device
+    from resnet_automl.data.batches import ArrayBatches
+    from resnet_automl.hypermodel import ResNetHyperModel
     from resnet_automl.model import build_classifier, compile_classifier
+    from resnet_automl.train import train_final
 
-    gpus = tf.config.list_physical_devices("GPU")
-    print(f"devices: {[d.name for d in gpus] or 'no GPU (CPU run)'}; TensorFlow {tf.__version__}", flush=True)
-    _configure_device(print)
-    print(f"mixed precision policy: {keras.mixed_precision.global_policy().name}", flush=True)
-    work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
-    data = make_images(work / "data", 4, args.images // 4, args.image_size)
+    setup = device.configure("auto", log=print)
+    print(f"backend {setup.backend}; device {setup.description}; precision {setup.precision}; "
+          f"TensorFlow importable: {device.tensorflow_available()}", flush=True)
+    n = args.steps * args.batch_size
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, args.image_size, args.image_size, 3), dtype=np.uint8)
+    labels = rng.integers(0, 4, n).astype(np.int32)
+    total_steps = (args.epochs + 1) * args.steps
 
-    start = time.time()
-    result = resnet_automl.fit(data, out=work / "run", backbone=args.backbone, weights=None,
-                               image_size=args.image_size, batch_size=args.batch_size, epochs=2, final_epochs=2,
-                               budget=resnet_automl.Budget(minutes=args.minutes, max_trials=2), verbose=1)
-    print(f"fit: {time.time() - start:.0f} s, test accuracy {result.report['accuracy']:.3f}, "
-          f"export check {'passed' if result.report['export']['passed'] else 'FAILED'}", flush=True)
+    peer = torchvision_peer(args, args.steps)
+    print("torchvision ResNet-50 (bf16 autocast, channels_last): "
+          + (f"{peer:,.0f} img/s" if peer else "skipped (needs torchvision, and CUDA outside --smoke)"), flush=True)
 
-    splits = prepare_data(data)
-    items = splits.train + splits.val + splits.test
-    ours_ds = make_dataset(items, args.image_size, args.batch_size, shuffle=True, cache=True)
     model = build_classifier(args.backbone, 4, image_size=args.image_size, trainable_stages=5)
-    compile_classifier(model, 1e-3, 1000)
-    ours = throughput(lambda e: model.fit(ours_ds, epochs=e, verbose=0), len(items), args.epochs)
+    compile_classifier(model, 1e-3, total_steps)
+    on_device = keras.ops.convert_to_tensor(images.astype(np.float32)), keras.ops.convert_to_tensor(labels)
+    raw = images_per_second(lambda: model.fit(*on_device, batch_size=args.batch_size, epochs=1, verbose=0,
+                                              shuffle=False), n, args.epochs)
+    print(f"raw Keras model.fit on device-resident float32 arrays: {raw:,.0f} img/s", flush=True)
+    del model
+    keras.backend.clear_session()
 
-    x = np.stack([np.asarray(Image.open(p).convert("RGB"), np.float32) for p, _ in items])
-    y = np.array([label for _, label in items])
-    raw_model = build_classifier(args.backbone, 4, image_size=args.image_size, trainable_stages=5)
-    raw_model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    raw = throughput(lambda e: raw_model.fit(x, y, batch_size=args.batch_size, epochs=e, verbose=0), len(items),
-                     args.epochs)
-    print(f"training throughput, {args.backbone} at {args.image_size} px, batch {args.batch_size}: "
-          f"resnet-automl pipeline {ours:.1f} img/s, raw model.fit on arrays {raw:.1f} img/s, "
-          f"ratio {ours / raw:.2f}x", flush=True)
+    import keras_tuner as kt
+
+    hypermodel = ResNetHyperModel(backbones=[args.backbone], num_classes=4, image_size=args.image_size,
+                                  stage_choices=[5], weights=None, epochs=args.epochs + 1, steps_per_epoch=args.steps,
+                                  batch_size=args.batch_size)
+    hp = kt.HyperParameters()
+    trial_model = hypermodel.build(hp)
+    batches = ArrayBatches(images, labels, args.batch_size, shuffle=True)
+    val = ArrayBatches(images[:args.batch_size], labels[:args.batch_size], args.batch_size)
+    trial = images_per_second(lambda: hypermodel.fit(hp, trial_model, batches, validation_data=val, epochs=1,
+                                                     verbose=0), n, args.epochs)
+    print(f"resnet-automl trial loop (uint8 batches, validation each epoch): {trial:,.0f} img/s "
+          f"= {trial / raw:.2f}x raw Keras", flush=True)
+    del trial_model
+    keras.backend.clear_session()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        train_final({"backbone": args.backbone, "trainable_stages": 5, "learning_rate": 1e-3},
+                    arrays={"train": images, "val": images[:args.batch_size]},
+                    labels={"train": labels, "val": labels[:args.batch_size]}, num_classes=4,
+                    image_size=args.image_size, weights=None, epochs=args.epochs + 1, batch_size=args.batch_size,
+                    bn_momentum=0.9, out_dir=tmp, use_val=True, log=lambda line: None)
+        seconds = time.perf_counter() - start
+    final = n * (args.epochs + 1) / seconds
+    print(f"resnet-automl final training (augmentation on the device, {args.epochs + 1} epochs incl. compile): "
+          f"{final:,.0f} img/s = {final / raw:.2f}x raw Keras", flush=True)
+    keras.backend.clear_session()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = make_images(Path(tmp) / "data", 4, max(3, args.fit_images // 4), args.fit_size)
+        start = time.perf_counter()
+        result = resnet_automl.fit(data, out=Path(tmp) / "run", backbone=args.backbone, weights=None,
+                                   image_size=args.fit_size, epochs=2, final_epochs=2,
+                                   budget=resnet_automl.Budget(max_trials=2), verbose=0)
+        wall = time.perf_counter() - start
+    exported = "exported and checked" if result.paths["version_dir"] else "no SavedModel (TensorFlow not installed)"
+    print(f"end-to-end fit ({args.fit_images} images, {args.fit_size} px, 2 trials x 2 epochs + final): {wall:.0f} s, "
+          f"test accuracy {result.report['accuracy']:.3f}, {exported}", flush=True)
+    if peer:
+        print(f"ratios: trial loop / raw Keras {trial / raw:.2f}; raw Keras / torchvision peer {raw / peer:.2f}")
+    else:
+        print(f"ratios: trial loop / raw Keras {trial / raw:.2f}")
     return 0
 
 

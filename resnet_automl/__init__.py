@@ -12,9 +12,9 @@ from .errors import ConfigError, DataError, ExportError, ResNetAutoMLError, Weig
 
 _LAZY = {
     "fit": ("autofit", "fit"),
-    "FitResult": ("autofit", "FitResult"),
+    "FitResult": ("result", "FitResult"),
     "Budget": ("budget", "Budget"),
-    "load_model": ("predictor", "load_model"),
+    "load_model": ("serving.predictor", "load_model"),
     "list_backbones": ("backbones.registry", "list_backbones"),
 }
 

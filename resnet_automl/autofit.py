@@ -5,58 +5,19 @@ finished stages and lets Keras Tuner resume the search (an interrupted trial is 
 """
 from __future__ import annotations
 
-import statistics
 import sys
 import time
-import warnings
-from dataclasses import dataclass, field
-
-import numpy as np
-from PIL import Image
 
 from .budget import Budget
-from .data import DatasetSplits
 from .data.scan import check_dataset_path
 from .data.tfds_source import is_tfds_source
 from .errors import ConfigError
 from .options import FitOptions, budget_from
+from .result import FitResult
 from .runinfo import default_out_dir, distributed_role, prepare_out_dir
 
-DEFAULT_TRIALS = 6
 
-
-@dataclass
-class FitResult:
-    """What `fit` returns.
-
-    Attributes:
-        model: the trained `keras.Model` (pixels 0..255 in, probabilities out).
-        class_names: list of str.
-        backbone: str, the backbone of the final model.
-        best_hyperparameters: dict (backbone, trainable_stages, learning_rate).
-        trials: list of dicts (hyperparameters, score, seconds, status).
-        history: dict of per-epoch metrics of the final training.
-        selection: list of dicts, the backbone selection table.
-        report: dict, the content of report.json.
-        paths: dict of str: run_dir, run_json, model_dir, version_dir, report_html, report_json, report_md.
-    """
-
-    model: object
-    class_names: list
-    backbone: str
-    best_hyperparameters: dict
-    trials: list = field(default_factory=list)
-    history: dict = field(default_factory=dict)
-    selection: list = field(default_factory=list)
-    report: dict = field(default_factory=dict)
-    paths: dict = field(default_factory=dict)
-
-    @property
-    def test_accuracy(self) -> float:
-        return self.report.get("accuracy")
-
-
-class _Clock:
+class Clock:
     """The wall-clock budget of one fit call."""
 
     def __init__(self, budget: Budget):
@@ -69,37 +30,6 @@ class _Clock:
     def elapsed(self) -> float:
         return time.time() - self.start
 
-
-def _auto_image_size(splits: DatasetSplits, gpu: bool) -> int:
-    sides = []
-    for path, _ in splits.train[:: max(1, len(splits.train) // 200)]:
-        with Image.open(path) as image:
-            sides.append(min(image.size))
-    side = int(np.ceil(statistics.median(sides) / 32.0) * 32)
-    return int(min(max(side, 64), 224 if gpu else 128))
-
-
-def _configure_device(log) -> tuple:
-    """Mixed precision on GPU, MirroredStrategy on several GPUs; fp32 on CPU."""
-    import keras
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialised
-            pass
-    if not gpus:
-        keras.mixed_precision.set_global_policy("float32")
-        return None, 1, "cpu"
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    if len(gpus) > 1:
-        strategy = tf.distribute.MirroredStrategy()
-        log(f"[device] {len(gpus)} GPUs: MirroredStrategy, mixed precision")
-        return strategy, strategy.num_replicas_in_sync, "multi-gpu"
-    log("[device] 1 GPU: mixed precision (float16 compute, float32 head)")
-    return None, 1, "gpu"
 
 
 def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 1, log=None, recipe=None,
@@ -127,20 +57,21 @@ def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 
         raise ConfigError(f"Unknown fit option(s) {unknown}; valid options are {FitOptions.field_names()}.")
     opts = FitOptions(**options)
     budget = budget_from(budget)
-    # Library noise that says nothing about the user's run: Keras warns on every fit over a
-    # tf.data.Dataset (already shuffled by us), scikit-learn's Gaussian process on tiny searches.
-    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
-    warnings.filterwarnings("ignore", message=".*optimal value found for dimension.*")
+    from . import quiet
+
+    quiet.set_enabled(quiet.is_enabled())  # library start-up noise filtered unless --debug
     if log is None:
         log = (lambda line: print(line, flush=True)) if verbose else (lambda line: None)
-    clock = _Clock(budget)
+    clock = Clock(budget)
     if not is_tfds_source(data):
         check_dataset_path(data)  # before the run directory is created: a typo leaves nothing behind
     if distributed_role() == "worker":
         overwrite = False  # only the chief may reset the shared run directory
     out = prepare_out_dir(out or default_out_dir(data), overwrite)
     from .interrupts import remember_ctrl_c
-    from .runner import run_pipeline  # TensorFlow loads here, after the cheap checks
+
+    quiet.load_backend()  # Keras (and TensorFlow, on its backend) loads here, after the cheap checks
+    from .runner import run_pipeline
 
     with remember_ctrl_c():
         return run_pipeline(data, out, opts, budget, clock, log=log, verbose=verbose, recipe=recipe)
@@ -160,4 +91,30 @@ def fit_from_cli(args) -> int:
     return 0
 
 
-__all__ = ["FitResult", "fit", "fit_from_cli"]
+def export_run(run_dir) -> FitResult:
+    """Finish a run whose weights are trained but whose SavedModel is missing (trained where
+    TensorFlow is not installed): resume its fit with the data and options in run.json.
+
+    Finished stages are skipped, so this exports, checks and reports; a run already exported
+    is returned as it is.
+    """
+    import json
+    from pathlib import Path
+
+    from .errors import OutputDirError
+
+    path = Path(run_dir) / "run.json"
+    if not path.exists():
+        raise OutputDirError(f"{str(run_dir)!r} is not a run directory (no run.json). Pass the --out folder "
+                             "of a `resnet-automl fit`.")
+    record = json.loads(path.read_text())
+    if "final" not in record.get("stages_done", []):
+        raise ConfigError(f"The run in {str(run_dir)!r} has no final model yet (stages done: "
+                          f"{record.get('stages_done', [])}). Rerun its `resnet-automl fit` command to finish it.")
+    options = {key: value for key, value in record.get("options", {}).items() if key in FitOptions.field_names()}
+    if options.get("learning_rate_range") is not None:
+        options["learning_rate_range"] = tuple(options["learning_rate_range"])
+    return fit(record["data"], out=run_dir, budget=None, verbose=1, **options)
+
+
+__all__ = ["FitResult", "export_run", "fit", "fit_from_cli"]

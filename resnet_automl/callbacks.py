@@ -48,3 +48,89 @@ class BalancedAccuracyCallback(keras.callbacks.Callback):
         score = balanced_accuracy_score(self.labels, np.argmax(probabilities, axis=1))
         if logs is not None:
             logs["val_balanced_accuracy"] = float(score)
+
+
+class KeepBestEpoch(keras.callbacks.Callback):
+    """Keep the best epoch's weights in memory and write them once, when training ends.
+
+    Replaces Keras Tuner's `SaveBestEpoch`, which rewrites the weights and the optimizer state at
+    every better epoch. The snapshot covers `self.model` (a cached trial's trainable tail, or the
+    whole classifier); the file is written from `save_model` (the whole classifier), without
+    optimizer state, through `weights_io.save_weights`.
+
+    Args:
+        objective: a Keras Tuner `Objective` (`has_value`, `get_value`, `better_than`).
+        filepath: str, the trial's checkpoint (`.weights.h5`).
+    """
+
+    def __init__(self, objective, filepath):
+        super().__init__()
+        self.objective, self.filepath = objective, filepath
+        self.best_value = float("-inf") if objective.direction == "max" else float("inf")
+        self.save_model = None
+        self._best = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.objective.has_value(logs):
+            current = self.objective.get_value(logs)
+            if not self.objective.better_than(current, self.best_value):
+                return
+            self.best_value = current
+        self._best = [np.array(variable.numpy()) for variable in self.model.weights]
+
+    def on_train_end(self, logs=None):
+        from .weights_io import save_weights
+
+        if self._best is not None:
+            for variable, value in zip(self.model.weights, self._best):
+                variable.assign(value)
+            self._best = None
+        save_weights(self.save_model or self.model, self.filepath)
+
+
+class EpochScalars(keras.callbacks.Callback):
+    """Epoch metrics as TensorBoard scalars without TensorFlow (`tensorboard.summary.Writer`).
+
+    Writes `epoch_<metric>` under `log_dir/train` and `log_dir/validation`, as Keras' TensorBoard
+    callback does, so both show the same in TensorBoard.
+
+    Args:
+        log_dir: str, the folder of this run's event files.
+    """
+
+    def __init__(self, log_dir):
+        super().__init__()
+        self.log_dir = str(log_dir)
+        self._writers = None
+
+    def on_train_begin(self, logs=None):
+        import sys
+        import types
+
+        if "tensorflow" not in sys.modules:  # tensorboard's documented switch to its TF-free file API
+            sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+        from tensorboard.summary import Writer
+
+        self._writers = {part: Writer(f"{self.log_dir}/{part}") for part in ("train", "validation")}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            if self._writers is None or not np.isscalar(value) and np.ndim(value) != 0:
+                continue
+            part, tag = ("validation", name[4:]) if name.startswith("val_") else ("train", name)
+            self._writers[part].add_scalar(f"epoch_{tag}", float(value), epoch)
+        for writer in (self._writers or {}).values():
+            writer.flush()
+
+    def on_train_end(self, logs=None):
+        for writer in (self._writers or {}).values():
+            writer.close()
+        self._writers = None
+
+
+def tensorboard_callback(log_dir) -> keras.callbacks.Callback:
+    """Keras' TensorBoard callback on the TensorFlow backend (Keras Tuner adds its HParams view to
+    it); `EpochScalars` on the others, which needs no TensorFlow."""
+    if keras.backend.backend() == "tensorflow":
+        return keras.callbacks.TensorBoard(str(log_dir), write_graph=False)
+    return EpochScalars(log_dir)

@@ -12,6 +12,7 @@ import sys
 
 from ._version import __version__
 from .errors import ResNetAutoMLError
+from .options import FINAL_DATA, PRECISIONS, TUNERS
 from .weights_cli import add_weights_parser, run_weights_command
 
 EXIT_USAGE = 2
@@ -54,10 +55,12 @@ def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-params", type=_positive_int, help="cap on backbone parameters")
     parser.add_argument("--max-gflops", type=_positive_float, help="cap on GFLOPs per image at --image-size")
     parser.add_argument("--max-latency-ms", type=_positive_float, help="cap on batch-1 latency on this device")
-    parser.add_argument("--tuner", choices=["bayesian", "hyperband", "random"], help="search algorithm")
-    parser.add_argument("--final-data", choices=["auto", "train", "train+val"],
+    parser.add_argument("--tuner", choices=TUNERS, help="search algorithm")
+    parser.add_argument("--final-data", choices=FINAL_DATA,
                         help="what the final training learns from (default auto: train+val below 5,000 "
                              "training images, else train with early stopping on val)")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="dtype policy (default auto: float32 on CPU, mixed bfloat16 on recent GPUs)")
     parser.add_argument("--seed", type=int, help="random seed (split, search, training)")
     parser.add_argument("--overwrite", action="store_true", help="start again instead of resuming")
     parser.add_argument("--chief", metavar="HOST:PORT",
@@ -108,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("data", help="folder of class subfolders (all images are evaluated)")
     evaluate.add_argument("--out", help="report folder (default: <model_dir>/evaluation)")
 
+    export = commands.add_parser("export", help="write the SavedModel of a trained run (e.g. one trained where "
+                                                "TensorFlow is not installed): resumes the fit in DIR/run.json")
+    export.add_argument("run_dir", help="the run directory (the same dataset path must exist here)")
+
     backbones = commands.add_parser("backbones", help="list the backbones and their costs")
     backbones.add_argument("--json", action="store_true", help="print JSON")
 
@@ -143,6 +150,14 @@ def _cmd_fit(args) -> int:
     return fit_from_cli(args)
 
 
+def _cmd_export(args) -> int:
+    from .autofit import export_run
+
+    result = export_run(args.run_dir)
+    print(f"model {result.paths['version_dir']}; report {result.paths['report_html']}")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -151,7 +166,7 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .predictor import load_model
+    from .serving.predictor import load_model
 
     predictor = load_model(args.model_dir)
     results = predictor.predict(args.images, top_k=args.top_k)
@@ -165,7 +180,7 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_exported
+    from .serving.evaluate import evaluate_exported
 
     report = evaluate_exported(args.model_dir, args.data, out=args.out)
     print(f"accuracy {report['accuracy']:.4f}, balanced accuracy {report['balanced_accuracy']:.4f} "
@@ -173,7 +188,7 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
-HANDLERS = {"fit": _cmd_fit, "demo": _cmd_demo, "predict": _cmd_predict, "evaluate": _cmd_evaluate,
+HANDLERS = {"fit": _cmd_fit, "export": _cmd_export, "demo": _cmd_demo, "predict": _cmd_predict, "evaluate": _cmd_evaluate,
             "backbones": _cmd_backbones, "weights": run_weights_command}
 
 
@@ -181,6 +196,9 @@ def main(argv: list | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]) and return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from . import quiet
+
+    quiet.set_enabled(not args.debug)
     try:
         return HANDLERS[args.command](args)
     except ResNetAutoMLError as exc:

@@ -6,7 +6,7 @@ output is computed once per (backbone, weights, image size, frozen depth, file l
 `.npy` file under `DIR/cache/` in a compact dtype (and kept in memory when it fits the limit), and
 the trial trains only the trainable tail and the head on it. Trials and epochs with the same
 prefix share the file; a resumed run reuses it. Memory stays bounded: batches are gathered from
-the file (memory-mapped) when it does not fit.
+the file (memory-mapped) when it does not fit. Backend-neutral (no TensorFlow).
 """
 from __future__ import annotations
 
@@ -17,11 +17,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from . import interrupts
 from .backbones import STAGES
-from .data.pipeline import make_dataset
+from .data.batches import ArrayBatches
 from .model import backbone_of
 
 DEFAULT_MEMORY_LIMIT = 2 * 2**30
@@ -78,8 +77,8 @@ class FeatureCache:
         text = json.dumps([backbone, str(weights), image_size, frozen_stages, [str(p) for p, _ in items]])
         return hashlib.sha1(text.encode()).hexdigest()[:20]
 
-    def features(self, key: str, prefix: keras.Model, items: list, image_size: int, batch_size: int):
-        """The (N, ...) features of `items` in order: from memory, from disk, or computed now."""
+    def features(self, key: str, prefix: keras.Model, images, batch_size: int):
+        """The (N, ...) features of `images` (uint8 [N, S, S, 3]) in order: from memory, from disk, or computed now."""
         if key in self._arrays:
             self.reused += 1
             return self._arrays[key]
@@ -89,29 +88,26 @@ class FeatureCache:
             array = np.load(path, mmap_mode="r")
         else:
             self.computed += 1
-            array = self._compute(prefix, items, image_size, batch_size, path)
+            array = self._compute(prefix, images, batch_size, path)
         if self._bytes_in_memory + array.nbytes <= self.memory_limit_bytes:
             array = np.array(array)  # read into memory
             self._bytes_in_memory += array.nbytes
         self._arrays[key] = array
         return array
 
-    def _compute(self, prefix, items, image_size, batch_size, path):
-        shape = (len(items), *prefix.output.shape[1:])
-        images = make_dataset(items, image_size, batch_size)
-        forward = tf.function(lambda x: prefix(x, training=False))
+    def _compute(self, prefix, images, batch_size, path):
+        shape = (len(images), *prefix.output.shape[1:])
         if path is None:
             out = np.empty(shape, self.dtype)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.stem + f".tmp-{os.getpid()}.npy")
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=self.dtype, shape=shape)
-        start = 0
-        for batch, _ in images:
+        for start in range(0, len(images), batch_size):
             interrupts.check()
-            values = forward(batch).numpy()
+            batch = np.asarray(images[start:start + batch_size])
+            values = keras.ops.convert_to_numpy(prefix.predict_on_batch(batch))
             out[start:start + len(values)] = values.astype(self.dtype)
-            start += len(values)
         if path is None:
             return out
         out.flush()
@@ -120,27 +116,10 @@ class FeatureCache:
         return np.load(path, mmap_mode="r")
 
 
-def feature_dataset(features, labels, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
+def feature_dataset(features, labels, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> ArrayBatches:
     """Batches of (float32 features, label), gathered by index so memory-mapped arrays stay on disk.
 
-    Shuffling permutes indices exactly as `make_dataset` permutes images (same seed, same count), so
-    a cached trial sees the same batches as the full model would.
+    Shuffling permutes indices exactly as the image batches of the same length and seed do, so a
+    cached trial sees the same batches as the full model would.
     """
-    labels = np.asarray(labels, dtype=np.int32)
-    feature_shape = tuple(features.shape[1:])
-
-    def gather(indices):
-        return np.asarray(features[indices], dtype=np.float32), labels[indices]
-
-    ds = tf.data.Dataset.range(len(labels))
-    if shuffle:
-        ds = ds.shuffle(max(len(labels), 1), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-
-    def load(indices):
-        x, y = tf.numpy_function(gather, [indices], (tf.float32, tf.int32), stateful=False)
-        x.set_shape((None, *feature_shape))
-        y.set_shape((None,))
-        return x, y
-
-    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return ArrayBatches(features, labels, batch_size, shuffle=shuffle, seed=seed, dtype=np.float32)

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import math
-import types
 
 import keras
 import keras_tuner as kt
-import tensorflow as tf
 
-from .callbacks import BalancedAccuracyCallback, DeadlineCallback
+from .callbacks import BalancedAccuracyCallback, DeadlineCallback, KeepBestEpoch
+from .device import is_out_of_memory
 from .features import FeatureCache, feature_dataset, split_classifier
 from .interrupts import StopOnCtrlC
 from .model import build_classifier, compile_classifier
@@ -40,7 +39,7 @@ class ResNetHyperModel(kt.HyperModel):
             trial once at half of it. Defaults to None (no retry).
         feature_cache: a `FeatureCache` or None. With it (and `train_items`/`val_items`), a trial
             with frozen stages trains only its tail on cached frozen-prefix features.
-        train_items, val_items: lists of (path, label) behind the datasets, for the cache.
+        train_items, val_items: lists of (path, label) behind the datasets (the cache key).
         seed: int, shuffle seed of the cached datasets (the image datasets' seed). Defaults to 0.
         dropout: float, dropout before the head. Defaults to 0.2.
     """
@@ -100,20 +99,27 @@ class ResNetHyperModel(kt.HyperModel):
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
         """Fit one trial; a NaN loss fails the trial, an out-of-memory error retries at half batch once.
 
-        With the feature cache and frozen stages, only the tail trains, on cached features.
+        `args[0]` (or `x`) and `validation_data` are `ArrayBatches`. With the feature cache and
+        frozen stages, only the tail trains, on cached features.
         """
         try:
             if self.uses_feature_cache(hp):
-                history = self._fit_on_features(hp, model, list(callbacks or []), kwargs)
+                history = self._fit_on_features(hp, model, list(callbacks or []), args, kwargs)
             else:
                 callbacks = self._own_callbacks(self.balanced_val) + list(callbacks or [])
                 try:
                     history = model.fit(*args, class_weight=self.class_weight, callbacks=callbacks, **kwargs)
-                except tf.errors.ResourceExhaustedError:
+                except Exception as exc:
+                    if not is_out_of_memory(exc):
+                        raise
                     history = self._retry_at_half_batch(hp, model, args, kwargs, callbacks)
-        except tf.errors.ResourceExhaustedError:
-            raise kt.errors.FailedTrialError("out of memory (ResourceExhaustedError) while computing features; "
-                                             "lower --batch-size or --image-size") from None
+        except kt.errors.FailedTrialError:
+            raise
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            raise kt.errors.FailedTrialError("out of memory while computing features; lower --batch-size or "
+                                             "--image-size") from None
         losses = history.history.get("loss", [])
         if not losses or any(not math.isfinite(value) for value in losses):
             raise kt.errors.FailedTrialError(
@@ -121,72 +127,49 @@ class ResNetHyperModel(kt.HyperModel):
                 "the trial is marked failed and the search goes on")
         return history
 
-    def _fit_on_features(self, hp, model, callbacks, kwargs):
+    def _fit_on_features(self, hp, model, callbacks, args, kwargs):
         """Train the trainable tail + head on cached frozen-prefix features (same batches, same math)."""
         values = hp.values
         stages = values["trainable_stages"]
         prefix, tail = split_classifier(model, stages)
-        batch = self.batch_size or 32
+        train_data = args[0] if args else kwargs["x"]
+        val_data = kwargs["validation_data"]
+        batch = self.batch_size or train_data.batch_size
         arrays = []
-        for items in (self.train_items, self.val_items):
+        for items, data in ((self.train_items, train_data), (self.val_items, val_data)):
             key = FeatureCache.key(values["backbone"], self.weights, self.image_size, 5 - stages, items)
-            arrays.append(self.feature_cache.features(key, prefix, items, self.image_size, batch))
-        train_labels = [label for _, label in self.train_items]
-        val_labels = [label for _, label in self.val_items]
-        train = feature_dataset(arrays[0], train_labels, batch, shuffle=True, seed=self.seed)
-        val = feature_dataset(arrays[1], val_labels, batch)
+            arrays.append(self.feature_cache.features(key, prefix, data.array, batch))
+        train = feature_dataset(arrays[0], train_data.labels, batch, shuffle=True, seed=train_data.seed)
+        val = feature_dataset(arrays[1], val_data.labels, batch)
         compile_classifier(tail, values["learning_rate"], self.epochs * self.steps_per_epoch)
-        for callback in callbacks:  # Keras Tuner's checkpoint must save the full model's weights
-            if type(callback).__name__ == "SaveBestEpoch":
-                callback.set_model = types.MethodType(
-                    lambda self, _tail, full=model: keras.callbacks.Callback.set_model(self, full), callback)
-                _write_checkpoint_once(callback, tail)
-        balanced = (val, val_labels) if self.balanced_val is not None else None
+        for callback in callbacks:  # the trial's checkpoint holds the full classifier, not just the tail
+            if isinstance(callback, KeepBestEpoch):
+                callback.save_model = model
+        balanced = (val, val_data.labels) if self.balanced_val is not None else None
         fit_kwargs = {k: v for k, v in kwargs.items() if k in ("epochs", "verbose", "initial_epoch")}
         return tail.fit(train, validation_data=val, class_weight=self.class_weight,
                         callbacks=self._own_callbacks(balanced) + callbacks, **fit_kwargs)
 
     def _retry_at_half_batch(self, hp, model, args, kwargs, callbacks):
         data = args[0] if args else kwargs.pop("x")
-        batch = self.batch_size
-        if not batch or batch < 2 or not isinstance(data, tf.data.Dataset):
-            raise kt.errors.FailedTrialError("out of memory (ResourceExhaustedError) and the batch cannot be halved")
+        batch = data.batch_size
+        if batch < 2:
+            raise kt.errors.FailedTrialError("out of memory at batch 1; lower --image-size")
         half = batch // 2
         print(f"[trial] out of memory at batch {batch}: retrying once at batch {half}", flush=True)
         keras.backend.clear_session(free_memory=True)
         model = self.build(hp)
         kwargs = dict(kwargs)
-        if isinstance(kwargs.get("validation_data"), tf.data.Dataset):
-            kwargs["validation_data"] = kwargs["validation_data"].rebatch(half)
+        if kwargs.get("validation_data") is not None:
+            kwargs["validation_data"] = kwargs["validation_data"].rebatched(half)
         try:
-            return model.fit(data.rebatch(half), *args[1:], class_weight=self.class_weight, callbacks=callbacks,
+            return model.fit(data.rebatched(half), *args[1:], class_weight=self.class_weight, callbacks=callbacks,
                              **kwargs)
-        except tf.errors.ResourceExhaustedError:
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
             raise kt.errors.FailedTrialError(f"out of memory at batch {batch} and again at batch {half}; "
                                              "lower --batch-size or --image-size") from None
-
-
-def _write_checkpoint_once(checkpoint, tail) -> None:
-    """Make Keras Tuner's `SaveBestEpoch` keep the best epoch in memory and write the file once.
-
-    Only the tail's weights change in a cached trial, so a snapshot of them (BatchNorm statistics
-    included) at every better epoch, restored and saved when training ends, writes the same file
-    as saving the whole model at every better epoch, without rewriting the frozen weights each time.
-    """
-    save = checkpoint._save_model
-    best = {}
-
-    def remember():
-        best["weights"] = [variable.numpy() for variable in tail.weights]
-
-    def on_train_end(logs=None):
-        if "weights" in best:
-            for variable, value in zip(tail.weights, best["weights"]):
-                variable.assign(value)
-            save()
-
-    checkpoint._save_model = remember
-    checkpoint.on_train_end = on_train_end
 
 
 def values_repr(hp) -> str:

@@ -5,16 +5,11 @@ from __future__ import annotations
 import math
 
 import keras
-import tensorflow as tf
 
+from . import device
 from .backbones import Normalize, build_backbone, get_spec, load_backbone_weights, set_trainable_stages
 
 LR_WARMUP_FRACTION = 0.1
-
-
-def on_gpu() -> bool:
-    """True when TensorFlow sees a GPU."""
-    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def suggested_bn_momentum(total_steps: int) -> float:
@@ -70,15 +65,15 @@ def compile_classifier(model: keras.Model, learning_rate: float, total_steps: in
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss=keras.losses.SparseCategoricalCrossentropy(),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                  jit_compile="auto" if on_gpu() else False)
+                  jit_compile=device.jit_compile())
 
 
 def recalibrate_batchnorm(model: keras.Model, dataset, max_batches: int = 20) -> int:
     """Re-estimate the moving statistics of trainable BatchNorm layers with the final weights.
 
-    Runs up to `max_batches` batches of `dataset` (no augmentation) through the model in training
-    mode with momentum i/(i+1), i.e. an exact running mean over batches ("precise BN"). Frozen
-    BN layers are untouched. Returns the number of batches used.
+    Runs up to `max_batches` batches of `dataset` (an `ArrayBatches` without augmentation) through
+    the model in training mode with momentum i/(i+1), i.e. an exact running mean over batches
+    ("precise BN"). Frozen BN layers are untouched. Returns the number of batches used.
     """
     layers = [layer for layer in _all_layers(model)
               if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
@@ -87,10 +82,11 @@ def recalibrate_batchnorm(model: keras.Model, dataset, max_batches: int = 20) ->
     saved = [layer.momentum for layer in layers]
     used = 0
     try:
-        for used, (images, _) in enumerate(dataset.take(max_batches), start=1):
+        for used in range(1, min(max_batches, len(dataset)) + 1):
+            images, _ = dataset[used - 1]
             for layer in layers:
                 layer.momentum = (used - 1) / used
-            model(images, training=True)
+            model(keras.ops.convert_to_tensor(images, "float32"), training=True)
     finally:
         for layer, momentum in zip(layers, saved):
             layer.momentum = momentum

@@ -1,15 +1,22 @@
-"""`FitOptions`: every option of `fit`, validated; recipes and CLI flags map onto it one-to-one."""
+"""`FitOptions`: every option of `fit`, validated; recipes and CLI flags map onto it one-to-one.
+
+Imports nothing heavy (no Keras), so the CLI can use its constants in `--help`.
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
 from .budget import Budget
 from .errors import ConfigError
-from .search import TUNERS
-from .selection import SMALL_DATA_IMAGES
 
 #: Values of `FitOptions.final_data`.
 FINAL_DATA = ("auto", "train", "train+val")
+#: Values of `FitOptions.tuner` (Keras Tuner oracles).
+TUNERS = ("bayesian", "hyperband", "random")
+#: Values of `FitOptions.precision` (Keras dtype policies, or "auto").
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+#: Below this many training images a dataset counts as small (backbone ranking, final_data="auto").
+SMALL_DATA_IMAGES = 5000
 
 
 @dataclass
@@ -42,6 +49,8 @@ class FitOptions:
             (DIR/cache). Default True.
         feature_cache_memory_mb: int, memory for cached features; beyond it they are read from
             disk. Default 2048.
+        precision: "auto" (default: float32 on CPU, mixed bfloat16 on GPUs from Ampere on, mixed
+            float16 on older GPUs), "float32", "mixed_bfloat16" or "mixed_float16".
     """
 
     backbone: object = "auto"
@@ -59,6 +68,7 @@ class FitOptions:
     test_fraction: float = 0.15
     feature_cache: bool = True
     feature_cache_memory_mb: int = 2048
+    precision: str = "auto"
 
     def __post_init__(self):
         for name in ("image_size", "epochs", "final_epochs", "batch_size"):
@@ -72,6 +82,9 @@ class FitOptions:
         if self.final_data not in FINAL_DATA:
             raise ConfigError(f"The 'final_data' parameter of fit must be one of {FINAL_DATA}. "
                               f"Got {self.final_data!r} instead.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"The 'precision' parameter of fit must be one of {PRECISIONS}. "
+                              f"Got {self.precision!r} instead.")
         if self.tuner not in TUNERS:
             raise ConfigError(f"The 'tuner' parameter of fit must be one of {TUNERS}. Got {self.tuner!r} instead.")
         if isinstance(self.weights, str) and self.weights.lower() == "none":

@@ -7,24 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from .device import describe
 from .model import build_classifier, compile_classifier
-
-
-def device_name() -> str:
-    """A short description of the compute device, used as the probe cache key."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return f"{len(gpus)}x GPU {details.get('device_name', 'unknown')}"
-    return f"CPU {platform.machine()} x{os.cpu_count()}"
 
 
 def measure_latency(model: keras.Model, image_size: int, *, runs: int = 10, warmup: int = 3,
@@ -33,23 +23,23 @@ def measure_latency(model: keras.Model, image_size: int, *, runs: int = 10, warm
 
     With `batch32=True` also the mean ms per image at batch 32.
     """
-    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    forward = model.predict_on_batch  # the backend's compiled inference step (tf.function, jax.jit, ...)
     rng = np.random.default_rng(0)
-    one = tf.constant(rng.uniform(0, 255, (1, image_size, image_size, 3)).astype("float32"))
+    one = rng.uniform(0, 255, (1, image_size, image_size, 3)).astype("float32")
     for _ in range(warmup):
         forward(one)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        forward(one).numpy()
+        keras.ops.convert_to_numpy(forward(one))
         times.append((time.perf_counter() - start) * 1000.0)
     result = {"batch1_p50": round(float(np.percentile(times, 50)), 3),
               "batch1_p95": round(float(np.percentile(times, 95)), 3), "runs": runs}
     if batch32:
-        many = tf.constant(rng.uniform(0, 255, (32, image_size, image_size, 3)).astype("float32"))
+        many = rng.uniform(0, 255, (32, image_size, image_size, 3)).astype("float32")
         forward(many)
         start = time.perf_counter()
-        forward(many).numpy()
+        keras.ops.convert_to_numpy(forward(many))
         result["batch32_ms_per_image"] = round((time.perf_counter() - start) * 1000.0 / 32, 3)
     return result
 
@@ -63,7 +53,7 @@ class ProbeCache:
         self.hits = 0
 
     def get_or_measure(self, key: str, measure) -> dict:
-        full_key = f"{device_name()}|{key}"
+        full_key = f"{describe()}|{key}"
         if full_key in self.data:
             self.hits += 1
             return {**self.data[full_key], "cached": True}

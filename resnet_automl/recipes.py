@@ -27,7 +27,7 @@ SECTIONS = {
                "learning_rate_range": (list,), "epochs": (int,), "feature_cache": (bool,),
                "feature_cache_memory_mb": (int,)},
     "train": {"weights": (str,), "image_size": (int,), "batch_size": (int,), "final_epochs": (int,),
-              "final_data": (str,), "seed": (int,)},
+              "final_data": (str,), "seed": (int,), "precision": (str,)},
     "export": {"out": (str,)},
 }
 #: CLI flag (argparse dest) -> (section, key).
@@ -36,7 +36,8 @@ CLI_FLAGS = {"minutes": ("budget", "minutes"), "max_trials": ("budget", "max_tri
              "max_latency_ms": ("budget", "max_latency_ms"), "backbone": ("search", "backbone"),
              "tuner": ("search", "tuner"), "epochs": ("search", "epochs"), "weights": ("train", "weights"),
              "image_size": ("train", "image_size"), "batch_size": ("train", "batch_size"),
-             "final_data": ("train", "final_data"), "seed": ("train", "seed"), "out": ("export", "out")}
+             "final_data": ("train", "final_data"), "seed": ("train", "seed"), "precision": ("train", "precision"),
+             "out": ("export", "out")}
 
 
 def load_recipe(path) -> dict:

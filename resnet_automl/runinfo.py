@@ -85,13 +85,23 @@ class RunRecord:
 
 
 def versions() -> dict:
-    """Versions of the stack, for run.json and the report."""
+    """Versions of the stack and the Keras backend, for run.json and the report (imports nothing heavy)."""
+    from importlib import metadata
+
     import keras
-    import keras_tuner
-    import sklearn
-    import tensorflow as tf
 
     from ._version import __version__
 
-    return {"resnet_automl": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-            "keras_tuner": keras_tuner.__version__, "scikit_learn": sklearn.__version__}
+    found = {"resnet_automl": __version__, "keras_backend": keras.backend.backend()}
+    for key, package in (("keras", "keras"), ("keras_tuner", "keras-tuner"), ("tensorflow", "tensorflow"),
+                         ("jax", "jax"), ("scikit_learn", "scikit-learn")):
+        try:
+            found[key] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[key] = None
+    if found["tensorflow"] is None:  # the CPU-only wheel has another distribution name
+        try:
+            found["tensorflow"] = metadata.version("tensorflow-cpu")
+        except metadata.PackageNotFoundError:
+            pass
+    return found

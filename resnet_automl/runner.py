@@ -3,49 +3,47 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import shutil
 import time
 from pathlib import Path
 
 import keras
-import tensorflow as tf
+import numpy as np
 
+from . import device, interrupts, quiet
 from .backbones import get_spec
 from .backbones.torchvision_weights import ensure_converted_weights
 from .backbones.weights import keras_weights_file
-from .data import prepare_data
-from .data.pipeline import make_dataset
+from .callbacks import tensorboard_callback
+from .data import auto_image_size, prepare_data
+from .data.arrays import load_images
+from .data.batches import ArrayBatches
+from .data.images import SERVABLE_EXTENSIONS
 from .errors import ResNetAutoMLError
-from .export import SERVABLE_EXTENSIONS, clean_partial_exports, export_serving_model
 from .features import FeatureCache
-from . import interrupts
-from .autofit import DEFAULT_TRIALS, FitResult, _auto_image_size, _configure_device
 from .hypermodel import ResNetHyperModel
 from .model import build_classifier, suggested_bn_momentum
 from .probe import ProbeCache, measure_latency
+from .progress import LiveProgress, on_terminal
 from .report import build_report
+from .result import FitResult
 from .runinfo import RunRecord, distributed_role, versions
 from .search import best_trial, make_tuner, trials_table
 from .selection import Plan, export_and_report_seconds, select_backbones
+from .serving.layout import clean_partial_exports
+from .serving.verify import verify_export
 from .train import accuracy_on, train_final
-from .verify import verify_export
+from .weights_io import load_weights, save_weights
 
-IN_MEMORY_CACHE_BYTES = 2 * 2**30
+#: Tuner trials when the budget names none.
+DEFAULT_TRIALS = 6
+#: Decoded images up to this many bytes per split stay in memory; larger arrays are memory-mapped.
+IN_MEMORY_IMAGE_BYTES = 2 * 2**30
 
 
 def _servable_images(items, limit):
-    """Test files that TF's own decoder (the serving graph's) reads, for verification and warm-up."""
-    chosen = []
-    for path, _ in items:
-        if Path(path).suffix.lower() in SERVABLE_EXTENSIONS:
-            try:
-                tf.io.decode_image(Path(path).read_bytes(), channels=3, expand_animations=False)
-            except tf.errors.InvalidArgumentError:
-                continue
-            chosen.append(path)
-            if len(chosen) >= limit:
-                break
-    return chosen
+    """Up to `limit` test files with an ending the serving graph decodes (for verification and warm-up)."""
+    return [path for path, _ in items if Path(path).suffix.lower() in SERVABLE_EXTENSIONS][:limit]
 
 
 def _check_weights(names, weights):
@@ -60,7 +58,9 @@ def _check_weights(names, weights):
             ensure_converted_weights(name)
 
 
-def _dir_mb(path: Path) -> float:
+def _dir_mb(path: Path | None) -> float | None:
+    if path is None:
+        return None
     return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20, 3)
 
 
@@ -117,8 +117,12 @@ class FitRun:
                                options=opts.to_dict(), budget=budget.to_dict(), versions=versions(), role=self.role)
         self.timings = dict(self.record.get("timings", {}))
         self.notes = list(self.record.get("notes", []))
-        self.strategy, replicas, self.device = _configure_device(log)
-        self.batch_size = opts.batch_size or 32 * replicas
+        with quiet.filtered_native_stderr():  # the first device query prints CUDA probing lines
+            self.setup = device.configure(opts.precision, log)
+        #: A live progress line per training: on a terminal, at verbose 1 (verbose 2 shows Keras' bars).
+        self.live = verbose == 1 and on_terminal()
+        self.strategy, self.device = self.setup.strategy, self.setup.kind
+        self.batch_size = opts.batch_size or 32 * self.setup.replicas
         keras.utils.set_random_seed(opts.seed)
 
     def _timed(self, name: str, started: float) -> None:
@@ -134,7 +138,7 @@ class FitRun:
                  f"{audit['num_skipped']} skipped"
                  f"{', imbalanced (ratio %.1f)' % audit['imbalance_ratio'] if audit['imbalanced'] else ''}")
         self.image_size = (opts.image_size or self.record.get("image_size")
-                           or _auto_image_size(self.splits, self.device != "cpu"))
+                           or auto_image_size(self.splits, self.device != "cpu"))
         self.steps = max(1, math.ceil(len(self.splits.train) / self.batch_size))
         self.epochs = opts.epochs or default_epochs(self.steps)
         self.final_epochs = opts.final_epochs or 2 * self.epochs
@@ -147,12 +151,27 @@ class FitRun:
             self.record.update(image_size=self.image_size, batch_size=self.batch_size, epochs=self.epochs,
                                final_epochs=self.final_epochs, final_uses_val=self.final_uses_val,
                                bn_momentum=self.bn_momentum,
-                               max_trials=self.max_trials, device=self.device)
-        fits_memory = len(self.splits.train) * self.image_size ** 2 * 12 < IN_MEMORY_CACHE_BYTES
-        self.train_ds = make_dataset(self.splits.train, self.image_size, self.batch_size, shuffle=True,
-                                     cache=fits_memory, seed=opts.seed)
-        self.val_ds = make_dataset(self.splits.val, self.image_size, self.batch_size, cache=True)
+                               max_trials=self.max_trials, device=self.device,
+                               device_setup={"description": self.setup.description, "backend": self.setup.backend,
+                                             "precision": self.setup.precision, "replicas": self.setup.replicas})
+        self.labels = {name: np.array([label for _, label in self.splits.split(name)], dtype=np.int32)
+                       for name in ("train", "val", "test")}
+        self._arrays = {}
         self._timed("data_s", started)
+
+    def images(self, split: str) -> np.ndarray:
+        """uint8 pixels of a split, decoded on first use (once per run: cached in DIR/cache)."""
+        if split not in self._arrays:
+            started = time.time()
+            self._arrays[split] = load_images(self.splits.split(split), self.image_size, self.out / "cache",
+                                              memory_limit_bytes=IN_MEMORY_IMAGE_BYTES)
+            self._timed("data_s", started)
+        return self._arrays[split]
+
+    def batches(self, split: str, shuffle: bool = False) -> ArrayBatches:
+        """`ArrayBatches` of a split (training order reshuffled every epoch when `shuffle`)."""
+        return ArrayBatches(self.images(split), self.labels[split], self.batch_size, shuffle=shuffle,
+                            seed=self.opts.seed)
 
     def select(self) -> None:
         started, record = time.time(), self.record
@@ -195,7 +214,7 @@ class FitRun:
             stage_choices=opts.stage_choices(), weights=opts.weights, epochs=self.epochs,
             steps_per_epoch=self.steps, class_weight=self.class_weight, bn_momentum=self.bn_momentum,
             learning_rate_range=tuple(opts.learning_rate_range),
-            balanced_val=(self.val_ds, [label for _, label in splits.val]) if self.class_weight else None,
+            balanced_val=(self.batches("val"), self.labels["val"]) if self.class_weight else None,
             deadline_fn=(lambda: clock.deadline - self.final_reserve - self.reserve) if clock.deadline else None,
             objective=self.objective, batch_size=self.batch_size, seed=opts.seed,
             feature_cache=(FeatureCache(self.out / "cache", opts.feature_cache_memory_mb * 2**20)
@@ -203,7 +222,8 @@ class FitRun:
             train_items=splits.train, val_items=splits.val)
         self.tuner = make_tuner(opts.tuner, self.hypermodel, objective=self.objective, max_trials=self.max_trials,
                                 directory=self.out, seed=opts.seed, overwrite=False, epochs=self.epochs,
-                                should_stop=self._out_of_time, distribution_strategy=self.strategy, log=self.log)
+                                should_stop=self._out_of_time, distribution_strategy=self.strategy, log=self.log,
+                                live_progress=self.live, budget_left=self.clock.remaining)
         self.tuner.after_search_seconds = self.final_reserve + self.reserve
 
     def search(self):
@@ -217,10 +237,9 @@ class FitRun:
                      f"{self.opts.learning_rate_range} ({backbones}), up to {self.max_trials} trials of "
                      f"{self.epochs} epochs, objective {self.objective}")
             try:
-                tuner.search(self.train_ds, validation_data=self.val_ds, epochs=self.epochs,
+                tuner.search(self.batches("train", shuffle=True), validation_data=self.batches("val"), epochs=self.epochs,
                              verbose=1 if self.verbose > 1 else 0,
-                             callbacks=[keras.callbacks.TensorBoard(str(self.out / "logs" / "search"),
-                                                                    write_graph=False)])
+                             callbacks=[tensorboard_callback(self.out / "logs" / "search")])
             except RuntimeError as exc:
                 if "consecutive failures" not in str(exc):
                     raise
@@ -230,6 +249,7 @@ class FitRun:
                                         "batch size, then rerun the same command to resume.") from None
             if self.role == "worker":
                 return None
+            tuner.prune_checkpoints()  # the chief of a distributed search: workers left one per trial
             self._timed("search_s", started)
             cache = self.hypermodel.feature_cache
             self.record.mark_done("search", trials=trials_table(tuner), search_stopped_for_time=self._out_of_time(),
@@ -262,7 +282,7 @@ class FitRun:
             model = build_classifier(self.best_values["backbone"], self.splits.num_classes, image_size=self.image_size,
                                      trainable_stages=self.best_values["trainable_stages"],
                                      bn_momentum=self.bn_momentum)
-            model.load_weights(final_dir / "model.weights.h5")
+            load_weights(model, final_dir / "model.weights.h5")
             return model, record.get("history", {})
         final_dir.mkdir(exist_ok=True)
         time_left = self.clock.remaining() - self.reserve
@@ -273,12 +293,15 @@ class FitRun:
             self.log("[final] no time left: exporting the best trial's model")
         else:
             model, history = train_final(
-                self.best_values, splits=self.splits, image_size=self.image_size, weights=self.opts.weights,
+                self.best_values, arrays={name: self.images(name) for name in ("train", "val")}, labels=self.labels, num_classes=self.splits.num_classes,
+                image_size=self.image_size, weights=self.opts.weights,
                 epochs=self.final_epochs, batch_size=self.batch_size, bn_momentum=self.bn_momentum, out_dir=self.out,
                 class_weight=self.class_weight,
                 deadline=None if self.clock.deadline is None else self.clock.deadline - self.reserve,
                 seed=self.opts.seed, verbose=1 if self.verbose > 1 else 0, log=self.log, strategy=self.strategy,
-                use_val=self.final_uses_val)
+                use_val=self.final_uses_val, extra_callbacks=[tensorboard_callback(self.out / "logs" / "final"), *(
+                    [LiveProgress("final", self.final_epochs, self.clock.remaining,
+                                  "accuracy" if self.final_uses_val else "val_accuracy")] if self.live else [])])
             if not all(math.isfinite(v) for v in history.get("loss", [])):
                 model = self.tuner.load_model(best_trial)
                 self.notes.append("The final training's loss became NaN or infinite; the best search trial's model "
@@ -295,11 +318,9 @@ class FitRun:
                                       f"{history['epochs_completed']} of {self.final_epochs} epochs; it is kept "
                                       "only if it beats the best trial on val, which it has seen (a comparison "
                                       "that favours it).")
-                model = _keep_better_of_final_and_trial(model, self.tuner, best_trial, self.val_ds, self.log,
+                model = _keep_better_of_final_and_trial(model, self.tuner, best_trial, self.batches("val"), self.log,
                                                         self.notes)
-        tmp = final_dir / "model.tmp.weights.h5"
-        model.save_weights(tmp)
-        os.replace(tmp, final_dir / "model.weights.h5")
+        save_weights(model, final_dir / "model.weights.h5", self.weights_metadata())
         self.notes.append("Search trials ran without augmentation (trials with frozen stages on cached features); "
                           "the final training used flips, rotation, zoom and shifts.")
         self._timed("final_s", started)
@@ -307,15 +328,44 @@ class FitRun:
         return model, history
 
     # ------------------------------------------------------------------ export and report
-    def export(self, model) -> Path:
+    def weights_metadata(self) -> dict:
+        """The description stored with the final weights (what a later export or transfer reads)."""
+        spec = get_spec(self.best_values["backbone"])
+        return {"kind": "classifier", "backbone": spec.name, "layout": spec.layout,
+                "num_classes": self.splits.num_classes, "class_names": list(self.splits.class_names),
+                "image_size": self.image_size, "trainable_stages": int(self.best_values["trainable_stages"]),
+                "run_dir": str(self.out.resolve())}
+
+    def export(self, model) -> Path | None:
+        """Write the SavedModel and check it in a fresh process; None when TensorFlow is missing here."""
         started = time.time()
         if not self.record.stage_done("export"):
             clean_partial_exports(self.out / "model")
             samples = _servable_images(self.splits.test, 16)
-            version_dir = export_serving_model(model, self.splits.class_names, self.out / "model",
-                                               image_size=self.image_size, model_name=self.out.resolve().name,
-                                               warmup_images=[Path(p).read_bytes() for p in samples[:3]])
-            check = verify_export(version_dir, model, samples, self.image_size)
+            common = {"model_name": self.out.resolve().name}
+            if device.backend() == "tensorflow":
+                from .serving.export import export_serving_model
+
+                version_dir = export_serving_model(model, self.splits.class_names, self.out / "model",
+                                                   image_size=self.image_size,
+                                                   warmup_images=[Path(p).read_bytes() for p in samples[:3]], **common)
+            elif device.tensorflow_available():
+                from .serving.export import export_in_tensorflow_process
+
+                self.log(f"[export] {device.backend()} backend: the SavedModel is written by a TensorFlow process "
+                         "from the final weights")
+                version_dir = export_in_tensorflow_process(self.out / "final" / "model.weights.h5",
+                                                           self.out / "model", warmup_paths=samples[:3], **common)
+            else:
+                note = ("TensorFlow is not installed on this machine, so no SavedModel was written. The final "
+                        f"weights are in {self.out / 'final' / 'model.weights.h5'}; on a machine with TensorFlow "
+                        f"and the same dataset path, run `resnet-automl export {self.out}` to write and check it.")
+                if note not in self.notes:
+                    self.notes.append(note)
+                self.log(f"[export] skipped: {note}")
+                return None
+            check = verify_export(version_dir, lambda pixels: model.predict(pixels, verbose=0), samples,
+                                  self.image_size)
             self.log(f"[export] {version_dir}: fresh-process check {'passed' if check['passed'] else 'FAILED'} "
                      f"(max |diff| {check.get('max_abs_diff', float('nan')):.2e} on {check['images']} images)")
             self._timed("export_s", started)
@@ -324,13 +374,13 @@ class FitRun:
 
     def report(self, model, history, version_dir: Path) -> dict:
         started, splits = time.time(), self.splits
-        probabilities = model.predict(make_dataset(splits.test, self.image_size, self.batch_size), verbose=0)
+        probabilities = model.predict(self.batches("test"), verbose=0)
         latency = measure_latency(model, self.image_size, batch32=True)
         context = {
             "backbone": self.best_values["backbone"], "hyperparameters": self.best_values, "trials": self.trials,
             "selection": self.record.get("selection"), "latency_ms": latency,
             "model": {"params": int(model.count_params()), "size_mb": _dir_mb(version_dir),
-                      "image_size": self.image_size, "version_dir": str(version_dir)},
+                      "image_size": self.image_size, "version_dir": None if version_dir is None else str(version_dir)},
             "budget": {"allowed": self.budget.to_dict(), "trials_run": len(self.trials),
                        "used_minutes_this_call": round(self.clock.elapsed() / 60.0, 3)},
             "timings": self.timings, "audit": self.audit, "export": self.record.get("export"),
@@ -341,6 +391,7 @@ class FitRun:
         self.timings["total_s"] = round(sum(v for k, v in self.timings.items() if k != "total_s"), 2)
         self.record.mark_done("report", timings=self.timings, latency_ms=latency, test_accuracy=report["accuracy"],
                               test_balanced_accuracy=report["balanced_accuracy"])
+        shutil.rmtree(self.out / "cache", ignore_errors=True)  # decoded images and features: a rerun needs none
         self.log(f"[report] test accuracy {report['accuracy']:.4f}, balanced {report['balanced_accuracy']:.4f}: "
                  f"{report['paths']['html']}")
         return report
@@ -364,5 +415,6 @@ def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose, recipe=N
                      best_hyperparameters=run.best_values, trials=run.trials, history=history,
                      selection=run.record.get("selection"), report=report,
                      paths={"run_dir": str(out), "run_json": str(out / "run.json"), "model_dir": str(out / "model"),
-                            "version_dir": str(version_dir), "report_html": report["paths"]["html"],
+                            "version_dir": None if version_dir is None else str(version_dir),
+                            "report_html": report["paths"]["html"],
                             "report_json": report["paths"]["json"], "report_md": report["paths"]["markdown"]})

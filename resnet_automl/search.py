@@ -1,8 +1,10 @@
 """Keras Tuner search: oracle choice, a time-aware stop, per-trial timings and progress lines.
 
 Keras Tuner owns the loop, the project folder and resume (an interrupted trial is re-queued with
-the same hyperparameters); this module only adds what it lacks: a wall-clock budget and a trials
-table with seconds per trial.
+the same hyperparameters); this module only adds what it lacks: a wall-clock budget, a trials
+table with seconds per trial, and bounded disk: each trial's best epoch is kept in memory and
+written once without optimizer state (`callbacks.KeepBestEpoch`), and only the best trial's
+checkpoint is kept once a trial ends.
 """
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ from pathlib import Path
 import keras_tuner as kt
 
 from . import interrupts
+from .callbacks import EpochScalars, KeepBestEpoch
 from .errors import ConfigError
-
-TUNERS = ("bayesian", "hyperband", "random")
+from .options import TUNERS
+from .progress import live_progress
+from .weights_io import load_weights
 
 
 class _StopsWhenOutOfTime:
@@ -55,6 +59,12 @@ class TimedTuner(kt.Tuner):
         self._started = {}
         #: Seconds the fit needs after the search (final training, export, report), for the ETA.
         self.after_search_seconds = 0.0
+        #: Live progress line per trial on a terminal: None (when stdout is one), True or False.
+        self.live_progress = None
+        #: Callable returning the seconds left in the fit's budget (shown on the live line), or None.
+        self.budget_left = None
+        #: Epochs per trial (shown on the live line).
+        self.epochs = 1
         self.timings_path = Path(self.project_dir) / f"trial_seconds-{self.tuner_id}.json"
 
     @property
@@ -68,6 +78,47 @@ class TimedTuner(kt.Tuner):
                 continue
         return merged
 
+    def run_trial(self, trial, *args, **kwargs):
+        """Keras Tuner's `run_trial` (one execution) with `KeepBestEpoch` for `SaveBestEpoch`."""
+        callbacks = self._deepcopy_callbacks(kwargs.pop("callbacks", []))
+        self._configure_tensorboard_dir(callbacks, trial)  # TensorFlow backend: per-trial folder + HParams
+        for callback in callbacks:
+            if isinstance(callback, EpochScalars):
+                callback.log_dir = os.path.join(callback.log_dir, str(trial.trial_id))
+        callbacks.append(KeepBestEpoch(self.oracle.objective, self._get_checkpoint_fname(trial.trial_id)))
+        total = self.oracle.max_trials or "?"
+        progress = live_progress(f"trial {int(trial.trial_id) + 1}/{total}", kwargs.get("epochs", self.epochs),
+                                 self.budget_left, self.oracle.objective.name,
+                                 enabled=None if self.live_progress is None else self.live_progress)
+        if progress is not None:
+            callbacks.append(progress)
+        return [self._build_and_fit_model(trial, *args, callbacks=callbacks, **kwargs)]
+
+    def load_model(self, trial):
+        """The trial's model with its best epoch's weights (no optimizer state is read)."""
+        model = self._try_build(trial.hyperparameters)
+        load_weights(model, self._get_checkpoint_fname(trial.trial_id))
+        return model
+
+    def prune_checkpoints(self) -> int:
+        """Delete the checkpoints of finished trials other than the best; return how many.
+
+        Runs where the oracle's trials are known (one process, or the chief when the search ends);
+        a distributed worker prunes nothing, since it sees only its own trials.
+        """
+        if not hasattr(self.oracle, "trials"):
+            return 0
+        best = best_trial(self.oracle)
+        removed = 0
+        for trial_id, trial in list(self.oracle.trials.items()):
+            if trial.status == kt.engine.trial.TrialStatus.RUNNING or (best is not None and trial_id == best.trial_id):
+                continue
+            path = Path(self._get_checkpoint_fname(trial_id))
+            if path.exists():
+                path.unlink()
+                removed += 1
+        return removed
+
     def on_trial_begin(self, trial):
         interrupts.check()
         super().on_trial_begin(trial)
@@ -75,6 +126,7 @@ class TimedTuner(kt.Tuner):
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
+        self.prune_checkpoints()
         seconds = time.time() - self._started.pop(trial.trial_id, time.time())
         mine = json.loads(self.timings_path.read_text()) if self.timings_path.exists() else {}
         mine[trial.trial_id] = round(seconds, 2)
@@ -99,7 +151,7 @@ class TimedTuner(kt.Tuner):
 
 def make_tuner(kind: str, hypermodel, *, objective: str, max_trials: int, directory, seed: int = 0,
                overwrite: bool = False, epochs: int = 3, should_stop=None, distribution_strategy=None,
-               log=print) -> TimedTuner:
+               log=print, live_progress=None, budget_left=None) -> TimedTuner:
     """Build the tuner.
 
     Args:
@@ -115,6 +167,8 @@ def make_tuner(kind: str, hypermodel, *, objective: str, max_trials: int, direct
         should_stop: callable or None; when it returns True no new trial starts.
         distribution_strategy: a `tf.distribute.Strategy` or None.
         log: callable taking one line of progress. Defaults to print.
+        live_progress: bool or None, a live line per trial (None: when stdout is a terminal).
+        budget_left: callable returning the seconds left in the fit's budget, or None.
     """
     if kind not in TUNERS:
         raise ConfigError(f"The `tuner` argument must be one of {TUNERS}. Received: tuner={kind!r}")
@@ -128,8 +182,10 @@ def make_tuner(kind: str, hypermodel, *, objective: str, max_trials: int, direct
         oracle = HyperbandOracle(objective=goal, max_epochs=max(epochs, 2), factor=3, seed=seed,
                                  hyperband_iterations=1)
     oracle.should_stop = should_stop
-    return TimedTuner(oracle=oracle, hypermodel=hypermodel, directory=str(directory), project_name="tuner",
-                      overwrite=overwrite, distribution_strategy=distribution_strategy, log=log)
+    tuner = TimedTuner(oracle=oracle, hypermodel=hypermodel, directory=str(directory), project_name="tuner",
+                       overwrite=overwrite, distribution_strategy=distribution_strategy, log=log)
+    tuner.live_progress, tuner.budget_left, tuner.epochs = live_progress, budget_left, epochs
+    return tuner
 
 
 def trials_table(tuner: TimedTuner) -> list:

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from .backbones import REGISTRY, get_spec
 from .budget import Budget
 from .errors import ConfigError
+from .options import SMALL_DATA_IMAGES
 from .probe import ProbeCache, latency_of, probe_training
-
-SMALL_DATA_IMAGES = 5000
 
 
 def export_and_report_seconds(backbone: str) -> float:

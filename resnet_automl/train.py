@@ -1,6 +1,6 @@
 """Final training of the best configuration: head-only warm-up, fine-tuning with augmentation (early
 stopping on val, or a fixed number of epochs on train + val), then BatchNorm statistics
-re-estimated with the final weights."""
+re-estimated with the final weights. Backend-neutral."""
 from __future__ import annotations
 
 import contextlib
@@ -10,22 +10,28 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .callbacks import DeadlineCallback
-from .interrupts import StopOnCtrlC
-from .data.pipeline import make_dataset
-from .model import backbone_of, build_classifier, compile_classifier, recalibrate_batchnorm
+from .augment import with_augmentation
 from .backbones import set_trainable_stages
+from .callbacks import DeadlineCallback
+from .data.batches import ArrayBatches
+from .interrupts import StopOnCtrlC
+from .model import backbone_of, build_classifier, compile_classifier, recalibrate_batchnorm
 
 
 def accuracy_on(model, dataset) -> float:
-    """Accuracy (float) of a compiled classifier on a dataset of (pixels, label) batches."""
-    return float(model.evaluate(dataset, verbose=0, return_dict=True)["accuracy"])
+    """Accuracy (float) of a classifier on `ArrayBatches` of (pixels, label)."""
+    probabilities = model.predict(dataset, verbose=0)
+    return float(np.mean(np.argmax(probabilities, axis=1) == dataset.labels))
 
 
-def train_final(values: dict, *, splits, image_size: int, weights, epochs: int, batch_size: int,
-                bn_momentum: float, out_dir, class_weight=None, deadline: float | None = None,
-                seed: int = 0, verbose: int = 0, log=print, strategy=None, use_val: bool = False) -> tuple:
+def train_final(values: dict, *, arrays: dict, labels: dict, num_classes: int, image_size: int, weights,
+                epochs: int, batch_size: int, bn_momentum: float, out_dir, class_weight=None,
+                deadline: float | None = None, seed: int = 0, verbose: int = 0, log=print, strategy=None,
+                use_val: bool = False, extra_callbacks=()) -> tuple:
     """Train `values` (backbone, trainable_stages, learning_rate) and return (model, history dict).
+
+    `arrays` and `labels` map "train" and "val" to the uint8 images [N, S, S, 3] and their labels.
+    `extra_callbacks` are added to the main training (progress display, TensorBoard).
 
     With pretrained weights and unfrozen stages, one head-only epoch comes first so the random head
     does not send large gradients into the pretrained stages (skipped from random initialisation).
@@ -40,28 +46,33 @@ def train_final(values: dict, *, splits, image_size: int, weights, epochs: int, 
     """
     final_dir = Path(out_dir) / "final"
     final_dir.mkdir(parents=True, exist_ok=True)
-    items = splits.train + splits.val if use_val else splits.train
-    train_ds = make_dataset(items, image_size, batch_size, shuffle=True, augment=True, seed=seed)
-    plain_train = make_dataset(items, image_size, batch_size, shuffle=True, seed=seed + 1)
-    val_ds = None if use_val else make_dataset(splits.val, image_size, batch_size, cache=True)
-    steps = max(1, int(np.ceil(len(items) / batch_size)))
+    if use_val:
+        images = np.concatenate([arrays["train"], arrays["val"]])
+        image_labels = np.concatenate([labels["train"], labels["val"]])
+    else:
+        images, image_labels = arrays["train"], labels["train"]
+    train_ds = ArrayBatches(images, image_labels, batch_size, shuffle=True, seed=seed)
+    plain_train = ArrayBatches(images, image_labels, batch_size, shuffle=True, seed=seed + 1)
+    val_ds = None if use_val else ArrayBatches(arrays["val"], labels["val"], batch_size)
+    steps = len(train_ds)
     stages, rate = int(values["trainable_stages"]), float(values["learning_rate"])
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
-        model = build_classifier(values["backbone"], splits.num_classes, image_size=image_size,
+        model = build_classifier(values["backbone"], num_classes, image_size=image_size,
                                  trainable_stages=stages, weights=weights, bn_momentum=bn_momentum)
+        trainer = with_augmentation(model, seed)
     history: dict = {}
     if stages > 0 and weights is not None and not (final_dir / "backup").exists():
         log(f"[final] head-only warm-up epoch, then {epochs} epoch(s) with {stages} stage(s) unfrozen")
         set_trainable_stages(backbone_of(model), 0)
         with scope:
-            compile_classifier(model, rate, steps)
-        warm = model.fit(train_ds, validation_data=val_ds, epochs=1, class_weight=class_weight, verbose=verbose)
+            compile_classifier(trainer, rate, steps)
+        warm = trainer.fit(train_ds, validation_data=val_ds, epochs=1, class_weight=class_weight, verbose=verbose)
         for key, series in warm.history.items():
             history.setdefault(key, []).extend(float(v) for v in series)
         set_trainable_stages(backbone_of(model), stages)
     with scope:
-        compile_classifier(model, rate, steps * epochs)
+        compile_classifier(trainer, rate, steps * epochs)
     early_stopping = [] if use_val else [keras.callbacks.EarlyStopping(
         monitor="val_accuracy", mode="max", patience=max(3, epochs // 3), restore_best_weights=True)]
     callbacks = [
@@ -69,13 +80,13 @@ def train_final(values: dict, *, splits, image_size: int, weights, epochs: int, 
         keras.callbacks.BackupAndRestore(str(final_dir / "backup")),
         *early_stopping,
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.TensorBoard(str(Path(out_dir) / "logs" / "final"), write_graph=False),
         DeadlineCallback(deadline),
+        *extra_callbacks,
     ]
     if use_val:
-        log(f"[final] {epochs} epoch(s) on train + val ({len(items)} images); the test set stays unseen")
-    main = model.fit(train_ds, validation_data=val_ds, epochs=epochs, class_weight=class_weight,
-                     callbacks=callbacks, verbose=verbose)
+        log(f"[final] {epochs} epoch(s) on train + val ({len(images)} images); the test set stays unseen")
+    main = trainer.fit(train_ds, validation_data=val_ds, epochs=epochs, class_weight=class_weight,
+                       callbacks=callbacks, verbose=verbose)
     for key, series in main.history.items():
         history.setdefault(key, []).extend(float(v) for v in series)
     history["epochs_completed"] = (main.epoch[-1] + 1) if main.epoch else epochs  # absolute, across resumes

@@ -35,6 +35,15 @@ def make_class_folders(root, classes=("red", "green", "blue"), per_class=6, size
     return root
 
 
+def batches(items, size, batch_size, *, shuffle=False, seed=0):
+    """`ArrayBatches` of (path, label) items decoded at `size` px, as `fit` feeds them."""
+    from resnet_automl.data.arrays import load_images
+    from resnet_automl.data.batches import ArrayBatches
+
+    return ArrayBatches(load_images(items, size), [label for _, label in items], batch_size, shuffle=shuffle,
+                        seed=seed)
+
+
 @pytest.fixture
 def image_folder(tmp_path):
     """3 classes x 6 PNG images of 32 px."""

@@ -6,9 +6,9 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
-from conftest import make_class_folders
+from conftest import batches, make_class_folders
 from resnet_automl.data import prepare_data
-from resnet_automl.data.pipeline import make_dataset
+from resnet_automl.data.arrays import load_images
 from resnet_automl.features import FeatureCache, feature_dataset, split_classifier
 from resnet_automl.hypermodel import ResNetHyperModel
 from resnet_automl.model import build_classifier
@@ -32,8 +32,8 @@ def test_cached_trial_matches_the_full_model(splits, stages):
         hypermodel, hp = _hypermodel(splits, cache, stages), kt.HyperParameters()
         keras.utils.set_random_seed(0)
         model = hypermodel.build(hp)
-        train = make_dataset(splits.train, 32, 6, shuffle=True, seed=5)
-        val = make_dataset(splits.val, 32, 6)
+        train = batches(splits.train, 32, 6, shuffle=True, seed=5)
+        val = batches(splits.val, 32, 6)
         history = hypermodel.fit(hp, model, train, validation_data=val, epochs=3, verbose=0)
         histories.append(history.history)
     cached, full = histories
@@ -55,13 +55,13 @@ def test_cache_is_reused_from_disk_and_memory_stays_bounded(splits, tmp_path):
     prefix, _ = split_classifier(model, 1)
     key = FeatureCache.key("tiny_resnet", None, 32, 4, splits.train)
     first = FeatureCache(tmp_path, memory_limit_bytes=1)
-    features = first.features(key, prefix, splits.train, 32, 4)
+    features = first.features(key, prefix, load_images(splits.train, 32), 4)
     assert isinstance(features, np.memmap) and features.dtype == np.float16 and first.computed == 1
     again = FeatureCache(tmp_path)  # a resumed run
-    reloaded = again.features(key, prefix, splits.train, 32, 4)
+    reloaded = again.features(key, prefix, load_images(splits.train, 32), 4)
     assert again.reused == 1 and again.computed == 0 and np.array_equal(features, reloaded)
     labels = [label for _, label in splits.train]
-    x, y = next(iter(feature_dataset(features, labels, 4, shuffle=True)))
+    x, y = feature_dataset(features, labels, 4, shuffle=True)[0]
     assert x.shape[0] == 4 and x.dtype.name == "float32" and list(x.shape[1:]) == list(features.shape[1:])
 
 
@@ -71,8 +71,8 @@ def test_cached_trials_checkpoint_the_best_epoch_of_the_full_model(splits, tmp_p
     hypermodel = _hypermodel(splits, FeatureCache(tmp_path / "cache"), 2)
     tuner = make_tuner("random", hypermodel, objective="val_accuracy", max_trials=1, directory=tmp_path,
                        log=lambda line: None)
-    train = make_dataset(splits.train, 32, 6, shuffle=True, seed=5)
-    val = make_dataset(splits.val, 32, 6)
+    train = batches(splits.train, 32, 6, shuffle=True, seed=5)
+    val = batches(splits.val, 32, 6)
     tuner.search(train, validation_data=val, epochs=3, verbose=0)
     best = tuner.oracle.get_best_trials(1)[0]
     model = tuner.load_model(best)  # a full classifier with the checkpointed weights

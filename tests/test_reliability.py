@@ -15,9 +15,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import make_class_folders, write_image
+from conftest import batches, make_class_folders, write_image
 from resnet_automl.data import prepare_data, scan_folder
-from resnet_automl.data.pipeline import make_dataset
 from resnet_automl.errors import DataError
 from resnet_automl.hypermodel import ResNetHyperModel
 from resnet_automl.search import make_tuner, trials_table
@@ -31,8 +30,7 @@ def _hypermodel(**extra):
 @pytest.fixture
 def tiny_data(tmp_path):
     splits = prepare_data(make_class_folders(tmp_path / "data", per_class=6))
-    return (make_dataset(splits.train, 32, 8, shuffle=True, cache=True),
-            make_dataset(splits.val, 32, 8, cache=True))
+    return batches(splits.train, 32, 8, shuffle=True), batches(splits.val, 32, 8)
 
 
 class _OutOfMemoryOnce(keras.callbacks.Callback):
@@ -130,7 +128,7 @@ def test_odd_files_train_or_are_skipped_with_a_reason(tmp_path, make, reason):
     if reason is None:
         assert len([1 for _, c in scan.images["all"] if c == "red"]) == 4
         splits = prepare_data(root)
-        batch = next(iter(make_dataset(splits.train + splits.val + splits.test, 32, 16)))[0]
+        batch = batches(splits.train + splits.val + splits.test, 32, 16)[0][0]
         assert batch.shape[1:] == (32, 32, 3)
     else:
         assert any(reason in s["reason"] for s in scan.skipped)

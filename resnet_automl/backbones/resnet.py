@@ -10,7 +10,6 @@ keras.applications: `conv1_*`, `conv2_block1_1_conv`, ... `conv5_block3_out`.
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
 from .layers import GroupedConv2D
 from .registry import STAGES, BackboneSpec, get_spec
@@ -20,7 +19,9 @@ STAGE_STRIDES = (1, 2, 2, 2)
 
 def default_grouped_mode() -> str:
     """"native" grouped convolutions when a GPU is visible, else "split" (fast on CPU)."""
-    return "native" if tf.config.list_physical_devices("GPU") else "split"
+    from ..device import grouped_conv_mode
+
+    return grouped_conv_mode()
 
 
 class _Builder:

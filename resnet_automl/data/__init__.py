@@ -6,8 +6,12 @@ resumed run trains on exactly the same files.
 """
 from __future__ import annotations
 
+import math
 import os
+import statistics
 from pathlib import Path
+
+from PIL import Image
 
 from .images import IMAGE_EXTENSIONS, load_rgb
 from .scan import Scan, scan_folder
@@ -16,8 +20,8 @@ from .tfds_source import is_tfds_source, materialize_tfds
 
 SPLIT_FILE = Path("data") / "split.json"
 
-__all__ = ["DatasetSplits", "IMAGE_EXTENSIONS", "Scan", "load_rgb", "prepare_data", "scan_folder",
-           "split_scan"]
+__all__ = ["DatasetSplits", "IMAGE_EXTENSIONS", "Scan", "auto_image_size", "load_rgb", "prepare_data",
+           "scan_folder", "split_scan"]
 
 
 def prepare_data(source: str | os.PathLike, run_dir: str | os.PathLike | None = None, *,
@@ -51,3 +55,14 @@ def prepare_data(source: str | os.PathLike, run_dir: str | os.PathLike | None = 
     if split_file is not None:
         splits.save(split_file)
     return splits
+
+
+def auto_image_size(splits: DatasetSplits, accelerator: bool) -> int:
+    """The training side for `image_size=None`: the median short side of (up to 200) training
+    images rounded up to a multiple of 32, within 64..128 px on CPU and 64..224 px on a GPU."""
+    sides = []
+    for path, _ in splits.train[:: max(1, len(splits.train) // 200)]:
+        with Image.open(path) as image:
+            sides.append(min(image.size))
+    side = int(math.ceil(statistics.median(sides) / 32.0) * 32)
+    return int(min(max(side, 64), 224 if accelerator else 128))

@@ -14,6 +14,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 #: File name endings treated as images (lower case, with the dot).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"})
+#: Endings the serving graph's `tf.io.decode_image` reads (WebP is not among them).
+SERVABLE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp"})
 
 # Decompression bombs are not a threat model for a user's own training folder, but a 4000x3000
 # photo must open; keep Pillow's guard at a generous 200 megapixels instead of disabling it.

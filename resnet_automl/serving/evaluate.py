@@ -5,11 +5,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import scan_folder
-from .errors import DataError
-from .export import SERVABLE_EXTENSIONS
+from ..data import scan_folder
+from ..errors import DataError
+from ..data.images import SERVABLE_EXTENSIONS
 from .predictor import load_model
-from .report import build_report
+from ..report import build_report
 
 BATCH = 64
 

@@ -6,25 +6,34 @@ Layout (TF Serving's, `model_base_path = DIR/model`):
     DIR/model/models.config
 Each export is written to a hidden temporary folder and renamed into place, so TF Serving never
 sees half a model; versions are integers and an existing version is never overwritten.
+
+The SavedModel is always written by TensorFlow from a model on Keras' TensorFlow backend: a model
+trained on another backend (JAX) is rebuilt from its weights file in a TensorFlow-backend process
+(`export_from_weights_file`). The graph is then plain TensorFlow, which any TF Serving runs on
+any device, instead of jax2tf's XlaCallModule, whose serialized code is lowered for the platforms
+chosen at export time.
 """
 from __future__ import annotations
 
+import argparse
+import json
 import os
-import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from .errors import ExportError
+from ..data.images import SERVABLE_EXTENSIONS
+from ..errors import ExportError
 
-#: File endings the serving graph's `tf.io.decode_image` reads (WebP is not among them).
-SERVABLE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp"})
-SIGNATURE_BYTES = "serving_default"
-SIGNATURE_TENSOR = "serving_tensor"
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+from .layout import (LABELS_FILE, SIGNATURE_BYTES, SIGNATURE_TENSOR, WARMUP_FILE, as_numpy_bytes,
+                     clean_partial_exports, models_config_text, next_version, read_labels)
+
+__all__ = ["SERVABLE_EXTENSIONS", "WARMUP_FILE", "as_numpy_bytes", "clean_partial_exports", "export_serving_model",
+           "export_from_weights_file", "read_labels"]
 
 
 def decode_image_bytes(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -39,20 +48,6 @@ def _outputs(probabilities, labels):
     top = tf.argmax(probabilities, axis=1)
     return {"probabilities": probabilities, "classes": tf.gather(labels, top),
             "scores": tf.reduce_max(probabilities, axis=1)}
-
-
-def next_version(model_root: Path) -> int:
-    """1 + the highest integer version folder under `model_root` (1 when there is none)."""
-    versions = [int(p.name) for p in model_root.iterdir() if p.is_dir() and p.name.isdigit()] \
-        if model_root.exists() else []
-    return max(versions, default=0) + 1
-
-
-def models_config_text(name: str, base_path: Path) -> str:
-    """TF Serving `ModelServerConfig` (text protobuf) for one model."""
-    return ("model_config_list {\n  config {\n"
-            f"    name: \"{name}\"\n    base_path: \"{base_path.resolve()}\"\n"
-            "    model_platform: \"tensorflow\"\n  }\n}\n")
 
 
 def write_warmup_requests(path: Path, samples: list, model_name: str) -> int:
@@ -91,8 +86,9 @@ def export_serving_model(model: keras.Model, class_names: list, model_root: str 
         shutil.rmtree(staging)
     labels = tf.constant([str(name) for name in class_names])
 
+    # No `archive.track(model)`: the endpoints capture the model's tf.Variables by themselves, and
+    # tracking the keras.Variable wrappers as well stores every weight twice (keras issue 23553).
     archive = keras.export.ExportArchive()
-    archive.track(model)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_bytes(image_bytes):
@@ -108,8 +104,8 @@ def export_serving_model(model: keras.Model, class_names: list, model_root: str 
     archive.add_endpoint(SIGNATURE_TENSOR, serve_tensor)
     try:
         archive.write_out(str(staging), verbose=False)
-        (staging / "assets").mkdir(exist_ok=True)
-        (staging / "assets" / "labels.txt").write_text("".join(f"{name}\n" for name in class_names),
+        (staging / LABELS_FILE).parent.mkdir(exist_ok=True)
+        (staging / LABELS_FILE).write_text("".join(f"{name}\n" for name in class_names),
                                                        encoding="utf-8")
         if warmup_images:
             write_warmup_requests(staging / WARMUP_FILE, warmup_images, model_name)
@@ -128,25 +124,59 @@ def export_serving_model(model: keras.Model, class_names: list, model_root: str 
     return target
 
 
-def clean_partial_exports(model_root: str | os.PathLike) -> int:
-    """Remove staging folders left by an export that was killed; return how many were removed."""
-    model_root = Path(model_root)
-    removed = 0
-    for path in model_root.glob(".tmp-*") if model_root.exists() else []:
-        shutil.rmtree(path, ignore_errors=True)
-        removed += 1
-    return removed
 
 
-def read_labels(version_dir: str | os.PathLike) -> list:
-    """Labels of an exported model, from `assets/labels.txt`."""
-    return Path(version_dir, "assets", "labels.txt").read_text(encoding="utf-8").splitlines()
+def export_from_weights_file(weights_path, model_root, *, model_name: str = "classifier",
+                             warmup_images: list | None = None) -> Path:
+    """Rebuild the classifier described in a weights file (`weights_io.save_weights` metadata) on
+    this process's TensorFlow backend and export it; return the version folder."""
+    from ..model import build_classifier
+    from ..weights_io import load_weights, read_metadata
+
+    if keras.backend.backend() != "tensorflow":
+        raise ExportError("export_from_weights_file needs the TensorFlow Keras backend; use "
+                          "export_in_tensorflow_process from other backends.")
+    meta = read_metadata(weights_path)
+    if not meta or meta.get("kind") != "classifier":
+        raise ExportError(f"{str(weights_path)!r} is not a classifier weights file written by resnet-automl.")
+    model = build_classifier(meta["backbone"], meta["num_classes"], image_size=meta["image_size"],
+                             trainable_stages=0)
+    load_weights(model, weights_path)
+    return export_serving_model(model, meta["class_names"], model_root, image_size=meta["image_size"],
+                                model_name=model_name, warmup_images=warmup_images)
 
 
-def is_version_dir(path: Path) -> bool:
-    return path.is_dir() and bool(re.fullmatch(r"\d+", path.name)) and (path / "saved_model.pb").exists()
+def export_in_tensorflow_process(weights_path, model_root, *, model_name: str = "classifier",
+                                 warmup_paths: list = (), timeout: float = 1800) -> Path:
+    """`export_from_weights_file` in a child process on Keras' TensorFlow backend.
+
+    For models trained on another backend (JAX): this process then never imports TensorFlow.
+    Raises `ExportError` with the child's last lines when it fails.
+    """
+    from .verify import tensorflow_env
+
+    command = [sys.executable, "-m", "resnet_automl.serving.export", str(weights_path), str(model_root),
+               "--model-name", model_name, *[arg for path in warmup_paths for arg in ("--warmup", str(path))]]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=tensorflow_env())
+    if proc.returncode != 0:
+        last = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        raise ExportError(f"Exporting {weights_path} with TensorFlow failed:\n{last}")
+    return Path(json.loads(proc.stdout.strip().splitlines()[-1])["version_dir"])
 
 
-def as_numpy_bytes(paths: list) -> np.ndarray:
-    """An object array of the raw bytes of `paths` (what `saved_model_cli --inputs` accepts)."""
-    return np.array([Path(p).read_bytes() for p in paths], dtype=object)
+def main(argv=None) -> int:
+    """`python -m resnet_automl.serving.export WEIGHTS MODEL_ROOT`: the child of `export_in_tensorflow_process`."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("weights")
+    parser.add_argument("model_root")
+    parser.add_argument("--model-name", default="classifier")
+    parser.add_argument("--warmup", action="append", default=[], help="an image file for the warm-up requests")
+    args = parser.parse_args(argv)
+    version_dir = export_from_weights_file(args.weights, args.model_root, model_name=args.model_name,
+                                           warmup_images=[Path(p).read_bytes() for p in args.warmup])
+    print(json.dumps({"version_dir": str(version_dir)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

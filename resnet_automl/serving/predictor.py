@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, ExportError
-from .export import SIGNATURE_BYTES, SIGNATURE_TENSOR, is_version_dir, read_labels
+from ..errors import DataError, ExportError
+from .layout import SIGNATURE_BYTES, SIGNATURE_TENSOR, is_version_dir, read_labels
 
 
 def resolve_version_dir(path: str | os.PathLike) -> Path:
@@ -33,7 +33,10 @@ class Predictor:
     """
 
     def __init__(self, version_dir: Path):
-        import tensorflow as tf
+        from ..quiet import filtered_native_stderr
+
+        with filtered_native_stderr():
+            import tensorflow as tf
 
         self._tf = tf
         self.version_dir = version_dir

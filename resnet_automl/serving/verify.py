@@ -1,7 +1,9 @@
 """Check an exported SavedModel in a fresh Python process against the in-memory model.
 
 The fresh process imports only TensorFlow and NumPy (not this package), loads the SavedModel with
-`tf.saved_model.load` and calls `serving_default` on raw image bytes, as TF Serving would.
+`tf.saved_model.load` and calls `serving_default` on raw image bytes, as TF Serving would. It also
+returns the pixels its graph decoded and resized, so the in-memory model (on any Keras backend,
+without TensorFlow in this process) is scored on exactly the same input.
 """
 from __future__ import annotations
 
@@ -10,12 +12,12 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
-from .export import SIGNATURE_BYTES, SIGNATURE_TENSOR, decode_image_bytes
+from .layout import SIGNATURE_BYTES, SIGNATURE_TENSOR
 
 TOLERANCE = 1e-4
 
@@ -23,46 +25,62 @@ _FRESH_PROCESS = r"""
 import json, sys
 import numpy as np
 import tensorflow as tf
-model_dir, inputs, output = sys.argv[1:4]
+model_dir, inputs, output, size = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 loaded = tf.saved_model.load(model_dir)
-data = np.load(inputs, allow_pickle=True)
-result = loaded.signatures["serving_default"](image_bytes=tf.constant(list(data)))
-np.save(output, result["probabilities"].numpy())
+usable, pixels = [], []
+for data in np.load(inputs, allow_pickle=True):
+    try:
+        image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+    except tf.errors.InvalidArgumentError:
+        continue
+    usable.append(data)
+    pixels.append(tf.image.resize(tf.cast(image, tf.float32), [size, size]).numpy())
+result = loaded.signatures["serving_default"](image_bytes=tf.constant(usable)) if usable else None
+np.savez(output, probabilities=result["probabilities"].numpy() if usable else np.zeros((0, 0), np.float32),
+         pixels=np.stack(pixels) if pixels else np.zeros((0, size, size, 3), np.float32))
 print(json.dumps({"signatures": sorted(loaded.signatures.keys()),
-                  "classes": [c.decode("utf-8") for c in result["classes"].numpy()]}))
+                  "classes": [c.decode("utf-8") for c in result["classes"].numpy()] if usable else []}))
 """
 
 
-def in_memory_probabilities(model, encoded: list, image_size: int) -> np.ndarray:
-    """Probabilities of the in-memory model on encoded images decoded exactly as the export does."""
-    images = tf.stack([decode_image_bytes(tf.constant(data), image_size) for data in encoded])
-    return np.asarray(model(images, training=False), dtype=np.float32)
+def tensorflow_env() -> dict:
+    """Environment of a TensorFlow child process: the TF backend, C++ logs silenced."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
 
 
-def verify_export(version_dir, model, image_paths: list, image_size: int, timeout: float = 600) -> dict:
-    """Compare `serving_default` in a fresh process with `model` on `image_paths`.
+def verify_export(version_dir, predict, image_paths: list, image_size: int, timeout: float = 600) -> dict:
+    """Compare `serving_default` in a fresh process with the in-memory model on `image_paths`.
+
+    Args:
+        version_dir: the exported version folder.
+        predict: callable mapping float32 pixels [N, S, S, 3] (0..255) to probabilities [N, C]
+            (e.g. `model.predict`), on any Keras backend.
+        image_paths: files to serve; those TensorFlow cannot decode are left out.
+        image_size: int, the side the serving graph resizes to.
 
     Returns a dict (goes into run.json and the report): passed, max_abs_diff, tolerance, images,
     signatures, seconds; `error` when the fresh process failed.
     """
-    import time
-
     start = time.time()
     encoded = [Path(p).read_bytes() for p in image_paths]
-    expected = in_memory_probabilities(model, encoded, image_size)
     with tempfile.TemporaryDirectory() as tmp:
-        inputs, output = os.path.join(tmp, "inputs.npy"), os.path.join(tmp, "out.npy")
+        inputs, output = os.path.join(tmp, "inputs.npy"), os.path.join(tmp, "out.npz")
         np.save(inputs, np.array(encoded, dtype=object), allow_pickle=True)
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        proc = subprocess.run([sys.executable, "-c", _FRESH_PROCESS, str(version_dir), inputs, output],
-                              capture_output=True, text=True, timeout=timeout, env=env)
+        proc = subprocess.run([sys.executable, "-c", _FRESH_PROCESS, str(version_dir), inputs, output,
+                               str(image_size)], capture_output=True, text=True, timeout=timeout,
+                              env=tensorflow_env())
         if proc.returncode != 0:
             return {"passed": False, "error": proc.stderr.strip().splitlines()[-1:] or ["failed"],
                     "images": len(encoded), "seconds": round(time.time() - start, 1)}
-        served = np.load(output)
+        with np.load(output) as result:
+            served, pixels = result["probabilities"], result["pixels"]
         info = json.loads(proc.stdout.strip().splitlines()[-1])
-    difference = float(np.max(np.abs(served - expected))) if len(encoded) else 0.0
+    if len(pixels):
+        expected = np.asarray(predict(pixels), dtype=np.float32)
+        difference = float(np.max(np.abs(served - expected)))
+    else:
+        difference = 0.0
     return {"passed": bool(difference <= TOLERANCE and {SIGNATURE_BYTES, SIGNATURE_TENSOR} <= set(info["signatures"])),
-            "max_abs_diff": difference, "tolerance": TOLERANCE, "images": len(encoded),
+            "max_abs_diff": difference, "tolerance": TOLERANCE, "images": int(len(pixels)),
             "signatures": info["signatures"], "version_dir": str(version_dir),
             "seconds": round(time.time() - start, 1)}

@@ -1,0 +1,59 @@
+"""The TF Serving folder layout and signature names: what the exporter writes and readers expect.
+
+No TensorFlow here, so the training side (any Keras backend) can name versions and labels.
+
+    DIR/model/<version>/saved_model.pb, variables/, assets/labels.txt,
+    DIR/model/<version>/assets.extra/tf_serving_warmup_requests
+    DIR/model/models.config
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+SIGNATURE_BYTES = "serving_default"
+SIGNATURE_TENSOR = "serving_tensor"
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+LABELS_FILE = Path("assets") / "labels.txt"
+
+
+def next_version(model_root: Path) -> int:
+    """1 + the highest integer version folder under `model_root` (1 when there is none)."""
+    versions = [int(p.name) for p in model_root.iterdir() if p.is_dir() and p.name.isdigit()] \
+        if model_root.exists() else []
+    return max(versions, default=0) + 1
+
+
+def models_config_text(name: str, base_path: Path) -> str:
+    """TF Serving `ModelServerConfig` (text protobuf) for one model."""
+    return ("model_config_list {\n  config {\n"
+            f"    name: \"{name}\"\n    base_path: \"{base_path.resolve()}\"\n"
+            "    model_platform: \"tensorflow\"\n  }\n}\n")
+
+
+def clean_partial_exports(model_root: str | os.PathLike) -> int:
+    """Remove staging folders left by an export that was killed; return how many were removed."""
+    model_root = Path(model_root)
+    removed = 0
+    for path in model_root.glob(".tmp-*") if model_root.exists() else []:
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def read_labels(version_dir: str | os.PathLike) -> list:
+    """Labels of an exported model, from `assets/labels.txt`."""
+    return Path(version_dir, LABELS_FILE).read_text(encoding="utf-8").splitlines()
+
+
+def is_version_dir(path: Path) -> bool:
+    return path.is_dir() and bool(re.fullmatch(r"\d+", path.name)) and (path / "saved_model.pb").exists()
+
+
+def as_numpy_bytes(paths: list) -> np.ndarray:
+    """An object array of the raw bytes of `paths` (what `saved_model_cli --inputs` accepts)."""
+    return np.array([Path(p).read_bytes() for p in paths], dtype=object)

@@ -1,0 +1,67 @@
+"""Weight files this package writes: weights only (no optimizer state), atomic, self-describing.
+
+Keras 3's `Model.save_weights` also stores the optimizer's variables (for Adam, twice the model
+again), and loading such a file into a freshly compiled model warns that the optimizer's
+variables were skipped. Nothing here reads optimizer state (an interrupted trial restarts; the
+final training's own backup keeps it), so files are written and read through an uncompiled view
+of the model: the same layer objects, hence the same file layout, without the optimizer.
+
+Each file carries a JSON description (backbone, layout, classes, image size) in the HDF5 root
+attribute `resnet_automl`, so a file can be used as pretrained weights later and mismatches are
+named instead of failing inside Keras.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import keras
+
+METADATA_ATTRIBUTE = "resnet_automl"
+FORMAT_VERSION = 1
+
+
+def _view(model: keras.Model) -> keras.Model:
+    """A functional model over `model`'s layers without its optimizer."""
+    return keras.Model(model.inputs, model.outputs, name=model.name)
+
+
+def save_weights(model: keras.Model, path, metadata: dict | None = None) -> Path:
+    """Write `model`'s weights (no optimizer state) to `path` (a `.weights.h5` name), atomically.
+
+    Args:
+        model: a functional Keras model.
+        path: str or Path ending in `.weights.h5`.
+        metadata: dict or None, JSON-serialisable description stored with the weights.
+    """
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    _view(model).save_weights(str(tmp))
+    if metadata is not None:
+        with h5py.File(tmp, "a") as handle:
+            handle.attrs[METADATA_ATTRIBUTE] = json.dumps({"format": FORMAT_VERSION, **metadata})
+    os.replace(tmp, path)
+    return path
+
+
+def load_weights(model: keras.Model, path) -> None:
+    """Load a weights file into `model` without touching (or warning about) its optimizer."""
+    _view(model).load_weights(str(path))
+
+
+def read_metadata(path) -> dict | None:
+    """The description stored by `save_weights`, or None for a file without one (or not HDF5)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            text = handle.attrs.get(METADATA_ATTRIBUTE)
+    except OSError:
+        return None
+    if text is None:
+        return None
+    return json.loads(text if isinstance(text, str) else text.decode("utf-8"))

@@ -1,0 +1,106 @@
+"""Keras backends: the training core on JAX with TensorFlow absent, export from a JAX-trained run,
+and the helpers that replace TensorFlow-specific calls."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import make_class_folders
+
+pytest.importorskip("jax")
+
+#: Run as `python -c` before the package: makes `import tensorflow` fail, as on the lent GPU machines.
+BLOCK_TENSORFLOW = r"""
+import importlib.abc, sys
+class _NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
+        return None
+sys.meta_path.insert(0, _NoTensorFlow())
+from resnet_automl.cli import main
+code = main(sys.argv[1:])
+assert "tensorflow" not in sys.modules, "TensorFlow was imported"
+sys.exit(code)
+"""
+
+
+def _env(backend: str) -> dict:
+    return {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def test_jax_fit_without_tensorflow_then_export_where_it_is(tmp_path):
+    data = make_class_folders(tmp_path / "data", per_class=8)
+    run = tmp_path / "run"
+    fit = subprocess.run([sys.executable, "-c", BLOCK_TENSORFLOW, "fit", str(data), "--out", str(run),
+                          "--backbone", "tiny_resnet", "--weights", "none", "--image-size", "32", "--epochs", "2",
+                          "--max-trials", "2"], capture_output=True, text=True, timeout=600, env=_env("jax"))
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    record = json.loads((run / "run.json").read_text())
+    assert record["versions"]["keras_backend"] == "jax" and record["stages_done"] == ["search", "final", "report"]
+    assert any("resnet-automl export" in note for note in record["notes"])
+    assert (run / "report" / "report.json").exists() and not (run / "model").exists()
+    assert list((run / "logs").rglob("events.out.tfevents*"))  # TensorBoard scalars without TensorFlow
+
+    export = subprocess.run([sys.executable, "-m", "resnet_automl", "export", str(run)], capture_output=True,
+                            text=True, timeout=600, env=_env("tensorflow"))
+    assert export.returncode == 0, export.stderr[-3000:]
+    record = json.loads((run / "run.json").read_text())
+    assert record["export"]["passed"] is True and record["export"]["images"] > 0
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(record["version_dir"])
+    image = sorted((data / "red").glob("*.png"))[0]
+    served = loaded.signatures["serving_default"](image_bytes=tf.constant([image.read_bytes()]))
+    assert served["probabilities"].shape == (1, 3)
+
+
+def test_jax_fit_exports_through_a_tensorflow_process(tmp_path):
+    data = make_class_folders(tmp_path / "data", per_class=8)
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "resnet_automl", "fit", str(data), "--out", str(run), "--backbone",
+                           "tiny_resnet", "--weights", "none", "--image-size", "32", "--epochs", "1",
+                           "--max-trials", "1", "--final-data", "train"], capture_output=True, text=True,
+                          timeout=600, env=_env("jax"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((run / "run.json").read_text())
+    assert record["stages_done"] == ["search", "final", "export", "report"]
+    assert record["export"]["passed"] is True and record["export"]["max_abs_diff"] <= 1e-4
+    assert (Path(record["version_dir"]) / "assets" / "labels.txt").read_text().split() == ["blue", "green", "red"]
+
+
+def test_out_of_memory_errors_of_every_backend_are_recognised():
+    from resnet_automl.device import is_out_of_memory
+
+    class ResourceExhaustedError(Exception):
+        pass
+
+    class XlaRuntimeError(Exception):
+        pass
+
+    assert is_out_of_memory(ResourceExhaustedError("OOM when allocating tensor"))
+    assert is_out_of_memory(XlaRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate"))
+    assert not is_out_of_memory(XlaRuntimeError("INVALID_ARGUMENT: shapes"))
+    assert not is_out_of_memory(ValueError("RESOURCE_EXHAUSTED"))
+
+
+def test_precision_follows_the_device():
+    from resnet_automl.device import default_precision
+
+    assert default_precision([]) == "float32"
+    assert default_precision([{"name": "NVIDIA H100", "compute_capability": (9, 0)}]) == "mixed_bfloat16"
+    assert default_precision([{"name": "Tesla T4", "compute_capability": (7, 5)}]) == "mixed_float16"
+
+
+def test_exported_weights_are_stored_once(trained_run):
+    import tensorflow as tf
+
+    stored = tf.train.list_variables(str(Path(trained_run.paths["version_dir"]) / "variables" / "variables"))
+    values = sum(int(np.prod(shape)) for name, shape in stored if "OBJECT_GRAPH" not in name and shape)
+    assert values == trained_run.model.count_params(), (values, trained_run.model.count_params())
