@@ -68,9 +68,8 @@ def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 
     if distributed_role() == "worker":
         overwrite = False  # only the chief may reset the shared run directory
     out = prepare_out_dir(out or default_out_dir(data), overwrite)
-    from .interrupts import remember_ctrl_c
-
     quiet.load_backend()  # Keras (and TensorFlow, on its backend) loads here, after the cheap checks
+    from .interrupts import remember_ctrl_c
     from .runner import run_pipeline
 
     with remember_ctrl_c():

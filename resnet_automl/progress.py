@@ -11,6 +11,7 @@ import sys
 import time
 
 import keras
+from rich.text import Text
 
 #: Redraws per second at most (a step on a GPU takes milliseconds).
 REFRESH_PER_SECOND = 4
@@ -87,7 +88,7 @@ class LiveProgress(keras.callbacks.Callback):
         if self._live is None or (not force and now - self._last_draw < 1.0 / REFRESH_PER_SECOND):
             return
         self._last_draw = now
-        self._live.update(self.line(step))
+        self._live.update(Text(self.line(step)), refresh=True)  # plain text: "[trial 1/6]" is no markup
 
     def on_train_begin(self, logs=None):
         from rich.console import Console
@@ -96,7 +97,7 @@ class LiveProgress(keras.callbacks.Callback):
         self._started = time.time()
         self._steps = self.params.get("steps") if self.params else None
         self.console = self.console or Console()
-        self._live = Live("", console=self.console, transient=True, refresh_per_second=REFRESH_PER_SECOND)
+        self._live = Live(Text(""), console=self.console, transient=True, auto_refresh=False)
         self._live.start()
 
     def on_epoch_begin(self, epoch, logs=None):

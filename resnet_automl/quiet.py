@@ -10,6 +10,7 @@ turns all filtering off.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -48,6 +49,8 @@ def set_enabled(enabled: bool) -> None:
         os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
         for pattern in IGNORED_WARNINGS:
             warnings.filterwarnings("ignore", message=pattern)
+        # TensorFlow's Python logger: retracing hints and deprecation notes, never about the user's data
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def is_enabled() -> bool:

@@ -87,8 +87,8 @@ class TimedTuner(kt.Tuner):
                 callback.log_dir = os.path.join(callback.log_dir, str(trial.trial_id))
         callbacks.append(KeepBestEpoch(self.oracle.objective, self._get_checkpoint_fname(trial.trial_id)))
         total = self.oracle.max_trials or "?"
-        progress = live_progress(f"trial {int(trial.trial_id) + 1}/{total}", kwargs.get("epochs", self.epochs),
-                                 self.budget_left, self.oracle.objective.name,
+        label = f"trial {trial.trial_id} ({int(trial.trial_id) + 1}/{total})"
+        progress = live_progress(label, kwargs.get("epochs", self.epochs), self.budget_left, self.oracle.objective.name,
                                  enabled=None if self.live_progress is None else self.live_progress)
         if progress is not None:
             callbacks.append(progress)

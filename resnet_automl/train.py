@@ -12,7 +12,7 @@ import numpy as np
 
 from .augment import with_augmentation
 from .backbones import set_trainable_stages
-from .callbacks import DeadlineCallback
+from .callbacks import DeadlineCallback, PeriodicBackup
 from .data.batches import ArrayBatches
 from .interrupts import StopOnCtrlC
 from .model import backbone_of, build_classifier, compile_classifier, recalibrate_batchnorm
@@ -42,7 +42,7 @@ def train_final(values: dict, *, arrays: dict, labels: dict, num_classes: int, i
     restores the best epoch.
 
     Writes `out_dir/final/history.json` (the caller saves the weights it keeps); an interrupted
-    run resumes from `out_dir/final/backup` (Keras `BackupAndRestore`).
+    run resumes from `out_dir/final/backup` (`callbacks.PeriodicBackup`: at most a minute of training lost).
     """
     final_dir = Path(out_dir) / "final"
     final_dir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +77,7 @@ def train_final(values: dict, *, arrays: dict, labels: dict, num_classes: int, i
         monitor="val_accuracy", mode="max", patience=max(3, epochs // 3), restore_best_weights=True)]
     callbacks = [
         StopOnCtrlC(),
-        keras.callbacks.BackupAndRestore(str(final_dir / "backup")),
+        PeriodicBackup(str(final_dir / "backup")),
         *early_stopping,
         keras.callbacks.TerminateOnNaN(),
         DeadlineCallback(deadline),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import keras
 import keras_tuner as kt
+import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
@@ -164,3 +165,36 @@ def test_a_swallowed_ctrl_c_is_raised_again_at_the_next_boundary():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)
     interrupts.check()  # outside the fit the request is forgotten
+
+
+class _InterruptAtEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("interval,resumed_at", [(0.0, 2), (3600.0, 0)])
+def test_final_training_backup_is_periodic_and_resumes(tmp_path, interval, resumed_at):
+    from resnet_automl.callbacks import PeriodicBackup
+    from resnet_automl.model import build_classifier, compile_classifier
+
+    x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    y = np.arange(8) % 3
+
+    def model_and_backup():
+        model = build_classifier("tiny_resnet", 3, image_size=32, trainable_stages=5)
+        compile_classifier(model, 1e-3, 20)
+        return model, PeriodicBackup(str(tmp_path / "backup"), min_interval_s=interval)
+
+    model, backup = model_and_backup()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=5, verbose=0, callbacks=[backup, _InterruptAtEpoch(1)])
+    assert (tmp_path / "backup").exists() == (interval == 0.0)
+    model, backup = model_and_backup()
+    history = model.fit(x, y, epochs=5, verbose=0, callbacks=[backup])
+    assert history.epoch[0] == resumed_at and history.epoch[-1] == 4
+    assert not (tmp_path / "backup").exists()  # deleted when training ends
