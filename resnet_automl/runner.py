@@ -7,7 +7,6 @@ import shutil
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from . import device, interrupts, quiet
@@ -123,7 +122,7 @@ class FitRun:
         self.live = verbose == 1 and on_terminal()
         self.strategy, self.device = self.setup.strategy, self.setup.kind
         self.batch_size = opts.batch_size or 32 * self.setup.replicas
-        keras.utils.set_random_seed(opts.seed)
+        device.seed_everything(opts.seed)
 
     def _timed(self, name: str, started: float) -> None:
         self.timings[name] = round(self.timings.get(name, 0) + time.time() - started, 2)
@@ -350,7 +349,7 @@ class FitRun:
                                                    image_size=self.image_size,
                                                    warmup_images=[Path(p).read_bytes() for p in samples[:3]], **common)
             elif device.tensorflow_available():
-                from .serving.export import export_in_tensorflow_process
+                from .serving.tensorflow_process import export_in_tensorflow_process
 
                 self.log(f"[export] {device.backend()} backend: the SavedModel is written by a TensorFlow process "
                          "from the final weights")

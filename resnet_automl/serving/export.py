@@ -9,7 +9,7 @@ sees half a model; versions are integers and an existing version is never overwr
 
 The SavedModel is always written by TensorFlow from a model on Keras' TensorFlow backend: a model
 trained on another backend (JAX) is rebuilt from its weights file in a TensorFlow-backend process
-(`export_from_weights_file`). The graph is then plain TensorFlow, which any TF Serving runs on
+(`tensorflow_process.export_in_tensorflow_process`). The graph is then plain TensorFlow, which any TF Serving runs on
 any device, instead of jax2tf's XlaCallModule, whose serialized code is lowered for the platforms
 chosen at export time.
 """
@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -146,26 +145,9 @@ def export_from_weights_file(weights_path, model_root, *, model_name: str = "cla
                                 model_name=model_name, warmup_images=warmup_images)
 
 
-def export_in_tensorflow_process(weights_path, model_root, *, model_name: str = "classifier",
-                                 warmup_paths: list = (), timeout: float = 1800) -> Path:
-    """`export_from_weights_file` in a child process on Keras' TensorFlow backend.
-
-    For models trained on another backend (JAX): this process then never imports TensorFlow.
-    Raises `ExportError` with the child's last lines when it fails.
-    """
-    from .verify import tensorflow_env
-
-    command = [sys.executable, "-m", "resnet_automl.serving.export", str(weights_path), str(model_root),
-               "--model-name", model_name, *[arg for path in warmup_paths for arg in ("--warmup", str(path))]]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=tensorflow_env())
-    if proc.returncode != 0:
-        last = "\n".join(proc.stderr.strip().splitlines()[-5:])
-        raise ExportError(f"Exporting {weights_path} with TensorFlow failed:\n{last}")
-    return Path(json.loads(proc.stdout.strip().splitlines()[-1])["version_dir"])
-
-
 def main(argv=None) -> int:
-    """`python -m resnet_automl.serving.export WEIGHTS MODEL_ROOT`: the child of `export_in_tensorflow_process`."""
+    """`python -m resnet_automl.serving.export WEIGHTS MODEL_ROOT`: the child process of
+    `tensorflow_process.export_in_tensorflow_process`."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("weights")
     parser.add_argument("model_root")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .layout import SIGNATURE_BYTES, SIGNATURE_TENSOR
+from .tensorflow_process import tensorflow_env
 
 TOLERANCE = 1e-4
 
@@ -41,11 +42,6 @@ np.savez(output, probabilities=result["probabilities"].numpy() if usable else np
 print(json.dumps({"signatures": sorted(loaded.signatures.keys()),
                   "classes": [c.decode("utf-8") for c in result["classes"].numpy()] if usable else []}))
 """
-
-
-def tensorflow_env() -> dict:
-    """Environment of a TensorFlow child process: the TF backend, C++ logs silenced."""
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
 
 
 def verify_export(version_dir, predict, image_paths: list, image_size: int, timeout: float = 600) -> dict:

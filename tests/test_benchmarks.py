@@ -1,0 +1,65 @@
+"""Every script in benchmarks/ runs here in its smoke mode (tiny sizes), so a refactor cannot break one
+unseen. The numbers they print at full size are in README.md; these runs only check they still work."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+#: script -> extra smoke arguments; helpers (imported by the scripts) are not run.
+SMOKE = {
+    "search_speed.py": [],
+    "disk_usage.py": [],
+    "demo_holdout.py": [],
+    "small_data_quality.py": [],
+    "transfer.py": [],
+}
+HELPERS = {"fmnist.py"}
+#: Scripts that run in a child process with KERAS_BACKEND=jax (what the GPU machine runs).
+JAX_SCRIPTS = {"gpu_check.py"}
+
+
+def test_every_benchmark_has_a_smoke_run():
+    scripts = {p.name for p in BENCHMARKS.glob("*.py")}
+    assert scripts == set(SMOKE) | HELPERS | JAX_SCRIPTS, "add the new benchmark's --smoke run to this file"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name[:-3]}", BENCHMARKS / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(SMOKE))
+def test_benchmark_smoke_run(name, tmp_path, capsys):
+    if not (BENCHMARKS / name).exists():
+        pytest.fail(f"benchmarks/{name} is missing")
+    argv = ["--smoke", *SMOKE[name]]
+    if name != "demo_holdout.py":
+        argv += ["--workdir", str(tmp_path / "work")]
+    assert _load(name).main(argv) == 0
+    assert capsys.readouterr().out.strip(), "a benchmark prints its numbers"
+
+
+def test_gpu_check_smoke_run_on_jax_without_tensorflow_in_the_process():
+    pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    code = "\n".join([
+        "import runpy, sys",
+        "sys.argv = ['gpu_check.py', '--smoke']",
+        "try:",
+        f"    runpy.run_path({str(BENCHMARKS / 'gpu_check.py')!r}, run_name='__main__')",
+        "except SystemExit as done:",
+        "    assert done.code in (0, None), done.code",
+        "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'",
+    ])
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for line in ("raw Keras model.fit", "trial loop", "final training", "end-to-end fit", "ratios:"):
+        assert line in proc.stdout, (line, proc.stdout)
