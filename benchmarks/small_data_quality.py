@@ -1,16 +1,25 @@
-"""Small-data quality: `fit` against a logistic regression on raw pixels, on the same split.
+"""Small data from random initialisation: `fit` against a logistic regression on pixels and a small
+plain CNN, on several small sets, each model scored on images none of them saw.
 
-Fashion-MNIST images (Debian's `dataset-fashion-mnist` when installed, else the 300 images bundled
-with the package), a few classes and a few hundred images, written as a class-folder tree. Both
-models train on the split `fit` saves (train + val for the linear model, which needs no
-validation) and are scored on the same held-out test images.
+Sets (Fashion-MNIST from Debian's `dataset-fashion-mnist`, digits from scikit-learn):
+  four        four easy Fashion-MNIST classes (T-shirt, trouser, sneaker, bag), 100 per class
+  fm10-30     all ten Fashion-MNIST classes, 30 per class
+  fm10-60     all ten, 60 per class
+  fm10-100    all ten, 100 per class
+  confusable  T-shirt, pullover, coat, shirt: the classes Fashion-MNIST models confuse, 100 per class
+  digits      scikit-learn's 8x8 digits, 30 per class (the other ~1,500 images are the unseen set)
 
-    python benchmarks/small_data_quality.py --per-class 100 --minutes 6
+For each set and seed, `fit` gets the class-folder tree and `--minutes`; the logistic regression
+learns from the same train + val images; the CNN (Keras' simple MNIST convnet: two 3x3
+convolutions with max-pooling, dropout, a dense softmax; what AutoKeras settles on for such data)
+trains on the same train images for at most the wall time `fit` took, keeping its best epoch on
+the same val images. All three are scored on at least 1,000 unseen images (250 per class).
 
-Both are also scored on a larger hold-out set (`--holdout-per-class` more images per class that
-neither model saw), because a split test set of 60 images moves 1.7 points per image.
+    python benchmarks/small_data_quality.py                         # every set, seeds 0 and 1, 6 minutes each
+    python benchmarks/small_data_quality.py --sets fm10-60 --seeds 0
+    python benchmarks/small_data_quality.py --smoke                 # tiny (the test suite runs this)
 
-Prints accuracy and seconds of both, and the differences, as its last lines.
+Prints one line per set and seed and a table at the end.
 """
 from __future__ import annotations
 
@@ -25,55 +34,141 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fmnist import holdout_accuracies, load_fashion_mnist, split_pixels, write_class_folders  # noqa: E402
+from fmnist import as_rgb, load_fashion_mnist, split_pixels, write_class_folders  # noqa: E402
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--classes", default="0,1,7,8", help="Fashion-MNIST class indices (default 0,1,7,8)")
-    parser.add_argument("--per-class", type=int, default=100)
-    parser.add_argument("--minutes", type=float, default=6.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--holdout-per-class", type=int, default=250,
-                        help="extra unseen images per class both models are scored on (default 250)")
-    parser.add_argument("--image-size", type=int, default=None, help="default: fit's automatic choice")
-    parser.add_argument("--workdir", default=None)
-    args = parser.parse_args(argv)
+SETS = {
+    "four": {"classes": (0, 1, 7, 8), "per_class": 100},
+    "fm10-30": {"classes": tuple(range(10)), "per_class": 30},
+    "fm10-60": {"classes": tuple(range(10)), "per_class": 60},
+    "fm10-100": {"classes": tuple(range(10)), "per_class": 100},
+    "confusable": {"classes": (0, 2, 4, 6), "per_class": 100},
+    "digits": {"digits": True, "per_class": 30},
+}
+UNSEEN_PER_CLASS = 250
+
+
+def load_set(name: str, seed: int, smoke: bool):
+    """(images uint8 [N, H, W], labels, class names, unseen images, unseen labels)."""
+    spec = SETS[name]
+    per_class = 6 if smoke else spec["per_class"]
+    if spec.get("digits"):
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        images = np.clip(digits.images * 16, 0, 255).astype(np.uint8)  # 0..16 -> 0..255
+        rng = np.random.default_rng(seed)
+        train, unseen = [], []
+        for c in range(10):
+            index = rng.permutation(np.where(digits.target == c)[0])
+            train += list(index[:per_class])
+            unseen += list(index[per_class:])
+        if smoke:
+            unseen = unseen[:50]
+        return (images[train], digits.target[train], [f"digit-{c}" for c in range(10)], images[unseen],
+                digits.target[unseen])
+    subset = load_fashion_mnist(list(spec["classes"]), per_class, seed, 5 if smoke else UNSEEN_PER_CLASS)
+    return subset.images, subset.labels, subset.names, subset.held_images, subset.held_labels
+
+
+def small_cnn(num_classes: int, shape: tuple):
+    """Keras' simple MNIST convnet ("same" padding, so 8x8 digits fit too)."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape)
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    x = layers.MaxPooling2D()(layers.Conv2D(32, 3, padding="same", activation="relu")(x))
+    x = layers.MaxPooling2D()(layers.Conv2D(64, 3, padding="same", activation="relu")(x))
+    x = layers.Dropout(0.5)(layers.Flatten()(x))
+    model = keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def train_cnn(split, seconds: float, unseen_x, unseen_y, smoke: bool) -> tuple:
+    """(accuracy on the unseen images, seconds): the CNN on the split's train images, best epoch on val."""
+    import keras
+
+    def pixels(items):
+        x, y = split_pixels(items)
+        side = int(np.sqrt(x.shape[1]))
+        return (x.reshape(-1, side, side, 1) * 255.0).astype("float32"), y
+
+    train_x, train_y = pixels(split["train"])
+    val_x, val_y = pixels(split["val"])
+    model = small_cnn(len(split["class_names"]), train_x.shape[1:])
+    started = time.time()
+
+    class WallTime(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if time.time() - started > seconds:
+                self.model.stop_training = True
+
+    best = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=10 ** 6,
+                                         restore_best_weights=True)
+    model.fit(train_x, train_y, validation_data=(val_x, val_y), batch_size=32, epochs=2 if smoke else 1000,
+              verbose=0, callbacks=[best, WallTime()])
+    predicted = np.argmax(model.predict(unseen_x[..., None].astype("float32"), verbose=0), axis=1)
+    return float(np.mean(predicted == unseen_y)), time.time() - started
+
+
+def run_case(name: str, seed: int, args, work: Path, log) -> dict:
     import resnet_automl
     from sklearn.linear_model import LogisticRegression
 
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="quality-"))
-    data = work / "data"
-    shutil.rmtree(data, ignore_errors=True)
-    subset = load_fashion_mnist([int(c) for c in args.classes.split(",")], args.per_class, args.seed,
-                                args.holdout_per_class)
-    names, labels, held_images, held_labels = subset.names, subset.labels, subset.held_images, subset.held_labels
-    write_class_folders(subset.images, labels, names, data)
-
+    images, labels, names, unseen_x, unseen_y = load_set(name, seed, args.smoke)
+    data = write_class_folders(images, labels, names, work / f"{name}-{seed}" / "data")
+    extra = {"backbone": "tiny_resnet", "epochs": 1, "final_epochs": 1} if args.smoke else {}
     start = time.time()
-    result = resnet_automl.fit(data, out=work / "run", overwrite=True, weights=None, seed=args.seed,
-                               image_size=args.image_size,
-                               budget=resnet_automl.Budget(minutes=args.minutes), verbose=1)
+    result = resnet_automl.fit(data, out=work / f"{name}-{seed}" / "run", overwrite=True, weights=None, seed=seed,
+                               image_size=args.image_size, budget=resnet_automl.Budget(minutes=args.minutes),
+                               verbose=1 if args.verbose else 0, **extra)
     fit_seconds = time.time() - start
+    mapping = np.array([result.class_names.index(n) for n in names])  # fit's labels index its sorted names
+    fit_accuracy = float(np.mean(np.argmax(result.model.predict(as_rgb(unseen_x), verbose=0), axis=1)
+                                 == mapping[unseen_y]))
+    split = json.loads((work / f"{name}-{seed}" / "run" / "data" / "split.json").read_text())
+    x, y = split_pixels(split["train"] + split["val"])
+    linear = LogisticRegression(max_iter=5000).fit(x, y)
+    linear_accuracy = float(np.mean(linear.predict(unseen_x.reshape(len(unseen_x), -1) / 255.0) == mapping[unseen_y]))
+    cnn_accuracy, cnn_seconds = train_cnn(split, fit_seconds, unseen_x, mapping[unseen_y], args.smoke)
+    row = {"set": name, "seed": seed, "train_images": len(labels), "unseen_images": len(unseen_y),
+           "fit": fit_accuracy, "linear": linear_accuracy, "cnn": cnn_accuracy, "fit_seconds": round(fit_seconds, 1),
+           "cnn_seconds": round(cnn_seconds, 1), "backbone": result.backbone,
+           "image_size": result.report["model"]["image_size"], "hyperparameters": result.best_hyperparameters}
+    log(f"{name} seed {seed}: fit {fit_accuracy:.4f} ({result.backbone}, {fit_seconds:.0f} s), logistic regression "
+        f"{linear_accuracy:.4f}, small CNN {cnn_accuracy:.4f} ({cnn_seconds:.0f} s) on {len(unseen_y)} unseen images")
+    return row
 
-    split = json.loads((work / "run" / "data" / "split.json").read_text())
-    start = time.time()
-    x_train, y_train = split_pixels(split["train"] + split["val"])
-    x_test, y_test = split_pixels(split["test"])
-    linear = LogisticRegression(max_iter=5000).fit(x_train, y_train)
-    linear_accuracy = float(linear.score(x_test, y_test))
-    linear_seconds = time.time() - start
-    ours = result.report["accuracy"]
-    print(f"data: {len(labels)} images, {len(names)} classes, {len(y_test)} test images")
-    print(f"fit ({result.backbone}, {result.best_hyperparameters}): accuracy {ours:.4f} in {fit_seconds:.0f} s")
-    print(f"logistic regression on pixels: accuracy {linear_accuracy:.4f} in {linear_seconds:.1f} s")
-    if len(held_labels):  # fit's labels index its sorted class names
-        held_labels = np.array([result.class_names.index(names[k]) for k in held_labels])
-        ours_held, linear_held = holdout_accuracies(lambda rgb: result.model.predict(rgb, verbose=0), linear,
-                                                    held_images, held_labels)
-        print(f"hold-out ({len(held_labels)} unseen images): fit {ours_held:.4f}, logistic regression {linear_held:.4f}")
-    print(f"difference on the split's test set (fit - linear): {ours - linear_accuracy:+.4f}")
-    if len(held_labels):
-        print(f"difference on the hold-out set (fit - linear): {ours_held - linear_held:+.4f}")
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}")
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--minutes", type=float, default=6.0, help="time budget of each fit (default 6)")
+    parser.add_argument("--image-size", type=int, default=None, help="default: fit's automatic choice")
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one set: seconds, not minutes")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.sets, args.seeds, args.minutes, args.image_size = "fm10-30", "0", 1.0, 32
+
+    def log(line):
+        print(line, flush=True)
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="quality-"))
+    rows = [run_case(name, int(seed), args, work, log) for name in args.sets.split(",")
+            for seed in args.seeds.split(",")]
+    print(f"\n{'set':<11} {'seed':>4} {'train':>6} {'unseen':>6} {'fit':>7} {'linear':>7} {'CNN':>7} "
+          f"{'fit-lin':>8} {'fit-CNN':>8} {'fit s':>6}  backbone")
+    for r in rows:
+        print(f"{r['set']:<11} {r['seed']:>4} {r['train_images']:>6} {r['unseen_images']:>6} {r['fit']:>7.4f} "
+              f"{r['linear']:>7.4f} {r['cnn']:>7.4f} {r['fit'] - r['linear']:>+8.4f} {r['fit'] - r['cnn']:>+8.4f} "
+              f"{r['fit_seconds']:>6.0f}  {r['backbone']} {r['image_size']} px")
+    (work / "small_data_quality.json").write_text(json.dumps(rows, indent=1))
+    if args.workdir is None and not args.smoke:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -1,21 +1,29 @@
 """Training augmentation as Keras layers that run on the device, inside the training step.
 
 The classifier itself stays augmentation-free (it is what gets exported); `with_augmentation`
-wraps it for the final training only: pixels -> flip, rotation, zoom, shift -> classifier, all
-layers shared, so training the wrapper trains the classifier.
+wraps it for training (the final training, and the trials from random initialisation): pixels ->
+flip, shift -> classifier, all layers shared, so training the wrapper trains the classifier.
 """
 from __future__ import annotations
 
 import keras
 
 
+#: Largest shift, as a fraction of the side (0.1 of 32 px: the CIFAR recipe's 4-pixel pad-and-crop, about).
+SHIFT = 0.1
+
+
 def make_augmenter(seed: int = 0) -> keras.Sequential:
-    """Flip, small rotation, zoom and shift (reflect padding); active only when training."""
+    """Horizontal flip and a shift of up to `SHIFT` with zero fill (the CIFAR ResNet recipe); active
+    only when training.
+
+    Measured on 600 Fashion-MNIST images (ResNet-20, SGD, 100 epochs, 2,000 unseen images): this
+    scored 0.825; the earlier flip + rotation 0.05 + zoom 0.1 + shift 0.05 with reflected borders
+    scored 0.799 (reflection draws copies of the object at the borders of centred images).
+    """
     return keras.Sequential([
         keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomRotation(0.05, fill_mode="reflect", seed=seed),
-        keras.layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", seed=seed),
-        keras.layers.RandomTranslation(0.05, 0.05, fill_mode="reflect", seed=seed),
+        keras.layers.RandomTranslation(SHIFT, SHIFT, fill_mode="constant", seed=seed),
     ], name="augmentation")
 
 

@@ -67,13 +67,17 @@ def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 
         check_dataset_path(data)  # before the run directory is created: a typo leaves nothing behind
     if distributed_role() == "worker":
         overwrite = False  # only the chief may reset the shared run directory
-    out = prepare_out_dir(out or default_out_dir(data), overwrite)
+    from .pretrained import backbone_for, resolve_weights
+
+    source = resolve_weights(opts.weights)  # a bad source stops here, before the run folder exists
     quiet.load_backend()  # Keras (and TensorFlow, on its backend) loads here, after the cheap checks
+    backbone_for(source, opts.backbone)  # a run or file of another backbone than the one asked for
+    out = prepare_out_dir(out or default_out_dir(data), overwrite)
     from .interrupts import remember_ctrl_c
     from .runner import run_pipeline
 
     with remember_ctrl_c():
-        return run_pipeline(data, out, opts, budget, clock, log=log, verbose=verbose, recipe=recipe)
+        return run_pipeline(data, out, opts, budget, clock, log=log, verbose=verbose, recipe=recipe, source=source)
 
 
 def fit_from_cli(args) -> int:

@@ -50,6 +50,21 @@ class BalancedAccuracyCallback(keras.callbacks.Callback):
             logs["val_balanced_accuracy"] = float(score)
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Append the seconds of every epoch (validation included) to `durations` (a list)."""
+
+    def __init__(self, durations: list):
+        super().__init__()
+        self.durations = durations
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.durations.append(time.time() - self._started)
+
+
 class KeepBestEpoch(keras.callbacks.Callback):
     """Keep the best epoch's weights in memory and write them once, when training ends.
 
@@ -61,11 +76,12 @@ class KeepBestEpoch(keras.callbacks.Callback):
     Args:
         objective: a Keras Tuner `Objective` (`has_value`, `get_value`, `better_than`).
         filepath: str, the trial's checkpoint (`.weights.h5`).
+        metadata: dict or None, the description stored with the weights (`weights_io.save_weights`).
     """
 
-    def __init__(self, objective, filepath):
+    def __init__(self, objective, filepath, metadata=None):
         super().__init__()
-        self.objective, self.filepath = objective, filepath
+        self.objective, self.filepath, self.metadata = objective, filepath, metadata
         self.best_value = float("-inf") if objective.direction == "max" else float("inf")
         self.save_model = None
         self._best = None
@@ -85,7 +101,7 @@ class KeepBestEpoch(keras.callbacks.Callback):
             for variable, value in zip(self.model.weights, self._best):
                 variable.assign(value)
             self._best = None
-        save_weights(self.save_model or self.model, self.filepath)
+        save_weights(self.save_model or self.model, self.filepath, self.metadata)
 
 
 class EpochScalars(keras.callbacks.Callback):

@@ -12,7 +12,7 @@ import sys
 
 from ._version import __version__
 from .errors import ResNetAutoMLError
-from .options import FINAL_DATA, PRECISIONS, TUNERS
+from .options import FINAL_DATA, OPTIMIZERS, PRECISIONS, TUNERS
 from .weights_cli import add_weights_parser, run_weights_command
 
 EXIT_USAGE = 2
@@ -51,11 +51,14 @@ def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", help="auto, one name, or a comma-separated list (see `backbones`)")
     parser.add_argument("--image-size", type=_positive_int, help="square input size in pixels")
     parser.add_argument("--batch-size", type=_positive_int, help="images per batch")
-    parser.add_argument("--weights", help="imagenet, none, or a path to a .weights.h5 file")
+    parser.add_argument("--weights", help="imagenet, none, a finished run folder of resnet-automl (transfer from "
+                        "your own pretraining), or a .weights.h5 file")
     parser.add_argument("--max-params", type=_positive_int, help="cap on backbone parameters")
     parser.add_argument("--max-gflops", type=_positive_float, help="cap on GFLOPs per image at --image-size")
     parser.add_argument("--max-latency-ms", type=_positive_float, help="cap on batch-1 latency on this device")
     parser.add_argument("--tuner", choices=TUNERS, help="search algorithm")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS,
+                        help="auto (default: Adam with pretrained weights, SGD from random initialisation), adam, sgd")
     parser.add_argument("--final-data", choices=FINAL_DATA,
                         help="what the final training learns from (default auto: train+val below 5,000 "
                              "training images, else train with early stopping on val)")

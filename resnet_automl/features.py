@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from . import interrupts
-from .backbones import STAGES
+from .backbones import STAGES, stage_of
 from .data.batches import ArrayBatches
 from .model import backbone_of
 
@@ -27,11 +27,13 @@ DEFAULT_MEMORY_LIMIT = 2 * 2**30
 
 
 def boundary_layer(backbone: keras.Model, frozen_stages: int) -> str:
-    """Name of the last layer of stage `frozen_stages` (1 = conv1 ... 5 = conv5)."""
-    if frozen_stages == 1:
-        return "pool1_pool"
-    stage = STAGES[frozen_stages - 1]
-    return [layer.name for layer in backbone.layers if layer.name.startswith(f"{stage}_block")][-1]
+    """Name of the last layer of stage `frozen_stages` (1 = conv1 ... 5 = conv5), or of the deepest
+    stage before it when that one is empty (conv2 of the CIFAR-style nets)."""
+    for stage in reversed(STAGES[:frozen_stages]):
+        names = [layer.name for layer in backbone.layers if stage_of(layer.name) == stage]
+        if names:
+            return names[-1]
+    raise ValueError(f"{backbone.name} has no layer in stages {STAGES[:frozen_stages]}")
 
 
 def split_classifier(model: keras.Model, trainable_stages: int) -> tuple:

@@ -6,11 +6,13 @@ import math
 import keras
 import keras_tuner as kt
 
+from .augment import with_augmentation
 from .callbacks import BalancedAccuracyCallback, DeadlineCallback, KeepBestEpoch
 from .device import is_out_of_memory
 from .features import FeatureCache, feature_dataset, split_classifier
 from .interrupts import StopOnCtrlC
 from .model import build_classifier, compile_classifier
+from .pretrained import cache_token
 
 #: Default learning-rate range of the search (Adam, log-uniform).
 LEARNING_RATE_RANGE = (1e-4, 1e-2)
@@ -24,7 +26,7 @@ class ResNetHyperModel(kt.HyperModel):
         num_classes: int, classes of the head.
         image_size: int, input side in pixels.
         stage_choices: list of int in 0..5, values of "trainable_stages" to search.
-        weights: None, "imagenet" or a path, for the backbone.
+        weights: None, "imagenet", a path or a `pretrained.WeightsSource`, for the backbone.
         epochs: int, epochs per trial (used for the learning-rate schedule).
         steps_per_epoch: int, batches per epoch (used for the learning-rate schedule).
         class_weight: dict or None, `{label: weight}` passed to `fit` (imbalanced data).
@@ -42,13 +44,17 @@ class ResNetHyperModel(kt.HyperModel):
         train_items, val_items: lists of (path, label) behind the datasets (the cache key).
         seed: int, shuffle seed of the cached datasets (the image datasets' seed). Defaults to 0.
         dropout: float, dropout before the head. Defaults to 0.2.
+        class_names: list of str or None, recorded in the trials' checkpoints. Defaults to None.
+        optimizer: "adam" (default) or "sgd", see `model.compile_classifier`.
+        augment: bool, trials that train the whole model see the final training's augmentation
+            (cached-feature trials cannot). Defaults to False.
     """
 
     def __init__(self, *, backbones, num_classes, image_size, stage_choices, weights, epochs,
                  steps_per_epoch, class_weight=None, bn_momentum=0.9,
                  learning_rate_range=LEARNING_RATE_RANGE, balanced_val=None, deadline_fn=None,
                  patience=3, objective="val_accuracy", batch_size=None, feature_cache=None, train_items=None,
-                 val_items=None, seed=0, dropout=0.2):
+                 val_items=None, seed=0, dropout=0.2, class_names=None, optimizer="adam", augment=False):
         super().__init__(name="resnet_automl")
         self.backbones = list(backbones)
         self.num_classes, self.image_size = num_classes, image_size
@@ -60,6 +66,8 @@ class ResNetHyperModel(kt.HyperModel):
         self.patience, self.objective, self.batch_size = patience, objective, batch_size
         self.feature_cache, self.train_items, self.val_items = feature_cache, train_items, val_items
         self.seed, self.dropout = seed, dropout
+        self.class_names = None if class_names is None else list(class_names)
+        self.optimizer, self.augment = optimizer, augment
 
     def declare(self, hp: kt.HyperParameters) -> dict:
         """Declare the search space on `hp` and return this trial's values."""
@@ -67,20 +75,30 @@ class ResNetHyperModel(kt.HyperModel):
             backbone = hp.Choice("backbone", self.backbones)
         else:
             backbone = hp.Fixed("backbone", self.backbones[0])
-        if len(self.stage_choices) > 1:
-            stages = hp.Choice("trainable_stages", self.stage_choices)
+        if len(self.stage_choices) > 1:  # defaults: the centre of the space (the first trial's values)
+            stages = hp.Choice("trainable_stages", self.stage_choices,
+                               default=self.stage_choices[len(self.stage_choices) // 2])
         else:
             stages = hp.Fixed("trainable_stages", self.stage_choices[0])
         low, high = self.learning_rate_range
-        rate = hp.Float("learning_rate", low, high, sampling="log")
+        rate = hp.Float("learning_rate", low, high, sampling="log", default=float(math.sqrt(low * high)))
         return {"backbone": backbone, "trainable_stages": stages, "learning_rate": rate}
+
+    def weights_metadata(self, hp: kt.HyperParameters) -> dict:
+        """The description stored with a trial's checkpoint (see `weights_io.save_weights`)."""
+        from .backbones import get_spec
+
+        spec = get_spec(hp.values["backbone"])
+        return {"kind": "classifier", "backbone": spec.name, "layout": spec.layout, "num_classes": self.num_classes,
+                "class_names": self.class_names, "image_size": self.image_size,
+                "trainable_stages": int(hp.values["trainable_stages"])}
 
     def build(self, hp):
         values = self.declare(hp)
         model = build_classifier(values["backbone"], self.num_classes, image_size=self.image_size,
                                  trainable_stages=values["trainable_stages"], weights=self.weights,
                                  bn_momentum=self.bn_momentum, dropout=self.dropout)
-        compile_classifier(model, values["learning_rate"], self.epochs * self.steps_per_epoch)
+        compile_classifier(model, values["learning_rate"], self.epochs * self.steps_per_epoch, self.optimizer)
         return model
 
     def _own_callbacks(self, balanced_val):
@@ -91,6 +109,18 @@ class ResNetHyperModel(kt.HyperModel):
         if self.deadline_fn is not None:
             own.append(DeadlineCallback(self.deadline_fn()))
         return own
+
+    def _trainer(self, hp, model, callbacks):
+        """What trains: `model`, or (with `augment`) `model` behind the augmentation layers, whose
+        checkpoint still holds `model` alone."""
+        if not self.augment:
+            return model
+        trainer = with_augmentation(model, self.seed)
+        compile_classifier(trainer, hp.values["learning_rate"], self.epochs * self.steps_per_epoch, self.optimizer)
+        for callback in callbacks:
+            if isinstance(callback, KeepBestEpoch):
+                callback.save_model = model
+        return trainer
 
     def uses_feature_cache(self, hp) -> bool:
         return (self.feature_cache is not None and self.train_items is not None and self.val_items is not None
@@ -108,7 +138,8 @@ class ResNetHyperModel(kt.HyperModel):
             else:
                 callbacks = self._own_callbacks(self.balanced_val) + list(callbacks or [])
                 try:
-                    history = model.fit(*args, class_weight=self.class_weight, callbacks=callbacks, **kwargs)
+                    trainer = self._trainer(hp, model, callbacks)
+                    history = trainer.fit(*args, class_weight=self.class_weight, callbacks=callbacks, **kwargs)
                 except Exception as exc:
                     if not is_out_of_memory(exc):
                         raise
@@ -137,11 +168,11 @@ class ResNetHyperModel(kt.HyperModel):
         batch = self.batch_size or train_data.batch_size
         arrays = []
         for items, data in ((self.train_items, train_data), (self.val_items, val_data)):
-            key = FeatureCache.key(values["backbone"], self.weights, self.image_size, 5 - stages, items)
+            key = FeatureCache.key(values["backbone"], cache_token(self.weights), self.image_size, 5 - stages, items)
             arrays.append(self.feature_cache.features(key, prefix, data.array, batch))
         train = feature_dataset(arrays[0], train_data.labels, batch, shuffle=True, seed=train_data.seed)
         val = feature_dataset(arrays[1], val_data.labels, batch)
-        compile_classifier(tail, values["learning_rate"], self.epochs * self.steps_per_epoch)
+        compile_classifier(tail, values["learning_rate"], self.epochs * self.steps_per_epoch, self.optimizer)
         for callback in callbacks:  # the trial's checkpoint holds the full classifier, not just the tail
             if isinstance(callback, KeepBestEpoch):
                 callback.save_model = model
@@ -159,12 +190,13 @@ class ResNetHyperModel(kt.HyperModel):
         print(f"[trial] out of memory at batch {batch}: retrying once at batch {half}", flush=True)
         keras.backend.clear_session(free_memory=True)
         model = self.build(hp)
+        trainer = self._trainer(hp, model, callbacks)
         kwargs = dict(kwargs)
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = kwargs["validation_data"].rebatched(half)
         try:
-            return model.fit(data.rebatched(half), *args[1:], class_weight=self.class_weight, callbacks=callbacks,
-                             **kwargs)
+            return trainer.fit(data.rebatched(half), *args[1:], class_weight=self.class_weight, callbacks=callbacks,
+                               **kwargs)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise

@@ -32,14 +32,15 @@ def build_classifier(backbone: str, num_classes: int, *, image_size: int, traina
         num_classes: int, outputs of the softmax head.
         image_size: int, square side the images are resized to inside the model.
         trainable_stages: int 0..5, stages (from conv5 down) that train; 0 trains the head only.
-        weights: None, "imagenet" or a `.weights.h5` path for the backbone. Defaults to None.
+        weights: None, "imagenet", a run folder or a `.weights.h5` path (see `pretrained`), or a
+            resolved `pretrained.WeightsSource`, for the backbone. Defaults to None.
         dropout: float, dropout rate before the head. Defaults to 0.2.
         bn_momentum: float, BatchNorm momentum of the backbone. Defaults to 0.9.
         grouped_mode: "split"/"native"/None (by device) for ResNeXt grouped convolutions.
     """
     spec = get_spec(backbone)
     net = build_backbone(spec, (image_size, image_size, 3), bn_momentum=bn_momentum, grouped_mode=grouped_mode)
-    load_backbone_weights(net, spec, weights)
+    load_pretrained(net, spec, weights)
     set_trainable_stages(net, trainable_stages)
     inputs = keras.Input((None, None, 3), name="pixels")
     x = keras.layers.Resizing(image_size, image_size, name="resize")(inputs)
@@ -51,18 +52,52 @@ def build_classifier(backbone: str, num_classes: int, *, image_size: int, traina
     return keras.Model(inputs, outputs, name=f"{spec.name}_classifier")
 
 
+def load_pretrained(net: keras.Model, spec, weights) -> str:
+    """Load `weights` (see `build_classifier`) into the backbone `net`; return what was loaded."""
+    from .pretrained import WeightsSource, load_into_backbone, resolve_weights
+
+    source = weights if isinstance(weights, WeightsSource) else resolve_weights(weights)
+    if source.kind in ("run", "file"):
+        return load_into_backbone(net, spec, source)
+    return load_backbone_weights(net, spec, None if source.kind == "none" else "imagenet")
+
+
 def backbone_of(model: keras.Model) -> keras.Model:
     """The nested backbone model inside a classifier built by `build_classifier`."""
     return next(layer for layer in model.layers if isinstance(layer, keras.Model))
 
 
-def compile_classifier(model: keras.Model, learning_rate: float, total_steps: int) -> None:
-    """Compile with Adam, linear warm-up then cosine decay over `total_steps`, sparse CE loss."""
+#: Weight decay of SGD (the CIFAR ResNet recipe; applied to every variable, as PyTorch's SGD does).
+SGD_WEIGHT_DECAY = 5e-4
+
+
+def ema_momentum(total_steps: int) -> float:
+    """Momentum of an exponential moving average of the weights spanning ~10% of the training."""
+    return float(min(0.999, max(0.9, 1.0 - 10.0 / max(total_steps, 1))))
+
+
+def compile_classifier(model: keras.Model, learning_rate: float, total_steps: int, optimizer: str = "adam",
+                       ema: bool = False) -> None:
+    """Compile with linear warm-up then cosine decay over `total_steps` and sparse cross-entropy.
+
+    Args:
+        optimizer: "adam" (default) or "sgd" (Nesterov momentum 0.9, weight decay `SGD_WEIGHT_DECAY`).
+        ema: bool, keep an exponential moving average of the weights (`ema_momentum`) and end
+            training on it (Keras' `use_ema`; BatchNorm statistics should be re-estimated after).
+            Defaults to False.
+    """
     warmup = max(1, int(math.ceil(LR_WARMUP_FRACTION * total_steps)))
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=learning_rate * 0.1, decay_steps=max(1, total_steps - warmup), alpha=0.05,
         warmup_target=learning_rate, warmup_steps=warmup)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
+    if optimizer == "sgd":
+        opt = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=SGD_WEIGHT_DECAY,
+                                   use_ema=ema, ema_momentum=ema_momentum(total_steps))
+    elif optimizer == "adam":
+        opt = keras.optimizers.Adam(schedule, use_ema=ema, ema_momentum=ema_momentum(total_steps))
+    else:
+        raise ValueError(f"optimizer must be 'adam' or 'sgd'. Received: optimizer={optimizer!r}")
+    model.compile(optimizer=opt,
                   loss=keras.losses.SparseCategoricalCrossentropy(),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                   jit_compile=device.jit_compile())

@@ -68,12 +68,17 @@ class ProbeCache:
 
 
 def probe_training(backbone: str, *, image_size: int, trainable_stages: int, batch_size: int,
-                   steps: int = 3) -> dict:
-    """Time training steps of a fresh classifier on random data.
+                   steps: int = 3, augment: bool = False) -> dict:
+    """Time training steps of a fresh classifier on random data (behind the augmentation layers
+    when `augment`, as trials and the final training from random initialisation run).
 
     Returns {"first_step_s": build + trace + first step, "images_per_s": after warm-up}.
     """
     model = build_classifier(backbone, 2, image_size=image_size, trainable_stages=trainable_stages)
+    if augment:
+        from .augment import with_augmentation
+
+        model = with_augmentation(model)
     compile_classifier(model, 1e-3, 100)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (batch_size, image_size, image_size, 3)).astype("float32")

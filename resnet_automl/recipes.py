@@ -24,7 +24,7 @@ SECTIONS = {
     "budget": {"minutes": (int, float), "max_trials": (int,), "max_params": (int,), "max_gflops": (int, float),
                "max_latency_ms": (int, float)},
     "search": {"backbone": (str, list), "tuner": (str,), "trainable_stages": (list,),
-               "learning_rate_range": (list,), "epochs": (int,), "feature_cache": (bool,),
+               "learning_rate_range": (list,), "optimizer": (str,), "epochs": (int,), "feature_cache": (bool,),
                "feature_cache_memory_mb": (int,)},
     "train": {"weights": (str,), "image_size": (int,), "batch_size": (int,), "final_epochs": (int,),
               "final_data": (str,), "seed": (int,), "precision": (str,)},
@@ -34,7 +34,7 @@ SECTIONS = {
 CLI_FLAGS = {"minutes": ("budget", "minutes"), "max_trials": ("budget", "max_trials"),
              "max_params": ("budget", "max_params"), "max_gflops": ("budget", "max_gflops"),
              "max_latency_ms": ("budget", "max_latency_ms"), "backbone": ("search", "backbone"),
-             "tuner": ("search", "tuner"), "epochs": ("search", "epochs"), "weights": ("train", "weights"),
+             "tuner": ("search", "tuner"), "optimizer": ("search", "optimizer"), "epochs": ("search", "epochs"), "weights": ("train", "weights"),
              "image_size": ("train", "image_size"), "batch_size": ("train", "batch_size"),
              "final_data": ("train", "final_data"), "seed": ("train", "seed"), "precision": ("train", "precision"),
              "out": ("export", "out")}

@@ -43,7 +43,7 @@ def build_report(probabilities, items, class_names, context: dict, out_dir) -> d
     labels = [int(label) for _, label in items]
     report = {"schema_version": SCHEMA_VERSION, "class_names": list(class_names),
               **classification_metrics(probabilities, labels, class_names)}
-    for key in ("backbone", "hyperparameters", "trials", "selection", "latency_ms", "model", "budget",
+    for key in ("backbone", "hyperparameters", "pretrained", "trials", "selection", "latency_ms", "model", "budget",
                 "timings", "audit", "export", "versions", "notes"):
         report[key] = context.get(key)
     report["mistakes"] = most_confident_mistakes(probabilities, labels, items, class_names)
@@ -118,7 +118,7 @@ def _sections(report: dict) -> list:
                          [[t["trial_id"], t["hyperparameters"], t["score"], t["seconds"], t["status"],
                            t.get("message", "")] for t in report["trials"]]))
     rows = []
-    for key in ("latency_ms", "model", "budget", "timings", "export", "versions"):
+    for key in ("pretrained", "latency_ms", "model", "budget", "timings", "export", "versions"):
         if report.get(key) is not None:
             rows.append([key.replace("_", " "), report[key]])
     if rows:

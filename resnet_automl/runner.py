@@ -22,6 +22,7 @@ from .errors import ResNetAutoMLError
 from .features import FeatureCache
 from .hypermodel import ResNetHyperModel
 from .model import build_classifier, suggested_bn_momentum
+from .pretrained import backbone_for, resolve_weights
 from .probe import ProbeCache, measure_latency
 from .progress import LiveProgress, on_terminal
 from .report import build_report
@@ -67,9 +68,26 @@ def _dir_mb(path: Path | None) -> float | None:
 MIN_TRIAL_STEPS = 120
 
 
+#: Optimiser steps of the final training from random initialisation, at least: on 600 Fashion-MNIST
+#: images a ResNet-20 scored 0.817 after 60 epochs (1,140 steps) and 0.825 after 100 (1,900 steps).
+MIN_FINAL_STEPS_FROM_SCRATCH = 1500
+
+
 def default_epochs(steps_per_epoch: int) -> int:
     """Epochs per trial: enough for MIN_TRIAL_STEPS optimiser steps, between 3 and 15."""
     return int(min(15, max(3, math.ceil(MIN_TRIAL_STEPS / steps_per_epoch))))
+
+
+def default_final_epochs(trial_epochs: int, final_steps_per_epoch: int, pretrained: bool,
+                         epochs_chosen: bool = False) -> int:
+    """Epochs of the final training: twice a trial's; from random initialisation, when the trial
+    epochs were not chosen by the user (`epochs_chosen`), at least MIN_FINAL_STEPS_FROM_SCRATCH
+    optimiser steps, within 10 times a trial's epochs. The time budget may shorten it when it
+    starts (`FitRun.fitting_final_epochs`)."""
+    epochs = 2 * trial_epochs
+    if not pretrained and not epochs_chosen:
+        epochs = max(epochs, min(10 * trial_epochs, math.ceil(MIN_FINAL_STEPS_FROM_SCRATCH / final_steps_per_epoch)))
+    return int(epochs)
 
 
 def _keep_better_of_final_and_trial(model, tuner, best_trial, val_ds, log, notes):
@@ -104,8 +122,9 @@ class FitRun:
     Each stage records itself in run.json (`RunRecord.mark_done`); a rerun skips finished stages.
     """
 
-    def __init__(self, data, out: Path, opts, budget, clock, *, log, verbose, recipe=None):
+    def __init__(self, data, out: Path, opts, budget, clock, *, log, verbose, recipe=None, source=None):
         self.data, self.out, self.opts, self.budget, self.clock = data, out, opts, budget, clock
+        self.source = source or resolve_weights(opts.weights)
         self.log, self.verbose = log, verbose
         self.role = distributed_role()
         if self.role == "worker":
@@ -113,7 +132,8 @@ class FitRun:
         else:
             self.record = RunRecord(out)
             self.record.update(data=str(data), recipe=None if recipe is None else str(recipe),
-                               options=opts.to_dict(), budget=budget.to_dict(), versions=versions(), role=self.role)
+                               options=opts.to_dict(), budget=budget.to_dict(), versions=versions(), role=self.role,
+                               pretrained=self.source.describe())
         self.timings = dict(self.record.get("timings", {}))
         self.notes = list(self.record.get("notes", []))
         with quiet.filtered_native_stderr():  # the first device query prints CUDA probing lines
@@ -136,11 +156,14 @@ class FitRun:
         self.log(f"[data] {audit['num_images']} images in {self.splits.num_classes} classes, "
                  f"{audit['num_skipped']} skipped"
                  f"{', imbalanced (ratio %.1f)' % audit['imbalance_ratio'] if audit['imbalanced'] else ''}")
-        self.image_size = (opts.image_size or self.record.get("image_size")
-                           or auto_image_size(self.splits, self.device != "cpu"))
+        self.image_size = (opts.image_size or self.record.get("image_size") or self.source.image_size
+                           or auto_image_size(self.splits, self.device != "cpu", pretrained=self.source.pretrained))
         self.steps = max(1, math.ceil(len(self.splits.train) / self.batch_size))
         self.epochs = opts.epochs or default_epochs(self.steps)
-        self.final_epochs = opts.final_epochs or 2 * self.epochs
+        final_steps = max(1, math.ceil((len(self.splits.train) + (len(self.splits.val) if opts.final_uses_val(
+            len(self.splits.train)) else 0)) / self.batch_size))
+        self.final_epochs = opts.final_epochs or default_final_epochs(
+            self.epochs, final_steps, self.source.pretrained, epochs_chosen=opts.epochs is not None)
         self.final_uses_val = opts.final_uses_val(len(self.splits.train))
         self.bn_momentum = suggested_bn_momentum(self.epochs * self.steps)
         self.max_trials = self.budget.max_trials or DEFAULT_TRIALS
@@ -177,11 +200,17 @@ class FitRun:
         plan = Plan(trials=self.max_trials, epochs=self.epochs, final_epochs=self.final_epochs,
                     train_images=len(self.splits.train), val_images=len(self.splits.val),
                     final_uses_val=self.final_uses_val,
-                    trainable_stages=max(self.opts.stage_choices()), batch_size=self.batch_size)
+                    trainable_stages=max(self.opts.stage_choices()), batch_size=self.batch_size,
+                    augment=not self.source.pretrained)
         if record.get("selection") is None:
-            selection = select_backbones(self.opts.backbone, self.budget, image_size=self.image_size,
-                                         weights=self.opts.weights, plan=plan,
+            source_backbone = backbone_for(self.source, self.opts.backbone)  # a run or file fixes the backbone
+            selection = select_backbones(source_backbone or self.opts.backbone, self.budget,
+                                         image_size=self.image_size, weights=self.opts.weights, plan=plan,
                                          probe_cache=ProbeCache(self.out / "probe.json"), log=self.log)
+            if source_backbone is not None:
+                for row in selection.table:
+                    row["reason"] = f"the backbone of the pretrained source {self.source.path}; {row['reason']}"
+                selection.summary = f"chose {source_backbone}: the backbone of the pretrained source {self.source.path}"
             record.update(selection=selection.table, chosen_backbones=selection.chosen,
                           selection_summary=selection.summary)
             self._timed("selection_s", started)
@@ -204,17 +233,29 @@ class FitRun:
         if self.clock.deadline is None or not any(t.score is not None for t in tuner.oracle.trials.values()):
             return False  # no limit, or nothing to export yet: at least one trial runs
         mean = tuner.mean_trial_seconds() or self.trial_estimate_s
-        return self.clock.remaining() < mean + self.final_reserve + self.reserve
+        return self.clock.remaining() < mean + self.final_seconds() + self.reserve
+
+    def final_seconds(self) -> float:
+        """Seconds the final training needs: the plan's estimate from the probe, or more when the
+        trials so far ran slower per epoch than the probe promised."""
+        per_epoch = self._measured_epoch_seconds()
+        if not per_epoch:
+            return self.final_reserve
+        images = len(self.splits.train) + (len(self.splits.val) if self.final_uses_val else 0)
+        measured = per_epoch * images / max(1, len(self.splits.train)) * (self.final_epochs + 1)
+        return max(self.final_reserve, measured)
 
     def _make_tuner(self):
         opts, splits, clock = self.opts, self.splits, self.clock
         self.hypermodel = ResNetHyperModel(
             backbones=self.chosen, num_classes=splits.num_classes, image_size=self.image_size,
-            stage_choices=opts.stage_choices(), weights=opts.weights, epochs=self.epochs,
+            stage_choices=opts.stage_choices(), weights=self.source, epochs=self.epochs,
+            class_names=splits.class_names,
             steps_per_epoch=self.steps, class_weight=self.class_weight, bn_momentum=self.bn_momentum,
-            learning_rate_range=tuple(opts.learning_rate_range),
+            learning_rate_range=opts.resolved_learning_rate_range(), optimizer=opts.resolved_optimizer(),
+            augment=not self.source.pretrained,
             balanced_val=(self.batches("val"), self.labels["val"]) if self.class_weight else None,
-            deadline_fn=(lambda: clock.deadline - self.final_reserve - self.reserve) if clock.deadline else None,
+            deadline_fn=(lambda: clock.deadline - self.final_seconds() - self.reserve) if clock.deadline else None,
             objective=self.objective, batch_size=self.batch_size, seed=opts.seed,
             feature_cache=(FeatureCache(self.out / "cache", opts.feature_cache_memory_mb * 2**20)
                            if opts.feature_cache else None),
@@ -233,7 +274,8 @@ class FitRun:
             choices = self.opts.stage_choices()
             backbones = "x backbone " + str(self.chosen) if len(self.chosen) > 1 else self.chosen[0]
             self.log(f"[search] {self.opts.tuner} over trainable_stages {choices} x learning rate "
-                     f"{self.opts.learning_rate_range} ({backbones}), up to {self.max_trials} trials of "
+                     f"{self.opts.resolved_learning_rate_range()} ({self.opts.resolved_optimizer()}, {backbones}), "
+                     f"up to {self.max_trials} trials of "
                      f"{self.epochs} epochs, objective {self.objective}")
             try:
                 tuner.search(self.batches("train", shuffle=True), validation_data=self.batches("val"), epochs=self.epochs,
@@ -274,6 +316,32 @@ class FitRun:
                          paths={"run_dir": str(self.out)})
 
     # ------------------------------------------------------------------ final training
+    def _measured_epoch_seconds(self) -> float | None:
+        """Median seconds of the epochs of this process's trials that trained the whole model
+        (validation included; the first epoch's compilation is an outlier the median ignores)."""
+        seconds = sorted(getattr(self, "tuner", None) and self.tuner.full_model_epoch_seconds or [])
+        return seconds[len(seconds) // 2] if seconds else None
+
+    def fitting_final_epochs(self) -> int:
+        """The planned final epochs, or fewer when the rest of the time budget cannot hold them, so
+        that the learning-rate schedule runs to its end instead of being cut by the deadline."""
+        if self.record.get("final_epochs_run"):  # a resumed final training keeps its schedule
+            return int(self.record.get("final_epochs_run"))
+        planned = self.final_epochs
+        per_epoch = self._measured_epoch_seconds() or self.epoch_s
+        if self.clock.deadline is not None and per_epoch and not self.opts.final_epochs:
+            images = len(self.splits.train) + (len(self.splits.val) if self.final_uses_val else 0)
+            per_epoch *= images / max(1, len(self.splits.train))
+            fitting = int((self.clock.remaining() - self.reserve - 2 * per_epoch) / per_epoch)
+            if fitting < planned:
+                epochs = max(2, fitting)
+                self.notes.append(f"The final training ran {epochs} of {planned} planned epochs: the time budget left "
+                                  f"{self.clock.remaining() / 60:.1f} min at its start ({per_epoch:.1f} s per epoch).")
+                self.log(f"[final] {epochs} epochs fit the time left (planned {planned})")
+                planned = epochs
+        self.record.update(final_epochs_run=planned)
+        return planned
+
     def train(self, best_trial):
         """Final training (or the best trial's model when no time is left); returns (model, history)."""
         final_dir, record, started = self.out / "final", self.record, time.time()
@@ -291,37 +359,41 @@ class FitRun:
                               "is exported.")
             self.log("[final] no time left: exporting the best trial's model")
         else:
+            final_epochs = self.fitting_final_epochs()
             model, history = train_final(
                 self.best_values, arrays={name: self.images(name) for name in ("train", "val")}, labels=self.labels, num_classes=self.splits.num_classes,
-                image_size=self.image_size, weights=self.opts.weights,
-                epochs=self.final_epochs, batch_size=self.batch_size, bn_momentum=self.bn_momentum, out_dir=self.out,
+                image_size=self.image_size, weights=self.source,
+                epochs=final_epochs, batch_size=self.batch_size, bn_momentum=self.bn_momentum, out_dir=self.out,
                 class_weight=self.class_weight,
                 deadline=None if self.clock.deadline is None else self.clock.deadline - self.reserve,
                 seed=self.opts.seed, verbose=1 if self.verbose > 1 else 0, log=self.log, strategy=self.strategy,
-                use_val=self.final_uses_val, extra_callbacks=[tensorboard_callback(self.out / "logs" / "final"), *(
-                    [LiveProgress("final", self.final_epochs, self.clock.remaining,
+                use_val=self.final_uses_val, optimizer=self.opts.resolved_optimizer(), extra_callbacks=[tensorboard_callback(self.out / "logs" / "final"), *(
+                    [LiveProgress("final", final_epochs, self.clock.remaining,
                                   "accuracy" if self.final_uses_val else "val_accuracy")] if self.live else [])])
             if not all(math.isfinite(v) for v in history.get("loss", [])):
                 model = self.tuner.load_model(best_trial)
                 self.notes.append("The final training's loss became NaN or infinite; the best search trial's model "
                                   "is exported instead.")
                 self.log("[final] the loss became NaN: exporting the best trial's model")
-            elif self.final_uses_val and history["epochs_completed"] == self.final_epochs:
+            elif self.final_uses_val and history["epochs_completed"] == final_epochs:
                 self.notes.append(f"The final training learnt from train + val ({len(self.splits.train)} + "
-                                  f"{len(self.splits.val)} images) for {self.final_epochs} epochs without early "
+                                  f"{len(self.splits.val)} images) for {final_epochs} epochs without early "
                                   "stopping (final_data='auto' below 5,000 training images, or 'train+val'); the "
                                   "test set was never seen.")
             else:  # trained on train only, or on train + val but cut short by the deadline
                 if self.final_uses_val:
                     self.notes.append(f"The final training on train + val was cut short by the time budget after "
-                                      f"{history['epochs_completed']} of {self.final_epochs} epochs; it is kept "
+                                      f"{history['epochs_completed']} of {final_epochs} epochs; it is kept "
                                       "only if it beats the best trial on val, which it has seen (a comparison "
                                       "that favours it).")
                 model = _keep_better_of_final_and_trial(model, self.tuner, best_trial, self.batches("val"), self.log,
                                                         self.notes)
         save_weights(model, final_dir / "model.weights.h5", self.weights_metadata())
-        self.notes.append("Search trials ran without augmentation (trials with frozen stages on cached features); "
-                          "the final training used flips, rotation, zoom and shifts.")
+        if self.source.pretrained:
+            self.notes.append("Search trials ran without augmentation (trials with frozen stages train on cached "
+                              "features); the final training used horizontal flips and shifts.")
+        else:
+            self.notes.append("Search trials and the final training used horizontal flips and shifts.")
         self._timed("final_s", started)
         record.mark_done("final", best_hyperparameters=self.best_values, history=history, notes=self.notes)
         return model, history
@@ -384,6 +456,7 @@ class FitRun:
                        "used_minutes_this_call": round(self.clock.elapsed() / 60.0, 3)},
             "timings": self.timings, "audit": self.audit, "export": self.record.get("export"),
             "versions": versions(), "history": history, "notes": self.notes + [f"Objective: {self.objective}."],
+            "pretrained": self.source.describe(),
         }
         report = build_report(probabilities, splits.test, splits.class_names, context, self.out / "report")
         self._timed("report_s", started)
@@ -396,9 +469,9 @@ class FitRun:
         return report
 
 
-def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose, recipe=None) -> FitResult:
+def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose, recipe=None, source=None) -> FitResult:
     """Run every stage of a fit in `out` (see `resnet_automl.autofit.fit`)."""
-    run = FitRun(data, out, opts, budget, clock, log=log, verbose=verbose, recipe=recipe)
+    run = FitRun(data, out, opts, budget, clock, log=log, verbose=verbose, recipe=recipe, source=source)
     run.prepare()
     run.select()
     best_trial = run.search()

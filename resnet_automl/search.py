@@ -16,7 +16,7 @@ from pathlib import Path
 import keras_tuner as kt
 
 from . import interrupts
-from .callbacks import EpochScalars, KeepBestEpoch
+from .callbacks import EpochScalars, EpochTimer, KeepBestEpoch
 from .errors import ConfigError
 from .options import TUNERS
 from .progress import live_progress
@@ -24,13 +24,20 @@ from .weights_io import load_weights
 
 
 class _StopsWhenOutOfTime:
-    """Oracle mixin: answer STOPPED instead of a new trial once `should_stop()` says so."""
+    """Oracle mixin: the first trial runs the space's default values (its centre: see
+    `ResNetHyperModel.declare`; not for Hyperband, whose brackets set the trial), so a budget that
+    holds one trial gets a sensible one; after that the oracle proposes, and answers STOPPED
+    instead of a new trial once `should_stop()` says so."""
 
     should_stop = None
 
     def populate_space(self, trial_id):
         if self.should_stop is not None and self.should_stop():
             return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
+        first = not any(t.trial_id != trial_id for t in self.trials.values())
+        if first and self.hyperparameters.space and not isinstance(self, kt.oracles.HyperbandOracle):
+            return {"status": kt.engine.trial.TrialStatus.RUNNING,
+                    "values": {hp.name: hp.default for hp in self.hyperparameters.space}}
         return super().populate_space(trial_id)
 
 
@@ -65,6 +72,8 @@ class TimedTuner(kt.Tuner):
         self.budget_left = None
         #: Epochs per trial (shown on the live line).
         self.epochs = 1
+        #: Seconds of each epoch of the trials that trained the whole model, in this process.
+        self.full_model_epoch_seconds = []
         self.timings_path = Path(self.project_dir) / f"trial_seconds-{self.tuner_id}.json"
 
     @property
@@ -85,13 +94,18 @@ class TimedTuner(kt.Tuner):
         for callback in callbacks:
             if isinstance(callback, EpochScalars):
                 callback.log_dir = os.path.join(callback.log_dir, str(trial.trial_id))
-        callbacks.append(KeepBestEpoch(self.oracle.objective, self._get_checkpoint_fname(trial.trial_id)))
+        describe = getattr(self.hypermodel, "weights_metadata", None)
+        callbacks.append(KeepBestEpoch(self.oracle.objective, self._get_checkpoint_fname(trial.trial_id),
+                                       describe(trial.hyperparameters) if describe else None))
         total = self.oracle.max_trials or "?"
         label = f"trial {trial.trial_id} ({int(trial.trial_id) + 1}/{total})"
         progress = live_progress(label, kwargs.get("epochs", self.epochs), self.budget_left, self.oracle.objective.name,
                                  enabled=None if self.live_progress is None else self.live_progress)
         if progress is not None:
             callbacks.append(progress)
+        cached = getattr(self.hypermodel, "uses_feature_cache", lambda hp: False)(trial.hyperparameters)
+        if not cached:
+            callbacks.append(EpochTimer(self.full_model_epoch_seconds))
         return [self._build_and_fit_model(trial, *args, callbacks=callbacks, **kwargs)]
 
     def load_model(self, trial):

@@ -16,6 +16,9 @@ from .backbones import REGISTRY, get_spec
 from .budget import Budget
 from .errors import ConfigError
 from .options import SMALL_DATA_IMAGES
+
+#: Largest image side at which "auto" considers the CIFAR-style nets (their stem keeps full resolution).
+CIFAR_STEM_MAX_SIZE = 64
 from .probe import ProbeCache, latency_of, probe_training
 
 
@@ -40,6 +43,7 @@ class Plan:
         final_uses_val: bool, the final training also learns from the val images. Default False.
         trainable_stages: int, the most expensive freeze setting the search will try.
         batch_size: int.
+        augment: bool, training runs behind the augmentation layers (probed that way). Default False.
     """
 
     trials: int
@@ -50,6 +54,7 @@ class Plan:
     trainable_stages: int
     batch_size: int
     final_uses_val: bool = False
+    augment: bool = False
 
     def trial_epoch_seconds(self, images_per_s: float) -> float:
         """Seconds of one search epoch: training, plus validation at ~3x the training speed."""
@@ -123,6 +128,9 @@ def select_backbones(requested, budget: Budget, *, image_size: int, weights, pla
         rows.append(row)
         if auto and weights == "imagenet" and not spec.has_imagenet_weights:
             row.update(verdict="excluded", reason="no ImageNet weights (use weights=None)")
+        elif auto and spec.stem == "cifar" and image_size > CIFAR_STEM_MAX_SIZE:
+            row.update(verdict="excluded",
+                       reason=f"CIFAR-style stem (no downsampling) is for images up to {CIFAR_STEM_MAX_SIZE} px")
         elif budget.max_params is not None and spec.params > budget.max_params:
             row.update(verdict="excluded", reason=f"{spec.params:,} parameters > max_params {budget.max_params:,}")
         elif budget.max_gflops is not None and row["gflops"] > budget.max_gflops:
@@ -162,9 +170,9 @@ def select_backbones(requested, budget: Budget, *, image_size: int, weights, pla
                               f"estimated {cheaper['estimated_minutes']:.1f} min > budget {budget.minutes:g} min")
             continue
         probe = probe_cache.get_or_measure(
-            f"train|{row['name']}|{image_size}|{plan.trainable_stages}|{plan.batch_size}",
+            f"train|{row['name']}|{image_size}|{plan.trainable_stages}|{plan.batch_size}|augment={plan.augment}",
             lambda: probe_training(row["name"], image_size=image_size, trainable_stages=plan.trainable_stages,
-                                   batch_size=plan.batch_size))
+                                   batch_size=plan.batch_size, augment=plan.augment))
         minutes = plan.seconds(probe["first_step_s"], probe["images_per_s"], row["name"]) / 60.0
         row.update(probe_images_per_s=probe["images_per_s"], probe_first_step_s=probe["first_step_s"],
                    estimated_minutes=round(minutes, 2))

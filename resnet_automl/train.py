@@ -16,6 +16,7 @@ from .callbacks import DeadlineCallback, PeriodicBackup
 from .data.batches import ArrayBatches
 from .interrupts import StopOnCtrlC
 from .model import backbone_of, build_classifier, compile_classifier, recalibrate_batchnorm
+from .pretrained import is_pretrained
 
 
 def accuracy_on(model, dataset) -> float:
@@ -27,11 +28,12 @@ def accuracy_on(model, dataset) -> float:
 def train_final(values: dict, *, arrays: dict, labels: dict, num_classes: int, image_size: int, weights,
                 epochs: int, batch_size: int, bn_momentum: float, out_dir, class_weight=None,
                 deadline: float | None = None, seed: int = 0, verbose: int = 0, log=print, strategy=None,
-                use_val: bool = False, extra_callbacks=()) -> tuple:
+                use_val: bool = False, extra_callbacks=(), optimizer: str = "adam") -> tuple:
     """Train `values` (backbone, trainable_stages, learning_rate) and return (model, history dict).
 
     `arrays` and `labels` map "train" and "val" to the uint8 images [N, S, S, 3] and their labels.
-    `extra_callbacks` are added to the main training (progress display, TensorBoard).
+    `extra_callbacks` are added to the main training (progress display, TensorBoard); `optimizer`
+    is "adam" or "sgd" (`model.compile_classifier`).
 
     With pretrained weights and unfrozen stages, one head-only epoch comes first so the random head
     does not send large gradients into the pretrained stages (skipped from random initialisation).
@@ -62,17 +64,18 @@ def train_final(values: dict, *, arrays: dict, labels: dict, num_classes: int, i
                                  trainable_stages=stages, weights=weights, bn_momentum=bn_momentum)
         trainer = with_augmentation(model, seed)
     history: dict = {}
-    if stages > 0 and weights is not None and not (final_dir / "backup").exists():
+    if stages > 0 and is_pretrained(weights) and not (final_dir / "backup").exists():
         log(f"[final] head-only warm-up epoch, then {epochs} epoch(s) with {stages} stage(s) unfrozen")
         set_trainable_stages(backbone_of(model), 0)
         with scope:
-            compile_classifier(trainer, rate, steps)
+            compile_classifier(trainer, rate, steps, optimizer)
         warm = trainer.fit(train_ds, validation_data=val_ds, epochs=1, class_weight=class_weight, verbose=verbose)
         for key, series in warm.history.items():
             history.setdefault(key, []).extend(float(v) for v in series)
         set_trainable_stages(backbone_of(model), stages)
     with scope:
-        compile_classifier(trainer, rate, steps * epochs)
+        # from random initialisation: end on an average of the weights (EMA), then precise BN below
+        compile_classifier(trainer, rate, steps * epochs, optimizer, ema=not is_pretrained(weights))
     early_stopping = [] if use_val else [keras.callbacks.EarlyStopping(
         monitor="val_accuracy", mode="max", patience=max(3, epochs // 3), restore_best_weights=True)]
     callbacks = [

@@ -36,11 +36,27 @@ def test_keras_layout_matches_keras_applications_count():
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_variant_builds_headless_at_32px(name):
+    spec = REGISTRY[name]
     model = build_backbone(name, (32, 32, 3))
     out = model(np.zeros((1, 32, 32, 3), "float32"))
-    channels = 512 * (4 if REGISTRY[name].block == "bottleneck" else 1) * REGISTRY[name].base_channels // 64
-    assert tuple(out.shape) == (1, 1, 1, channels)
-    assert model.get_layer("conv2_block1_1_conv") is not None and model.layers[-1].name.startswith("conv5_block")
+    channels = spec.stage_widths[-1] * (4 if spec.block == "bottleneck" else 1)
+    side = 1 if spec.stem == "imagenet" else 8  # 32x downsampling, or 4x for the CIFAR-style stem
+    assert tuple(out.shape) == (1, side, side, channels)
+    first = "conv2_block1_1_conv" if spec.depths[0] else "conv3_block1_1_conv"
+    assert model.get_layer(first) is not None and model.layers[-1].name.startswith("conv5_block")
+
+
+#: Parameters of the CIFAR ResNets with 10 classes (He et al. 2016, table 6: 0.27M, 0.46M, 0.85M).
+CIFAR_PARAMS = {"resnet20": 272_474, "resnet32": 466_906, "resnet56": 855_770}
+
+
+@pytest.mark.parametrize("name", sorted(CIFAR_PARAMS))
+def test_cifar_style_nets_match_the_paper(name):
+    model = build_backbone(name, (32, 32, 3), include_top=True, classes=10)
+    assert trainable_count(model) == CIFAR_PARAMS[name] == REGISTRY[name].params
+    assert round(trainable_count(model) / 1e6, 2) in (0.27, 0.47, 0.86)
+    assert not REGISTRY[name].has_imagenet_weights and "conv1_conv" in [layer.name for layer in model.layers]
+    assert not any(layer.name.startswith(("pool1", "conv2_")) for layer in model.layers)  # no pool, no conv2
 
 
 def test_grouped_convolution_forms_agree():
@@ -144,5 +160,6 @@ def test_weights_path_roundtrip_and_bad_path(tmp_path):
 def test_cli_backbones_json(capsys):
     assert main(["backbones", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["name"] for r in rows][:2] == ["resnet18", "resnet34"] and len(rows) == 7
+    assert [r["name"] for r in rows][:2] == ["resnet18", "resnet34"] and len(rows) == 10
+    assert {r["name"] for r in rows if r["stem"] == "cifar"} == {"resnet20", "resnet32", "resnet56"}
     assert all(r["params"] > 0 and r["gflops_224"] > 0 for r in rows)

@@ -41,7 +41,10 @@ def test_parameter_cap_picks_a_smaller_network():
     assert excluded["verdict"] == "excluded" and "> max_params 15,000,000" in excluded["reason"]
     big = select_backbones("auto", Budget(max_params=100_000_000), image_size=32, weights=None,
                            plan=Plan(**{**PLAN.__dict__, "train_images": 50_000})).chosen
-    assert big == ["resnext101_32x8d"] and loose == ["resnet18"]  # prior wins with data, size without
+    assert big == ["resnext101_32x8d"] and loose == ["resnet20"]  # prior wins with data, size without
+    at_128 = select_backbones("auto", Budget(max_params=100_000_000), image_size=128, weights=None, plan=PLAN)
+    cifar = next(r for r in at_128.table if r["name"] == "resnet20")
+    assert at_128.chosen == ["resnet18"] and cifar["verdict"] == "excluded" and "up to 64 px" in cifar["reason"]
 
 
 def test_latency_cap_picks_a_smaller_network(tmp_path):
@@ -100,9 +103,10 @@ def test_over_budget_probes_stop_at_the_first_candidate_that_cannot_be_beaten(mo
         return {"images_per_s": 1.0, "first_step_s": 60.0}
 
     monkeypatch.setattr(selection, "probe_training", slow_probe)
-    result = select_backbones("auto", Budget(minutes=1), image_size=32, weights=None, plan=PLAN)
+    result = select_backbones("auto", Budget(minutes=1), image_size=128, weights=None, plan=PLAN)
     assert probed == ["resnet18"]  # every other candidate has more parameters and GFLOPs: not probed
-    assert result.chosen == ["resnet18"] and result.table[0]["verdict"] == "chosen (over budget)"
-    skipped = [r for r in result.table if r["name"] != "resnet18"]
-    assert all(r["verdict"] == "over budget" and "not probed: at least as costly as resnet18" in r["reason"]
-               for r in skipped)
+    assert result.chosen == ["resnet18"]
+    assert next(r for r in result.table if r["name"] == "resnet18")["verdict"] == "chosen (over budget)"
+    skipped = [r for r in result.table if r["name"] != "resnet18" and r["verdict"] != "excluded"]
+    assert skipped and all(r["verdict"] == "over budget" and "not probed: at least as costly as resnet18"
+                           in r["reason"] for r in skipped)

@@ -14,6 +14,10 @@ from ..errors import ConfigError
 STAGES = ("conv1", "conv2", "conv3", "conv4", "conv5")
 
 KERAS_WEIGHTS = "keras.applications ImageNet file"
+CIFAR_WEIGHTS = "none (CIFAR-style, trained from scratch on small images)"
+#: Parameters (10-class head) and GFLOPs at 224 px of the CIFAR-style nets, counted on this builder.
+CIFAR_PARAMS = {"resnet20": 272_474, "resnet32": 466_906, "resnet56": 855_770}
+CIFAR_GFLOPS_224 = {"resnet20": 4.0, "resnet32": 6.774, "resnet56": 12.323}
 TORCHVISION_WEIGHTS = "torchvision ImageNet file, converted on first use (a .pth needs torch)"
 
 
@@ -24,10 +28,15 @@ class BackboneSpec:
     Attributes:
         name: str, registry key, e.g. "resnet50".
         block: "basic" or "bottleneck".
-        depths: tuple of 4 ints, residual blocks in stages conv2..conv5.
+        depths: tuple of 4 ints, residual blocks in stages conv2..conv5 (0: the stage is absent).
         cardinality: int, groups of the 3x3 convolution (1 for ResNet, 32 for ResNeXt).
         base_width: int, width per group (64 for ResNet, 4 or 8 for ResNeXt).
-        base_channels: int, channels of the stem and of conv2 (64; 8 for the tiny test model).
+        base_channels: int, channels of the stem and of conv2 (64; 16 for the CIFAR-style nets; 8
+            for the tiny test model).
+        widths: tuple of 4 ints or None, planes of stages conv2..conv5; None: base_channels x (1, 2, 4, 8).
+        strides: tuple of 4 ints, stride of the first block of stages conv2..conv5. Default (1, 2, 2, 2).
+        stem: "imagenet" (7x7/2 convolution and 3x3/2 max-pool: 32x downsampling) or "cifar" (one 3x3/1
+            convolution, no pool, as the CIFAR ResNets of He et al. 2016: for inputs up to 64 px).
         layout: "keras" (v1: stride in the first 1x1, biased convolutions, as keras.applications)
             or "torch" (v1.5: stride in the 3x3, no conv bias, explicit zero padding).
         params: int, published parameter count of the 1000-class model (torchvision convention).
@@ -43,6 +52,9 @@ class BackboneSpec:
     cardinality: int = 1
     base_width: int = 64
     base_channels: int = 64
+    widths: tuple | None = None
+    strides: tuple = (1, 2, 2, 2)
+    stem: str = "imagenet"
     layout: str = "torch"
     params: int = 0
     gflops_224: float = 0.0
@@ -57,8 +69,13 @@ class BackboneSpec:
 
     @property
     def has_imagenet_weights(self) -> bool:
-        """Every registered backbone but the test-only one (keras.applications or torchvision)."""
-        return not self.test_only
+        """ImageNet-stem backbones (keras.applications or torchvision files); not the CIFAR-style or test ones."""
+        return not self.test_only and self.stem == "imagenet"
+
+    @property
+    def stage_widths(self) -> tuple:
+        """Planes of stages conv2..conv5."""
+        return self.widths or tuple(self.base_channels * 2 ** stage for stage in range(4))
 
     def gflops(self, image_size: int) -> float:
         """GFLOPs per image at `image_size` px (convolution cost scales with the pixel count)."""
@@ -67,6 +84,8 @@ class BackboneSpec:
     def to_dict(self) -> dict:
         row = asdict(self)
         row["depths"] = list(self.depths)
+        row["widths"] = list(self.stage_widths)
+        row["strides"] = list(self.strides)
         row["stages"] = list(STAGES)
         row["preprocessing"] = self.preprocessing
         return row
@@ -85,6 +104,18 @@ _SPECS = [
                  params=25_028_904, gflops_224=8.46, imagenet_top1=77.62),
     BackboneSpec("resnext101_32x8d", "bottleneck", (3, 4, 23, 3), cardinality=32, base_width=8,
                  params=88_791_336, gflops_224=32.83, imagenet_top1=79.31),
+    # CIFAR-style ResNets (He et al. 2016, section 4.2): 3x3 stem, three stages of 16/32/64 planes
+    # (conv3..conv5 here; conv2 is empty), for small images from random initialisation. Parameters
+    # and GFLOPs of the 10-class model; GFLOPs scale with the pixel count like the others'.
+    BackboneSpec("resnet20", "basic", (0, 3, 3, 3), base_channels=16, widths=(16, 16, 32, 64), strides=(1, 1, 2, 2),
+                 stem="cifar", params=CIFAR_PARAMS["resnet20"], gflops_224=CIFAR_GFLOPS_224["resnet20"],
+                 weights_source=CIFAR_WEIGHTS),
+    BackboneSpec("resnet32", "basic", (0, 5, 5, 5), base_channels=16, widths=(16, 16, 32, 64), strides=(1, 1, 2, 2),
+                 stem="cifar", params=CIFAR_PARAMS["resnet32"], gflops_224=CIFAR_GFLOPS_224["resnet32"],
+                 weights_source=CIFAR_WEIGHTS),
+    BackboneSpec("resnet56", "basic", (0, 9, 9, 9), base_channels=16, widths=(16, 16, 32, 64), strides=(1, 1, 2, 2),
+                 stem="cifar", params=CIFAR_PARAMS["resnet56"], gflops_224=CIFAR_GFLOPS_224["resnet56"],
+                 weights_source=CIFAR_WEIGHTS),
     BackboneSpec("tiny_resnet", "basic", (1, 1, 1, 1), base_channels=8, params=143_312, gflops_224=0.054,
                  imagenet_top1=None, weights_source="none (test-only model)", test_only=True),
 ]

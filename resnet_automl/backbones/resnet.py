@@ -14,8 +14,6 @@ import keras
 from .layers import GroupedConv2D
 from .registry import STAGES, BackboneSpec, get_spec
 
-STAGE_STRIDES = (1, 2, 2, 2)
-
 
 def default_grouped_mode() -> str:
     """"native" grouped convolutions when a GPU is visible, else "split" (fast on CPU)."""
@@ -54,6 +52,9 @@ class _Builder:
 
     def stem(self, x):
         width = self.spec.base_channels
+        if self.spec.stem == "cifar":  # one 3x3 convolution at full resolution, no pool
+            x = self.conv(x, width, 3, 1, "conv1_conv")
+            return keras.layers.Activation("relu", name="conv1_relu")(self.bn(x, "conv1_bn"))
         x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
         x = keras.layers.Conv2D(width, 7, strides=2, use_bias=self.bias, kernel_initializer="he_normal",
                                 name="conv1_conv")(x)
@@ -108,8 +109,7 @@ def build_backbone(spec: BackboneSpec | str, input_shape=(None, None, 3), *, lay
     builder = _Builder(spec, layout or spec.layout, grouped_mode or default_grouped_mode(), bn_momentum)
     inputs = keras.Input(shape=input_shape, name="image")
     x = builder.stem(inputs)
-    for stage, (blocks, stride) in enumerate(zip(spec.depths, STAGE_STRIDES)):
-        planes = spec.base_channels * 2 ** stage
+    for stage, (blocks, stride, planes) in enumerate(zip(spec.depths, spec.strides, spec.stage_widths)):
         for index in range(blocks):
             x = builder.block(x, planes, stride if index == 0 else 1, f"{STAGES[stage + 1]}_block{index + 1}")
     if include_top:

@@ -1,0 +1,245 @@
+"""Where a backbone's starting weights come from: none, ImageNet, a finished run, or a weights file.
+
+A previous run of this package is a pretrained source of its own: pretrain once on a large
+in-house dataset, then `fit(..., weights="runs/big")` (or `--weights runs/big`) on each small task.
+The run's final classifier is read from `DIR/final/model.weights.h5`; a weights file written by
+this package (a classifier's or a backbone's) works the same. Each file carries its description
+(`weights_io.read_metadata`: backbone, layout, classes, image size), so a source of another
+backbone is refused with both names instead of failing inside Keras. The image size may differ
+from the source's: convolution weights do not depend on it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import ConfigError, WeightsError
+
+#: The file of a run's final classifier, relative to the run directory.
+RUN_WEIGHTS = Path("final") / "model.weights.h5"
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """A resolved `weights` argument.
+
+    Attributes:
+        kind: "none" (random initialisation), "imagenet", "run" or "file".
+        path: str or None, the run folder or file as given.
+        weights_file: str or None, the `.weights.h5` file read.
+        backbone: str or None, the backbone the source holds (None: any backbone, for "none" and "imagenet").
+        layout: str or None, "keras" or "torch" (see `BackboneSpec.layout`).
+        content: str or None, "classifier" (backbone + head) or "backbone".
+        class_names: list or None, the source's classes (a classifier's).
+        image_size: int or None, the source's training image size.
+        sha256: str or None, of the weights file.
+    """
+
+    kind: str
+    path: str | None = None
+    weights_file: str | None = None
+    backbone: str | None = None
+    layout: str | None = None
+    content: str | None = None
+    class_names: tuple | None = None
+    image_size: int | None = None
+    sha256: str | None = None
+
+    @property
+    def pretrained(self) -> bool:
+        """True unless the backbone starts from random weights."""
+        return self.kind != "none"
+
+    @property
+    def cache_token(self) -> str:
+        """Identifies the starting weights in cache keys (changes when the file changes)."""
+        return self.sha256 or self.kind
+
+    def describe(self) -> dict | None:
+        """The record kept in run.json and the report (None for random initialisation)."""
+        if self.kind == "none":
+            return None
+        row = asdict(self)
+        row["class_names"] = None if self.class_names is None else list(self.class_names)
+        return row
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _is_hdf5(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
+def _from_run(folder: Path) -> WeightsSource:
+    record_path = folder / "run.json"
+    if not record_path.exists():
+        raise WeightsError(f"--weights {str(folder)!r} is a folder but not a run of resnet-automl (no run.json). "
+                           "Pass the --out folder of a finished `resnet-automl fit`, a .weights.h5 file, "
+                           "'imagenet' or 'none'.")
+    record = json.loads(record_path.read_text())
+    weights_file = folder / RUN_WEIGHTS
+    if "final" not in record.get("stages_done", []) or not weights_file.exists():
+        raise WeightsError(f"--weights {str(folder)!r} is a run whose fit has not finished (stages done: "
+                           f"{record.get('stages_done', [])}), so it has no final model to start from. Rerun its "
+                           "`resnet-automl fit` command to finish it, or pass another run.")
+    from .weights_io import read_metadata
+
+    meta = read_metadata(weights_file) or {}
+    backbone = meta.get("backbone") or (record.get("best_hyperparameters") or {}).get("backbone")
+    class_names = meta.get("class_names")
+    if class_names is None and (folder / "data" / "split.json").exists():
+        class_names = json.loads((folder / "data" / "split.json").read_text()).get("class_names")
+    from .backbones import get_spec
+
+    spec = get_spec(backbone)
+    return WeightsSource("run", str(folder), str(weights_file), spec.name, meta.get("layout", spec.layout),
+                         "classifier", tuple(class_names) if class_names else None,
+                         meta.get("image_size", record.get("image_size")), _sha256(weights_file))
+
+
+def _from_file(path: Path) -> WeightsSource:
+    if not path.name.endswith(".weights.h5") or not _is_hdf5(path):
+        raise WeightsError(f"--weights {str(path)!r} is not a Keras weights file (.weights.h5). Pass a run folder "
+                           "of resnet-automl, a .weights.h5 file written by it (or from a backbone of its registry), "
+                           "'imagenet' or 'none'.")
+    from .weights_io import read_metadata
+
+    meta = read_metadata(path)
+    if meta is None:  # e.g. a backbone saved with Keras' own save_weights: identified when it is loaded
+        return WeightsSource("file", str(path), str(path), None, None, "backbone", None, None, _sha256(path))
+    from .backbones import get_spec
+
+    spec = get_spec(meta["backbone"])
+    names = meta.get("class_names")
+    return WeightsSource("file", str(path), str(path), spec.name, meta.get("layout", spec.layout),
+                         meta.get("kind", "classifier"), tuple(names) if names else None, meta.get("image_size"),
+                         _sha256(path))
+
+
+def resolve_weights(weights) -> WeightsSource:
+    """Turn the `weights` argument (None, "none", "imagenet", a run folder or a file) into a source.
+
+    Raises `WeightsError` naming the path and the fix for a missing path, a folder that is not a
+    finished run, or a file that is not a Keras weights file.
+    """
+    if weights is None or (isinstance(weights, str) and weights.lower() == "none"):
+        return WeightsSource("none")
+    if isinstance(weights, str) and weights.lower() == "imagenet":
+        return WeightsSource("imagenet")
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ConfigError(f"The 'weights' parameter of fit must be None, 'imagenet', a run folder or a .weights.h5 "
+                          f"file. Got {weights!r} instead.")
+    path = Path(weights).expanduser()
+    if path.is_dir():
+        return _from_run(path)
+    if path.is_file():
+        return _from_file(path)
+    raise WeightsError(f"--weights {str(weights)!r} does not exist. Pass 'imagenet', 'none', a run folder of "
+                       "resnet-automl (its --out) or a .weights.h5 file.")
+
+
+def backbone_for(source: WeightsSource, requested) -> str | None:
+    """The backbone a fit must use with `source`: the source's own, or None when any will do.
+
+    Raises `ConfigError` naming both backbones when `requested` (a name, a list or "auto") does
+    not include the source's.
+    """
+    if source.backbone is None:
+        return None
+    if requested is None or requested == "auto":
+        return source.backbone
+    from .backbones import get_spec
+
+    names = [requested] if isinstance(requested, str) else list(requested)
+    names = [get_spec(n.strip()).name for item in names for n in str(item).split(",") if n.strip()]
+    if source.backbone not in names:
+        raise ConfigError(f"--weights {source.path!r} holds a {source.backbone} backbone, but --backbone "
+                          f"{','.join(names)} was requested. Pass --backbone {source.backbone} (or auto), or "
+                          "weights of the backbone you want.")
+    return source.backbone
+
+
+# ----------------------------------------------------------------------------------- loading
+
+_CLASSIFIER_BACKBONES = {}
+
+
+def _source_backbone_weights(source: WeightsSource) -> dict:
+    """{layer name: [arrays]} of the backbone inside a classifier weights file (read once per process)."""
+    key = (source.weights_file, source.sha256)
+    if key not in _CLASSIFIER_BACKBONES:
+        from .model import backbone_of, build_classifier
+        from .weights_io import load_weights
+
+        size = source.image_size or 64
+        classifier = build_classifier(source.backbone, len(source.class_names or ()) or _head_classes(source),
+                                      image_size=size, trainable_stages=0)
+        load_weights(classifier, source.weights_file)
+        _CLASSIFIER_BACKBONES[key] = {layer.name: layer.get_weights() for layer in backbone_of(classifier).layers
+                                      if layer.weights}
+    return _CLASSIFIER_BACKBONES[key]
+
+
+def _head_classes(source: WeightsSource) -> int:
+    from .weights_io import read_metadata
+
+    meta = read_metadata(source.weights_file) or {}
+    if "num_classes" not in meta:
+        raise WeightsError(f"{source.weights_file!r} does not say how many classes its head has; pass a run folder.")
+    return int(meta["num_classes"])
+
+
+def load_into_backbone(backbone, spec, source: WeightsSource) -> str:
+    """Load a run's or a file's weights into `backbone` (built from `spec`); return a description."""
+    if source.backbone is not None and source.backbone != spec.name:
+        raise WeightsError(f"--weights {source.path!r} holds a {source.backbone} backbone and cannot start a "
+                           f"{spec.name}. Pass --backbone {source.backbone}, or weights of {spec.name}.")
+    if source.content == "classifier":
+        arrays = _source_backbone_weights(source)
+        for layer in backbone.layers:
+            if layer.weights:
+                layer.set_weights(arrays[layer.name])
+        return f"{source.kind} {source.path} (sha256 {source.sha256[:12]})"
+    try:
+        backbone.load_weights(source.weights_file)
+    except Exception as exc:
+        fits = identify_backbone_file(source.weights_file)
+        hint = f"It holds a {fits} backbone: pass --backbone {fits}." if fits else \
+            "It matches no backbone of the registry (`resnet-automl backbones`)."
+        raise WeightsError(f"The weights file {source.weights_file!r} does not fit {spec.name}. {hint}") from exc
+    return f"file {source.path}"
+
+
+def identify_backbone_file(path) -> str | None:
+    """The registry backbone whose headless weights `path` holds, found by trying each (or None)."""
+    from .backbones import REGISTRY, build_backbone
+
+    for name, spec in sorted(REGISTRY.items(), key=lambda item: item[1].params):
+        try:
+            build_backbone(spec, (32, 32, 3)).load_weights(str(path))
+            return name
+        except Exception:
+            continue
+    return None
+
+
+def is_pretrained(weights) -> bool:
+    """True when `weights` (an argument or a `WeightsSource`) gives the backbone trained weights."""
+    if isinstance(weights, WeightsSource):
+        return weights.pretrained
+    return not (weights is None or (isinstance(weights, str) and weights.lower() == "none"))
+
+
+def cache_token(weights) -> str:
+    """A short identity of `weights` for cache keys."""
+    return weights.cache_token if isinstance(weights, WeightsSource) else str(weights)
