@@ -10,9 +10,10 @@ from .augment import with_augmentation
 from .callbacks import BalancedAccuracyCallback, DeadlineCallback, KeepBestEpoch
 from .device import is_out_of_memory
 from .features import FeatureCache, feature_dataset, split_classifier
+from .head_init import initialise_head
 from .interrupts import StopOnCtrlC
 from .model import build_classifier, compile_classifier
-from .pretrained import cache_token
+from .pretrained import cache_token, is_pretrained
 
 #: Default learning-rate range of the search (Adam, log-uniform).
 LEARNING_RATE_RANGE = (1e-4, 1e-2)
@@ -130,8 +131,10 @@ class ResNetHyperModel(kt.HyperModel):
         """Fit one trial; a NaN loss fails the trial, an out-of-memory error retries at half batch once.
 
         `args[0]` (or `x`) and `validation_data` are `ArrayBatches`. With the feature cache and
-        frozen stages, only the tail trains, on cached features.
+        frozen stages, only the tail trains, on cached features. With pretrained weights the head
+        starts from a linear probe on the pooled features (`head_init`, LP-FT).
         """
+        self._initialise_head(hp, model, args[0] if args else kwargs["x"])
         try:
             if self.uses_feature_cache(hp):
                 history = self._fit_on_features(hp, model, list(callbacks or []), args, kwargs)
@@ -157,6 +160,16 @@ class ResNetHyperModel(kt.HyperModel):
                 f"the training loss became NaN or infinite ({values_repr(hp)}); "
                 "the trial is marked failed and the search goes on")
         return history
+
+    def _initialise_head(self, hp, model, train_data) -> None:
+        """With pretrained weights: the head of `model` from a linear probe on its pooled features
+        (computed once per backbone: every trial starts from the same pretrained weights)."""
+        if not is_pretrained(self.weights):
+            return
+        memo = self.__dict__.setdefault("_probe_features", {})
+        backbone = hp.values["backbone"]
+        memo[backbone] = initialise_head(model, train_data.array, train_data.labels, class_weight=self.class_weight,
+                                         seed=self.seed, features=memo.get(backbone))
 
     def _fit_on_features(self, hp, model, callbacks, args, kwargs):
         """Train the trainable tail + head on cached frozen-prefix features (same batches, same math)."""
@@ -190,6 +203,7 @@ class ResNetHyperModel(kt.HyperModel):
         print(f"[trial] out of memory at batch {batch}: retrying once at batch {half}", flush=True)
         keras.backend.clear_session(free_memory=True)
         model = self.build(hp)
+        self._initialise_head(hp, model, data)
         trainer = self._trainer(hp, model, callbacks)
         kwargs = dict(kwargs)
         if kwargs.get("validation_data") is not None:

@@ -38,7 +38,7 @@ class Plan:
     Attributes:
         trials: int, tuner trials.
         epochs: int, epochs per trial.
-        final_epochs: int, epochs of the final training (plus one head-only warm-up epoch).
+        final_epochs: int, epochs of the final training (plus one epoch of margin).
         train_images, val_images: ints, images per epoch for training and validation.
         final_uses_val: bool, the final training also learns from the val images. Default False.
         trainable_stages: int, the most expensive freeze setting the search will try.

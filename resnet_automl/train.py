@@ -1,4 +1,4 @@
-"""Final training of the best configuration: head-only warm-up, fine-tuning with augmentation (early
+"""Final training of the best configuration: head from a linear probe (pretrained), fine-tuning with augmentation (early
 stopping on val, or a fixed number of epochs on train + val), then BatchNorm statistics
 re-estimated with the final weights. Backend-neutral."""
 from __future__ import annotations
@@ -11,11 +11,11 @@ import keras
 import numpy as np
 
 from .augment import with_augmentation
-from .backbones import set_trainable_stages
 from .callbacks import DeadlineCallback, PeriodicBackup
 from .data.batches import ArrayBatches
+from .head_init import initialise_head
 from .interrupts import StopOnCtrlC
-from .model import backbone_of, build_classifier, compile_classifier, recalibrate_batchnorm
+from .model import build_classifier, compile_classifier, recalibrate_batchnorm
 from .pretrained import is_pretrained
 
 
@@ -35,8 +35,8 @@ def train_final(values: dict, *, arrays: dict, labels: dict, num_classes: int, i
     `extra_callbacks` are added to the main training (progress display, TensorBoard); `optimizer`
     is "adam" or "sgd" (`model.compile_classifier`).
 
-    With pretrained weights and unfrozen stages, one head-only epoch comes first so the random head
-    does not send large gradients into the pretrained stages (skipped from random initialisation).
+    With pretrained weights the head starts from a logistic regression on the pooled features
+    (`head_init`, LP-FT), so a random head does not send large gradients into the pretrained stages.
 
     With `use_val` (bool, default False) the validation images join the training images and all
     `epochs` run (the learning rate decays to its floor at the end) with no early stopping and no
@@ -64,15 +64,10 @@ def train_final(values: dict, *, arrays: dict, labels: dict, num_classes: int, i
                                  trainable_stages=stages, weights=weights, bn_momentum=bn_momentum)
         trainer = with_augmentation(model, seed)
     history: dict = {}
-    if stages > 0 and is_pretrained(weights) and not (final_dir / "backup").exists():
-        log(f"[final] head-only warm-up epoch, then {epochs} epoch(s) with {stages} stage(s) unfrozen")
-        set_trainable_stages(backbone_of(model), 0)
-        with scope:
-            compile_classifier(trainer, rate, steps, optimizer)
-        warm = trainer.fit(train_ds, validation_data=val_ds, epochs=1, class_weight=class_weight, verbose=verbose)
-        for key, series in warm.history.items():
-            history.setdefault(key, []).extend(float(v) for v in series)
-        set_trainable_stages(backbone_of(model), stages)
+    if is_pretrained(weights) and not (final_dir / "backup").exists():
+        initialise_head(model, images, image_labels, class_weight=class_weight, seed=seed)
+        log(f"[final] head initialised by a linear probe on the pooled features (LP-FT), then {epochs} "
+            f"epoch(s) with {stages} stage(s) unfrozen")
     with scope:
         # from random initialisation: end on an average of the weights (EMA), then precise BN below
         compile_classifier(trainer, rate, steps * epochs, optimizer, ema=not is_pretrained(weights))
