@@ -67,6 +67,7 @@ class ResNetHyperModel(kt.HyperModel):
         self.patience, self.objective, self.batch_size = patience, objective, batch_size
         self.feature_cache, self.train_items, self.val_items = feature_cache, train_items, val_items
         self.seed, self.dropout = seed, dropout
+        self._probe_features: dict = {}  # backbone name -> pooled features of the probe images
         self.class_names = None if class_names is None else list(class_names)
         self.optimizer, self.augment = optimizer, augment
 
@@ -166,10 +167,10 @@ class ResNetHyperModel(kt.HyperModel):
         (computed once per backbone: every trial starts from the same pretrained weights)."""
         if not is_pretrained(self.weights):
             return
-        memo = self.__dict__.setdefault("_probe_features", {})
         backbone = hp.values["backbone"]
-        memo[backbone] = initialise_head(model, train_data.array, train_data.labels, class_weight=self.class_weight,
-                                         seed=self.seed, features=memo.get(backbone))
+        self._probe_features[backbone] = initialise_head(
+            model, train_data.array, train_data.labels, class_weight=self.class_weight, seed=self.seed,
+            features=self._probe_features.get(backbone))
 
     def _fit_on_features(self, hp, model, callbacks, args, kwargs):
         """Train the trainable tail + head on cached frozen-prefix features (same batches, same math)."""

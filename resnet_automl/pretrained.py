@@ -10,12 +10,12 @@ from the source's: convolution weights do not depend on it.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .data.scan import file_sha256
 from .errors import ConfigError, WeightsError
 
 #: The file of a run's final classifier, relative to the run directory.
@@ -67,14 +67,6 @@ class WeightsSource:
         return row
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _is_hdf5(path: Path) -> bool:
     with open(path, "rb") as handle:
         return handle.read(8) == b"\x89HDF\r\n\x1a\n"
@@ -104,7 +96,7 @@ def _from_run(folder: Path) -> WeightsSource:
     spec = get_spec(backbone)
     return WeightsSource("run", str(folder), str(weights_file), spec.name, meta.get("layout", spec.layout),
                          "classifier", tuple(class_names) if class_names else None,
-                         meta.get("image_size", record.get("image_size")), _sha256(weights_file))
+                         meta.get("image_size", record.get("image_size")), file_sha256(weights_file))
 
 
 def _from_file(path: Path) -> WeightsSource:
@@ -116,14 +108,14 @@ def _from_file(path: Path) -> WeightsSource:
 
     meta = read_metadata(path)
     if meta is None:  # e.g. a backbone saved with Keras' own save_weights: identified when it is loaded
-        return WeightsSource("file", str(path), str(path), None, None, "backbone", None, None, _sha256(path))
+        return WeightsSource("file", str(path), str(path), None, None, "backbone", None, None, file_sha256(path))
     from .backbones import get_spec
 
     spec = get_spec(meta["backbone"])
     names = meta.get("class_names")
     return WeightsSource("file", str(path), str(path), spec.name, meta.get("layout", spec.layout),
                          meta.get("kind", "classifier"), tuple(names) if names else None, meta.get("image_size"),
-                         _sha256(path))
+                         file_sha256(path))
 
 
 def resolve_weights(weights) -> WeightsSource:

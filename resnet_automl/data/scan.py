@@ -86,7 +86,8 @@ def _class_dirs(folder: Path, skipped: list, what: str) -> dict:
     return classes
 
 
-def _file_hash(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -148,7 +149,7 @@ def scan_folder(root: str | os.PathLike, *, workers: int = 4) -> Scan:
     with ThreadPoolExecutor(max(1, workers)) as pool:
         problems = list(pool.map(lambda item: check_image_file(item[2]), candidates))
         good = [item for item, problem in zip(candidates, problems) if problem is None]
-        hashes = list(pool.map(lambda item: _file_hash(item[2]), good))
+        hashes = list(pool.map(lambda item: file_sha256(item[2]), good))
     for (split, name, path), problem in zip(candidates, problems):
         if problem is not None:
             skipped.append({"path": str(path), "reason": problem})
