@@ -78,11 +78,23 @@ def pretrain_source(args, parts, log) -> Path:
     data = write_class_folders(images, labels, [names[c] for c in source_classes], Path(args.cache) / "source-data")
     start = time.time()
     result = resnet_automl.fit(data, out=run, overwrite=True, weights=None, backbone=args.backbone,
-                               image_size=args.image_size, budget=resnet_automl.Budget(minutes=args.source_minutes),
-                               verbose=1 if args.verbose else 0)
+                               image_size=args.image_size, budget=_budget(args.source_minutes, args),
+                               verbose=1 if args.verbose else 0, **_epochs(args))
     log(f"source: {len(labels)} images of {len(source_classes)} classes, {result.backbone}, test accuracy "
         f"{result.report['accuracy']:.4f}, {time.time() - start:.0f} s")
     return run
+
+
+def _budget(minutes: float, args):
+    """The time budget of a fit; the smoke run also caps the trials (its fits take seconds)."""
+    import resnet_automl
+
+    return resnet_automl.Budget(minutes=minutes, max_trials=args.fit_options.get("max_trials"))
+
+
+def _epochs(args) -> dict:
+    """Fixed trial and final epochs of the smoke run; {} otherwise (fit's automatic epochs)."""
+    return {k: v for k, v in args.fit_options.items() if k != "max_trials"}
 
 
 def linear_probe(source_run: Path, train_x, train_y, unseen_x, unseen_y) -> float:
@@ -125,6 +137,8 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default="a,b0,b5,c,d,e")
     parser.add_argument("--cache", default="runs/transfer-benchmark", help="folder of the source run (reused)")
     parser.add_argument("--workdir", default=None, help="folder of the target runs (default: a temporary one)")
+    parser.add_argument("--no-cache-comparison", dest="cache_comparison", action="store_false",
+                        help="skip the closing search-time comparison with and without the feature cache")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="tiny model and sizes: seconds, not minutes")
     args = parser.parse_args(argv)
@@ -132,6 +146,9 @@ def main(argv=None) -> int:
         args.sizes, args.seeds, args.minutes, args.source_per_class = "3", "0", 1.0, 8
         args.source_minutes, args.backbone, args.image_size, args.unseen_per_class = 1.0, "tiny_resnet", 32, 5
         args.methods = "a,b0,d,e"
+        args.fit_options = {"epochs": 2, "final_epochs": 2, "max_trials": 2}  # fixed, short: seconds per fit
+    else:
+        args.fit_options = {}
         args.cache = str(Path(args.workdir or tempfile.mkdtemp(prefix="transfer-")) / "cache")
     import resnet_automl
     from sklearn.linear_model import LogisticRegression
@@ -161,8 +178,8 @@ def main(argv=None) -> int:
                 if method in fits:
                     options = {"image_size": args.image_size, **fits[method]}
                     result = resnet_automl.fit(data, out=work / f"{method}-{per_class}-{seed}", overwrite=True,
-                                               seed=seed, budget=resnet_automl.Budget(minutes=args.minutes),
-                                               verbose=1 if args.verbose else 0, **options)
+                                               seed=seed, budget=_budget(args.minutes, args),
+                                               verbose=1 if args.verbose else 0, **_epochs(args), **options)
                     accuracy, chosen = score(result, target_names, unseen_x, unseen_y), result.best_hyperparameters
                     depth, rate = chosen["trainable_stages"], chosen["learning_rate"]
                 elif method == "d":
@@ -183,7 +200,7 @@ def main(argv=None) -> int:
         print(f"{row['method']:>6} {row['per_class']:>9} {row['seed']:>4} {row['accuracy']:>9.4f} "
               f"{row['seconds']:>8.0f} {str(row['trainable_stages']):>6} {rate:>8}")
     (work / "transfer.json").write_text(json.dumps(rows, indent=1))
-    if "a" in methods:
+    if "a" in methods and args.cache_comparison:
         cache_comparison(args, source_run, work, target_names, log)
     if args.workdir is None and not args.smoke:
         shutil.rmtree(work, ignore_errors=True)
@@ -202,7 +219,7 @@ def cache_comparison(args, source_run, work, target_names, log) -> None:
         result = resnet_automl.fit(data, out=out, overwrite=True, seed=0, image_size=args.image_size,
                                    weights=str(source_run), feature_cache=cache, tuner="random",
                                    budget=resnet_automl.Budget(max_trials=4 if not args.smoke else 2),
-                                   verbose=0)
+                                   verbose=0, **_epochs(args))
         seconds[cache] = json.loads((out / "run.json").read_text())["timings"]["search_s"]
         tried = [t["hyperparameters"]["trainable_stages"] for t in result.trials]
         log(f"search with feature cache {'on' if cache else 'off'}: {seconds[cache]:.0f} s, "

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import dataclasses
 import math
 import shutil
 import time
@@ -29,6 +28,8 @@ from .progress import LiveProgress, on_terminal
 from .report import build_report
 from .result import FitResult
 from .runinfo import RunRecord, distributed_role, versions
+from .schedule import (default_epochs, default_final_epochs, epochs_fitting, final_training_seconds,
+                       median_epoch_seconds, selection_plan)
 from .search import best_trial, make_tuner, trials_table
 from .selection import Plan, export_and_report_seconds, select_backbones
 from .serving.layout import clean_partial_exports
@@ -63,32 +64,6 @@ def _dir_mb(path: Path | None) -> float | None:
     if path is None:
         return None
     return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20, 3)
-
-
-#: Optimiser steps a trial should take at least: fewer leave BatchNorm statistics and weights unsettled.
-MIN_TRIAL_STEPS = 120
-
-
-#: Optimiser steps of the final training from random initialisation, at least: on 600 Fashion-MNIST
-#: images a ResNet-20 scored 0.817 after 60 epochs (1,140 steps) and 0.825 after 100 (1,900 steps).
-MIN_FINAL_STEPS_FROM_SCRATCH = 1500
-
-
-def default_epochs(steps_per_epoch: int) -> int:
-    """Epochs per trial: enough for MIN_TRIAL_STEPS optimiser steps, between 3 and 15."""
-    return int(min(15, max(3, math.ceil(MIN_TRIAL_STEPS / steps_per_epoch))))
-
-
-def default_final_epochs(trial_epochs: int, final_steps_per_epoch: int, pretrained: bool,
-                         epochs_chosen: bool = False) -> int:
-    """Epochs of the final training: twice a trial's; from random initialisation, when the trial
-    epochs were not chosen by the user (`epochs_chosen`), at least MIN_FINAL_STEPS_FROM_SCRATCH
-    optimiser steps, within 10 times a trial's epochs. The time budget may shorten it when it
-    starts (`FitRun.fitting_final_epochs`)."""
-    epochs = 2 * trial_epochs
-    if not pretrained and not epochs_chosen:
-        epochs = max(epochs, min(10 * trial_epochs, math.ceil(MIN_FINAL_STEPS_FROM_SCRATCH / final_steps_per_epoch)))
-    return int(epochs)
 
 
 def _keep_better_of_final_and_trial(model, tuner, best_trial, val_ds, log, notes):
@@ -230,14 +205,14 @@ class FitRun:
         self.reserve = export_and_report_seconds(self.chosen[0])
 
     def _selection_plan(self, plan: Plan) -> Plan:
-        """The plan a candidate must fit in the time budget. The final training shrinks at its start
-        to the time left (`fitting_final_epochs`), so under a time budget with automatic final
-        epochs a candidate fits when its trials and a final training of 2 x trial epochs do (the
-        1,500-step floor from random initialisation is a goal, not a requirement: on 600 images
-        at 32 px it made ResNet-20 'over budget' at 6.2 of 6 minutes and ResNet-18 was chosen)."""
-        if self.clock.deadline is None or self.opts.final_epochs:
-            return plan
-        return dataclasses.replace(plan, final_epochs=min(plan.final_epochs, 2 * self.epochs))
+        """The plan a candidate must fit in the time budget (`schedule.selection_plan`)."""
+        return selection_plan(plan, time_budget=self.clock.deadline is not None,
+                              final_epochs_chosen=bool(self.opts.final_epochs))
+
+    @property
+    def final_images(self) -> int:
+        """Images per epoch of the final training: train, plus val when it learns from val."""
+        return len(self.splits.train) + (len(self.splits.val) if self.final_uses_val else 0)
 
     # ------------------------------------------------------------------ search
     def _out_of_time(self) -> bool:
@@ -253,9 +228,8 @@ class FitRun:
         per_epoch = self._measured_epoch_seconds()
         if not per_epoch:
             return self.final_reserve
-        images = len(self.splits.train) + (len(self.splits.val) if self.final_uses_val else 0)
-        measured = per_epoch * images / max(1, len(self.splits.train)) * (self.final_epochs + 1)
-        return max(self.final_reserve, measured)
+        return max(self.final_reserve, final_training_seconds(per_epoch, len(self.splits.train), self.final_images,
+                                                              self.final_epochs))
 
     def _make_tuner(self):
         opts, splits, clock = self.opts, self.splits, self.clock
@@ -330,25 +304,23 @@ class FitRun:
     # ------------------------------------------------------------------ final training
     def _measured_epoch_seconds(self) -> float | None:
         """Median seconds of the epochs of this process's trials that trained the whole model
-        (validation included; the first epoch's compilation is an outlier the median ignores)."""
-        seconds = sorted(getattr(self, "tuner", None) and self.tuner.full_model_epoch_seconds or [])
-        return seconds[len(seconds) // 2] if seconds else None
+        (validation included)."""
+        return median_epoch_seconds(getattr(self, "tuner", None) and self.tuner.full_model_epoch_seconds)
 
     def fitting_final_epochs(self) -> int:
-        """The planned final epochs, or fewer when the rest of the time budget cannot hold them, so
-        that the learning-rate schedule runs to its end instead of being cut by the deadline."""
-        if self.record.get("final_epochs_run"):  # a resumed final training keeps its schedule
+        """The planned final epochs, or fewer when the rest of the time budget cannot hold them
+        (`schedule.epochs_fitting`); a resumed final training keeps its schedule."""
+        if self.record.get("final_epochs_run"):
             return int(self.record.get("final_epochs_run"))
         planned = self.final_epochs
         per_epoch = self._measured_epoch_seconds() or self.epoch_s
         if self.clock.deadline is not None and per_epoch and not self.opts.final_epochs:
-            images = len(self.splits.train) + (len(self.splits.val) if self.final_uses_val else 0)
-            per_epoch *= images / max(1, len(self.splits.train))
-            fitting = int((self.clock.remaining() - self.reserve - 2 * per_epoch) / per_epoch)
-            if fitting < planned:
-                epochs = max(2, fitting)
+            seconds_left = self.clock.remaining() - self.reserve
+            epochs = epochs_fitting(planned, per_epoch, len(self.splits.train), self.final_images, seconds_left)
+            if epochs < planned:
+                final_epoch_s = per_epoch * self.final_images / max(1, len(self.splits.train))
                 self.notes.append(f"The final training ran {epochs} of {planned} planned epochs: the time budget left "
-                                  f"{self.clock.remaining() / 60:.1f} min at its start ({per_epoch:.1f} s per epoch).")
+                                  f"{self.clock.remaining() / 60:.1f} min at its start ({final_epoch_s:.1f} s per epoch).")
                 self.log(f"[final] {epochs} epochs fit the time left (planned {planned})")
                 planned = epochs
         self.record.update(final_epochs_run=planned)

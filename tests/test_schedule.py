@@ -1,0 +1,53 @@
+"""Epoch counts and the final training's fit to the time budget (pure arithmetic, no training)."""
+from __future__ import annotations
+
+import pytest
+
+from resnet_automl.schedule import (
+    MIN_FINAL_STEPS_FROM_SCRATCH,
+    default_epochs,
+    default_final_epochs,
+    epochs_fitting,
+    final_training_seconds,
+    median_epoch_seconds,
+    selection_plan,
+)
+from resnet_automl.selection import Plan
+
+
+@pytest.mark.parametrize("steps, epochs", [(1, 15), (19, 7), (40, 3), (1000, 3)])
+def test_trial_epochs_reach_the_minimum_steps_within_3_to_15(steps, epochs):
+    assert default_epochs(steps) == epochs
+
+
+def test_final_epochs_from_scratch_reach_the_step_floor_within_ten_trials():
+    # 600 images, batch 32: 19 steps per epoch; 1,500 steps need 79 epochs, within 10 x 7 = 70
+    assert default_final_epochs(7, 19, pretrained=False) == 70
+    assert default_final_epochs(7, 300, pretrained=False) == max(14, -(-MIN_FINAL_STEPS_FROM_SCRATCH // 300))
+    assert default_final_epochs(7, 19, pretrained=True) == 14
+    assert default_final_epochs(7, 19, pretrained=False, epochs_chosen=True) == 14
+
+
+def test_selection_counts_twice_the_trial_epochs_only_under_a_time_budget():
+    plan = Plan(trials=6, epochs=7, final_epochs=70, train_images=420, val_images=90, trainable_stages=5,
+                batch_size=32)
+    assert selection_plan(plan, time_budget=True, final_epochs_chosen=False).final_epochs == 14
+    assert selection_plan(plan, time_budget=False, final_epochs_chosen=False).final_epochs == 70
+    assert selection_plan(plan, time_budget=True, final_epochs_chosen=True).final_epochs == 70
+
+
+def test_median_epoch_ignores_the_compiling_first_epoch():
+    assert median_epoch_seconds([30.0, 2.0, 2.2, 2.1]) == 2.2
+    assert median_epoch_seconds([]) is None
+    assert median_epoch_seconds(None) is None
+
+
+def test_final_seconds_scale_with_the_final_images_and_add_a_compile_epoch():
+    assert final_training_seconds(2.0, 400, 500, 9) == pytest.approx(2.0 * 1.25 * 10)
+
+
+def test_final_epochs_shrink_to_the_time_left_but_not_below_two():
+    assert epochs_fitting(50, 3.0, 100, 100, 60.0) == 18
+    assert epochs_fitting(10, 3.0, 100, 100, 600.0) == 10
+    assert epochs_fitting(50, 3.0, 100, 200, 60.0) == 8  # 6 s per epoch on train + val
+    assert epochs_fitting(50, 3.0, 100, 100, 1.0) == 2
