@@ -375,9 +375,9 @@ class FitRun:
         save_weights(model, final_dir / "model.weights.h5", self.weights_metadata())
         if self.source.pretrained:
             self.notes.append("Search trials ran without augmentation (trials with frozen stages train on cached "
-                              "features); the final training used horizontal flips and shifts.")
+                              "features); the final training used horizontal flips, shifts and random erasing.")
         else:
-            self.notes.append("Search trials and the final training used horizontal flips and shifts.")
+            self.notes.append("Search trials and the final training used horizontal flips, shifts and random erasing.")
         self._timed("final_s", started)
         record.mark_done("final", best_hyperparameters=self.best_values, history=history, notes=self.notes)
         return model, history

@@ -72,3 +72,19 @@ def test_augmentation_keeps_shapes_and_only_acts_in_training():
     moved = keras.ops.convert_to_numpy(augmenter(x, training=True))
     assert moved.shape == x.shape and not np.allclose(moved, x)
     assert {w.path for w in model.trainable_weights} <= {w.path for w in trainer.trainable_weights}
+
+
+def test_random_erasing_hits_about_half_the_images_with_at_most_a_third_of_the_area():
+    import keras
+
+    from resnet_automl.augment import ERASING_AREA, make_augmenter
+
+    erasing = make_augmenter(seed=0).layers[-1]
+    assert isinstance(erasing, keras.layers.RandomErasing)
+    x = np.full((200, 32, 32, 3), 128.0, dtype="float32")
+    erased = keras.ops.convert_to_numpy(erasing(x, training=True)) != 128.0
+    hit = erased.any(axis=(1, 2, 3))
+    assert 0.35 < hit.mean() < 0.65
+    area = erased[hit].any(axis=3).mean(axis=(1, 2))
+    assert area.max() <= ERASING_AREA[1] + 0.05
+    assert np.array_equal(keras.ops.convert_to_numpy(erasing(x, training=False)), x)
