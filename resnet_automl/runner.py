@@ -28,8 +28,8 @@ from .progress import LiveProgress, on_terminal
 from .report import build_report
 from .result import FitResult
 from .runinfo import RunRecord, distributed_role, versions
-from .schedule import (default_epochs, default_final_epochs, epochs_fitting, final_training_seconds,
-                       median_epoch_seconds, selection_plan)
+from .schedule import (default_epochs, default_final_epochs, epochs_fitting, final_epochs_ceiling,
+                       final_training_seconds, median_epoch_seconds, selection_plan)
 from .search import best_trial, make_tuner, trials_table
 from .selection import Plan, export_and_report_seconds, select_backbones
 from .serving.layout import clean_partial_exports
@@ -308,18 +308,23 @@ class FitRun:
         return median_epoch_seconds(getattr(self, "tuner", None) and self.tuner.full_model_epoch_seconds)
 
     def fitting_final_epochs(self) -> int:
-        """The planned final epochs, or fewer when the rest of the time budget cannot hold them
-        (`schedule.epochs_fitting`); a resumed final training keeps its schedule."""
+        """The planned final epochs, fitted to the rest of the time budget (`schedule.epochs_fitting`):
+        fewer when it cannot hold them; from random initialisation with automatic epochs, more
+        (up to `schedule.final_epochs_ceiling`) when it has room. A resumed final training keeps
+        its schedule."""
         if self.record.get("final_epochs_run"):
             return int(self.record.get("final_epochs_run"))
         planned = self.final_epochs
         per_epoch = self._measured_epoch_seconds() or self.epoch_s
         if self.clock.deadline is not None and per_epoch and not self.opts.final_epochs:
             seconds_left = self.clock.remaining() - self.reserve
-            epochs = epochs_fitting(planned, per_epoch, len(self.splits.train), self.final_images, seconds_left)
-            if epochs < planned:
+            automatic = not self.source.pretrained and self.opts.epochs is None
+            grow_to = final_epochs_ceiling(math.ceil(self.final_images / self.batch_size)) if automatic else None
+            epochs = epochs_fitting(planned, per_epoch, len(self.splits.train), self.final_images, seconds_left,
+                                    grow_to=grow_to)
+            if epochs != planned:
                 final_epoch_s = per_epoch * self.final_images / max(1, len(self.splits.train))
-                self.notes.append(f"The final training ran {epochs} of {planned} planned epochs: the time budget left "
+                self.notes.append(f"The final training ran {epochs} epochs ({planned} planned): the time budget left "
                                   f"{self.clock.remaining() / 60:.1f} min at its start ({final_epoch_s:.1f} s per epoch).")
                 self.log(f"[final] {epochs} epochs fit the time left (planned {planned})")
                 planned = epochs

@@ -15,6 +15,10 @@ MIN_TRIAL_STEPS = 120
 #: images a ResNet-20 scored 0.817 after 60 epochs (1,140 steps) and 0.825 after 100 (1,900 steps).
 MIN_FINAL_STEPS_FROM_SCRATCH = 1500
 
+#: Optimiser steps of the final training from random initialisation, at most, when the time budget
+#: leaves room for more than planned (the final training then grows to the time left).
+MAX_FINAL_STEPS_FROM_SCRATCH = 4000
+
 
 def default_epochs(steps_per_epoch: int) -> int:
     """Epochs per trial: enough for MIN_TRIAL_STEPS optimiser steps, between 3 and 15.
@@ -64,12 +68,22 @@ def final_training_seconds(trial_epoch_s: float, train_images: int, final_images
 
 
 def epochs_fitting(planned: int, trial_epoch_s: float, train_images: int, final_images: int,
-                   seconds_left: float) -> int:
-    """The planned final epochs, or fewer (at least 2) when `seconds_left` cannot hold them with two
-    epochs of margin, so the learning-rate schedule runs to its end instead of being cut.
+                   seconds_left: float, grow_to: int | None = None) -> int:
+    """The final epochs that `seconds_left` holds with two epochs of margin: fewer than `planned`
+    (at least 2) when time is short, so the learning-rate schedule runs to its end instead of
+    being cut; more, up to `grow_to` (int or None: never more than planned, the default), when
+    time is left over.
 
-    Example: 50 planned, 3 s per epoch, 60 s left -> 18 epochs.
+    Example: 50 planned, 3 s per epoch, 60 s left -> 18 epochs; 10 planned, 600 s left, grow_to 100 -> 100.
     """
     per_epoch = trial_epoch_s * final_images / max(1, train_images)
     fitting = int((seconds_left - 2 * per_epoch) / per_epoch)
-    return planned if fitting >= planned else max(2, fitting)
+    if fitting < planned:
+        return max(2, fitting)
+    return max(planned, min(fitting, grow_to)) if grow_to else planned
+
+
+def final_epochs_ceiling(final_steps_per_epoch: int) -> int:
+    """Most final epochs from random initialisation when the time budget has room:
+    MAX_FINAL_STEPS_FROM_SCRATCH optimiser steps."""
+    return int(math.ceil(MAX_FINAL_STEPS_FROM_SCRATCH / max(1, final_steps_per_epoch)))

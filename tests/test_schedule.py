@@ -4,10 +4,12 @@ from __future__ import annotations
 import pytest
 
 from resnet_automl.schedule import (
+    MAX_FINAL_STEPS_FROM_SCRATCH,
     MIN_FINAL_STEPS_FROM_SCRATCH,
     default_epochs,
     default_final_epochs,
     epochs_fitting,
+    final_epochs_ceiling,
     final_training_seconds,
     median_epoch_seconds,
     selection_plan,
@@ -51,3 +53,10 @@ def test_final_epochs_shrink_to_the_time_left_but_not_below_two():
     assert epochs_fitting(10, 3.0, 100, 100, 600.0) == 10
     assert epochs_fitting(50, 3.0, 100, 200, 60.0) == 8  # 6 s per epoch on train + val
     assert epochs_fitting(50, 3.0, 100, 100, 1.0) == 2
+
+
+def test_final_epochs_grow_into_time_left_over_only_up_to_the_ceiling():
+    assert epochs_fitting(10, 3.0, 100, 100, 600.0, grow_to=100) == 100
+    assert epochs_fitting(10, 3.0, 100, 100, 120.0, grow_to=100) == 38
+    assert epochs_fitting(50, 3.0, 100, 100, 60.0, grow_to=100) == 18  # short of time: shrinks as before
+    assert final_epochs_ceiling(11) == -(-MAX_FINAL_STEPS_FROM_SCRATCH // 11)
