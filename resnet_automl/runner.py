@@ -28,8 +28,8 @@ from .progress import LiveProgress, on_terminal
 from .report import build_report
 from .result import FitResult
 from .runinfo import RunRecord, distributed_role, versions
-from .schedule import (default_epochs, default_final_epochs, epochs_fitting, final_epochs_ceiling,
-                       final_training_seconds, median_epoch_seconds, selection_plan)
+from .schedule import (default_epochs, default_final_epochs, epochs_fitting, final_epoch_seconds,
+                       final_epochs_ceiling, final_training_seconds, median_epoch_seconds, selection_plan)
 from .search import best_trial, make_tuner, trials_table
 from .selection import Plan, export_and_report_seconds, select_backbones
 from .serving.layout import clean_partial_exports
@@ -136,11 +136,9 @@ class FitRun:
                            or auto_image_size(self.splits, self.device != "cpu", pretrained=self.source.pretrained))
         self.steps = max(1, math.ceil(len(self.splits.train) / self.batch_size))
         self.epochs = opts.epochs or default_epochs(self.steps)
-        final_steps = max(1, math.ceil((len(self.splits.train) + (len(self.splits.val) if opts.final_uses_val(
-            len(self.splits.train)) else 0)) / self.batch_size))
-        self.final_epochs = opts.final_epochs or default_final_epochs(
-            self.epochs, final_steps, self.source.pretrained, epochs_chosen=opts.epochs is not None)
         self.final_uses_val = opts.final_uses_val(len(self.splits.train))
+        self.final_epochs = opts.final_epochs or default_final_epochs(
+            self.epochs, self.final_steps, self.source.pretrained, epochs_chosen=opts.epochs is not None)
         self.bn_momentum = suggested_bn_momentum(self.epochs * self.steps)
         self.max_trials = self.budget.max_trials or DEFAULT_TRIALS
         self.objective = "val_balanced_accuracy" if audit["imbalanced"] else "val_accuracy"
@@ -213,6 +211,11 @@ class FitRun:
     def final_images(self) -> int:
         """Images per epoch of the final training: train, plus val when it learns from val."""
         return len(self.splits.train) + (len(self.splits.val) if self.final_uses_val else 0)
+
+    @property
+    def final_steps(self) -> int:
+        """Optimiser steps per epoch of the final training."""
+        return max(1, math.ceil(self.final_images / self.batch_size))
 
     # ------------------------------------------------------------------ search
     def _out_of_time(self) -> bool:
@@ -319,11 +322,11 @@ class FitRun:
         if self.clock.deadline is not None and per_epoch and not self.opts.final_epochs:
             seconds_left = self.clock.remaining() - self.reserve
             automatic = not self.source.pretrained and self.opts.epochs is None
-            grow_to = final_epochs_ceiling(math.ceil(self.final_images / self.batch_size)) if automatic else None
+            grow_to = final_epochs_ceiling(self.final_steps) if automatic else None
             epochs = epochs_fitting(planned, per_epoch, len(self.splits.train), self.final_images, seconds_left,
                                     grow_to=grow_to)
             if epochs != planned:
-                final_epoch_s = per_epoch * self.final_images / max(1, len(self.splits.train))
+                final_epoch_s = final_epoch_seconds(per_epoch, len(self.splits.train), self.final_images)
                 self.notes.append(f"The final training ran {epochs} epochs ({planned} planned): the time budget left "
                                   f"{self.clock.remaining() / 60:.1f} min at its start ({final_epoch_s:.1f} s per epoch).")
                 self.log(f"[final] {epochs} epochs fit the time left (planned {planned})")

@@ -61,10 +61,15 @@ def median_epoch_seconds(epoch_seconds) -> float | None:
     return seconds[len(seconds) // 2] if seconds else None
 
 
+def final_epoch_seconds(trial_epoch_s: float, train_images: int, final_images: int) -> float:
+    """Seconds of one final-training epoch: a trial epoch's measured seconds scaled to the final
+    training's images (train, or train + val)."""
+    return trial_epoch_s * final_images / max(1, train_images)
+
+
 def final_training_seconds(trial_epoch_s: float, train_images: int, final_images: int, final_epochs: int) -> float:
-    """Seconds of the final training from a trial epoch's measured seconds: the epoch scaled to the
-    final training's images (train, or train + val), `final_epochs` plus one epoch for compilation."""
-    return trial_epoch_s * final_images / max(1, train_images) * (final_epochs + 1)
+    """Seconds of the final training: `final_epochs` plus one epoch for compilation."""
+    return final_epoch_seconds(trial_epoch_s, train_images, final_images) * (final_epochs + 1)
 
 
 def epochs_fitting(planned: int, trial_epoch_s: float, train_images: int, final_images: int,
@@ -76,7 +81,7 @@ def epochs_fitting(planned: int, trial_epoch_s: float, train_images: int, final_
 
     Example: 50 planned, 3 s per epoch, 60 s left -> 18 epochs; 10 planned, 600 s left, grow_to 100 -> 100.
     """
-    per_epoch = trial_epoch_s * final_images / max(1, train_images)
+    per_epoch = final_epoch_seconds(trial_epoch_s, train_images, final_images)
     fitting = int((seconds_left - 2 * per_epoch) / per_epoch)
     if fitting < planned:
         return max(2, fitting)
