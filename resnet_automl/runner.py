@@ -198,7 +198,8 @@ class FitRun:
         estimate = next((r for r in record.get("selection") if r["name"] == self.chosen[0]), {})
         ips = estimate.get("probe_images_per_s")
         self.epoch_s = plan.trial_epoch_seconds(ips) if ips else None
-        self.final_reserve = plan.final_seconds(estimate.get("probe_first_step_s", 0.0), ips) if ips else 0.0
+        self.first_step_s = estimate.get("probe_first_step_s") or 0.0
+        self.final_reserve = plan.final_seconds(self.first_step_s, ips) if ips else 0.0
         self.trial_estimate_s = (estimate.get("estimated_minutes") or 0) * 60.0 / (self.max_trials + 1)
         self.reserve = export_and_report_seconds(self.chosen[0])
 
@@ -324,7 +325,7 @@ class FitRun:
             automatic = not self.source.pretrained and self.opts.epochs is None
             grow_to = final_epochs_ceiling(self.final_steps) if automatic else None
             epochs = epochs_fitting(planned, per_epoch, len(self.splits.train), self.final_images, seconds_left,
-                                    grow_to=grow_to)
+                                    grow_to=grow_to, compile_s=2 * self.first_step_s)  # two graph builds
             if epochs != planned:
                 final_epoch_s = final_epoch_seconds(per_epoch, len(self.splits.train), self.final_images)
                 self.notes.append(f"The final training ran {epochs} epochs ({planned} planned): the time budget left "

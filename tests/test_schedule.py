@@ -60,3 +60,30 @@ def test_final_epochs_grow_into_time_left_over_only_up_to_the_ceiling():
     assert epochs_fitting(10, 3.0, 100, 100, 120.0, grow_to=100) == 38
     assert epochs_fitting(50, 3.0, 100, 100, 60.0, grow_to=100) == 18  # short of time: shrinks as before
     assert final_epochs_ceiling(11) == -(-MAX_FINAL_STEPS_FROM_SCRATCH // 11)
+
+
+def test_the_compile_seconds_come_off_the_time_the_final_epochs_fit_in():
+    # 120 s left, 3 s per epoch: 38 epochs; 15 s of compiling first leave room for 33
+    assert epochs_fitting(10, 3.0, 100, 100, 120.0, grow_to=100, compile_s=15.0) == 33
+    assert epochs_fitting(50, 3.0, 100, 100, 60.0, compile_s=15.0) == 13
+
+
+def test_the_deadline_judges_the_next_epoch_by_the_epochs_after_the_compiling_first(monkeypatch):
+    from resnet_automl import callbacks
+
+    class Model:
+        stop_training = False
+
+    now = [1000.0]
+    monkeypatch.setattr(callbacks.time, "time", lambda: now[0])
+    deadline = callbacks.DeadlineCallback(deadline=1045.0)
+    deadline.set_model(Model())
+    durations = [20.0] + [2.0] * 30  # the first epoch compiles
+    for seconds in durations:
+        deadline.on_epoch_begin(0)
+        now[0] += seconds
+        deadline.on_epoch_end(0)
+        if deadline.model.stop_training:
+            break
+    assert deadline.stopped_for_time and deadline.next_epoch_seconds() == 2.0
+    assert now[0] == 1044.0  # the slowest epoch (20 s) as the next one's length would have stopped at 1026
