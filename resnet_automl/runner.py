@@ -25,7 +25,7 @@ from .progress import LiveProgress, on_terminal
 from .report import build_report
 from .result import FitResult
 from .runinfo import RunRecord, distributed_role, versions
-from .schedule import (default_epochs, default_final_epochs, epochs_fitting, final_epoch_seconds,
+from .schedule import (default_epochs, default_final_epochs, default_trials, epochs_fitting, final_epoch_seconds,
                        final_epochs_ceiling, median_epoch_seconds, selection_plan)
 from .search_stage import SearchStage
 from .selection import Plan, export_and_report_seconds, select_backbones
@@ -34,8 +34,6 @@ from .serving.verify import verify_export
 from .train import accuracy_on, train_final
 from .weights_io import load_weights, save_weights
 
-#: Tuner trials when the budget names none.
-DEFAULT_TRIALS = 6
 #: Decoded images up to this many bytes per split stay in memory; larger arrays are memory-mapped.
 IN_MEMORY_IMAGE_BYTES = 2 * 2**30
 
@@ -137,7 +135,7 @@ class FitRun(SearchStage):
         self.final_epochs = opts.final_epochs or default_final_epochs(
             self.epochs, self.final_steps, self.source.pretrained, epochs_chosen=opts.epochs is not None)
         self.bn_momentum = suggested_bn_momentum(self.epochs * self.steps)
-        self.max_trials = self.budget.max_trials or DEFAULT_TRIALS
+        self.max_trials = self.budget.max_trials or default_trials(len(opts.stage_choices()))
         self.objective = "val_balanced_accuracy" if audit["imbalanced"] else "val_accuracy"
         self.class_weight = self.splits.class_weights() if audit["imbalanced"] else None
         if self.role != "worker":
@@ -206,6 +204,11 @@ class FitRun(SearchStage):
                               final_epochs_chosen=bool(self.opts.final_epochs))
 
     @property
+    def final_val_images(self) -> int:
+        """Images the final training validates on each epoch: val, or none when it learns from val."""
+        return 0 if self.final_uses_val else len(self.splits.val)
+
+    @property
     def final_images(self) -> int:
         """Images per epoch of the final training: train, plus val when it learns from val."""
         return len(self.splits.train) + (len(self.splits.val) if self.final_uses_val else 0)
@@ -217,8 +220,8 @@ class FitRun(SearchStage):
 
     # ------------------------------------------------------------------ final training
     def _measured_epoch_seconds(self) -> float | None:
-        """Median seconds of the epochs of this process's trials that trained the whole model
-        (validation included)."""
+        """Median training seconds (validation and checkpointing left out: `callbacks.EpochTimer`)
+        of the epochs of this process's trials that trained the whole model."""
         return median_epoch_seconds(getattr(self, "tuner", None) and self.tuner.full_model_epoch_seconds)
 
     def fitting_final_epochs(self) -> int:
@@ -235,9 +238,11 @@ class FitRun(SearchStage):
             automatic = not self.source.pretrained and self.opts.epochs is None
             grow_to = final_epochs_ceiling(self.final_steps) if automatic else None
             epochs = epochs_fitting(planned, per_epoch, len(self.splits.train), self.final_images, seconds_left,
-                                    grow_to=grow_to, compile_s=2 * self.first_step_s)  # two graph builds
+                                    grow_to=grow_to, compile_s=2 * self.first_step_s,  # two graph builds
+                                    val_images=self.final_val_images)
             if epochs != planned:
-                final_epoch_s = final_epoch_seconds(per_epoch, len(self.splits.train), self.final_images)
+                final_epoch_s = final_epoch_seconds(per_epoch, len(self.splits.train), self.final_images,
+                                                    self.final_val_images)
                 self.notes.append(f"The final training ran {epochs} epochs ({planned} planned): the time budget left "
                                   f"{self.clock.remaining() / 60:.1f} min at its start ({final_epoch_s:.1f} s per epoch).")
                 self.log(f"[final] {epochs} epochs fit the time left (planned {planned})")

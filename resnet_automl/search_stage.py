@@ -37,7 +37,7 @@ class SearchStage:
         if not per_epoch:
             return self.final_reserve
         return max(self.final_reserve, final_training_seconds(per_epoch, len(self.splits.train), self.final_images,
-                                                              self.final_epochs))
+                                                              self.final_epochs, self.final_val_images))
 
     def _make_tuner(self):
         opts, splits, clock = self.opts, self.splits, self.clock

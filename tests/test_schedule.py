@@ -9,6 +9,7 @@ from resnet_automl.schedule import (
     default_epochs,
     default_final_epochs,
     epochs_fitting,
+    final_epoch_seconds,
     final_epochs_ceiling,
     final_training_seconds,
     median_epoch_seconds,
@@ -87,3 +88,38 @@ def test_the_deadline_judges_the_next_epoch_by_the_epochs_after_the_compiling_fi
             break
     assert deadline.stopped_for_time and deadline.next_epoch_seconds() == 2.0
     assert now[0] == 1044.0  # the slowest epoch (20 s) as the next one's length would have stopped at 1026
+
+
+def test_a_final_epoch_that_validates_adds_the_val_images_at_three_times_the_training_speed():
+    assert final_epoch_seconds(2.0, 300, 300, val_images=90) == pytest.approx(2.0 * (300 + 30) / 300)
+    assert epochs_fitting(50, 3.0, 90, 90, 66.0, val_images=90) == 14  # 4 s per epoch: (66 - 8) / 4
+
+
+def test_the_epoch_timer_leaves_validation_and_end_of_epoch_work_out():
+    import time
+
+    import keras
+    import numpy as np
+
+    from resnet_automl.callbacks import EpochTimer
+
+    class SlowEndOfEpoch(keras.callbacks.Callback):  # stands for saving the best epoch
+        def on_epoch_end(self, epoch, logs=None):
+            time.sleep(0.5)
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = np.zeros((64, 4), "float32"), np.zeros(64, "int32")
+    durations = []
+    started = time.time()
+    model.fit(x, y, validation_data=(x, y), epochs=3, batch_size=16, verbose=0,
+              callbacks=[SlowEndOfEpoch(), EpochTimer(durations)])
+    assert len(durations) == 3 and all(d > 0 for d in durations)
+    assert sum(durations) < time.time() - started - 1.5  # the 3 x 0.5 s at the epochs' ends are not in them
+
+
+def test_a_search_of_the_learning_rate_alone_gets_half_the_trials():
+    from resnet_automl.schedule import DEFAULT_TRIALS, DEFAULT_TRIALS_LEARNING_RATE_ONLY, default_trials
+
+    assert default_trials(1) == DEFAULT_TRIALS_LEARNING_RATE_ONLY == 3
+    assert default_trials(5) == DEFAULT_TRIALS == 6
