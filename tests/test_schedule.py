@@ -107,6 +107,9 @@ def test_the_epoch_timer_leaves_validation_and_end_of_epoch_work_out():
         def on_epoch_end(self, epoch, logs=None):
             time.sleep(0.5)
 
+    hooks = {"on_batch_end", "on_train_batch_end", "on_train_batch_begin", "on_batch_begin"}
+    assert not hooks & set(vars(EpochTimer)), "a batch hook turns Keras' asynchronous dispatch off"
+
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
     model.compile("sgd", "sparse_categorical_crossentropy")
     x, y = np.zeros((64, 4), "float32"), np.zeros(64, "int32")
