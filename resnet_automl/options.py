@@ -147,6 +147,11 @@ class FitOptions:
             return sorted(set(self.trainable_stages))
         return [5] if self.weights is None else [0, 1, 2, 3, 5]
 
+    def backbones_named(self) -> int:
+        """How many backbones `backbone` names (a list, or a comma-separated string); "auto": 1."""
+        items = self.backbone if isinstance(self.backbone, (list, tuple)) else [self.backbone]
+        return max(1, len([n for item in items for n in str(item).split(",") if n.strip()]))
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -135,7 +135,8 @@ class FitRun(SearchStage):
         self.final_epochs = opts.final_epochs or default_final_epochs(
             self.epochs, self.final_steps, self.source.pretrained, epochs_chosen=opts.epochs is not None)
         self.bn_momentum = suggested_bn_momentum(self.epochs * self.steps)
-        self.max_trials = self.budget.max_trials or default_trials(len(opts.stage_choices()))
+        self.max_trials = self.budget.max_trials or default_trials(len(opts.stage_choices()),
+                                                                       opts.backbones_named())
         self.objective = "val_balanced_accuracy" if audit["imbalanced"] else "val_accuracy"
         self.class_weight = self.splits.class_weights() if audit["imbalanced"] else None
         if self.role != "worker":

@@ -30,10 +30,11 @@ DEFAULT_TRIALS = 6
 DEFAULT_TRIALS_LEARNING_RATE_ONLY = 3
 
 
-def default_trials(depth_choices: int) -> int:
+def default_trials(depth_choices: int, backbone_choices: int = 1) -> int:
     """Tuner trials when the budget names none: DEFAULT_TRIALS, or DEFAULT_TRIALS_LEARNING_RATE_ONLY
-    when `depth_choices` (int, how many frozen depths the search may pick) is 1."""
-    return DEFAULT_TRIALS_LEARNING_RATE_ONLY if depth_choices <= 1 else DEFAULT_TRIALS
+    when the learning rate is all there is to search: one frozen depth (`depth_choices`, int) and
+    one backbone (`backbone_choices`, int, default 1)."""
+    return DEFAULT_TRIALS_LEARNING_RATE_ONLY if depth_choices <= 1 and backbone_choices <= 1 else DEFAULT_TRIALS
 
 
 def default_epochs(steps_per_epoch: int) -> int:

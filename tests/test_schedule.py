@@ -126,3 +126,12 @@ def test_a_search_of_the_learning_rate_alone_gets_half_the_trials():
 
     assert default_trials(1) == DEFAULT_TRIALS_LEARNING_RATE_ONLY == 3
     assert default_trials(5) == DEFAULT_TRIALS == 6
+    assert default_trials(1, backbone_choices=2) == DEFAULT_TRIALS  # backbone x learning rate
+
+
+def test_the_backbones_a_fit_names_are_counted_in_every_spelling():
+    from resnet_automl.options import FitOptions
+
+    assert FitOptions().backbones_named() == 1
+    assert FitOptions(backbone="resnet18, resnet34").backbones_named() == 2
+    assert FitOptions(backbone=["resnet18", "resnet34", "resnet50"]).backbones_named() == 3
