@@ -23,6 +23,13 @@ OPTIMIZERS = ("auto", "adam", "sgd")
 LEARNING_RATE_RANGES = {"adam": (1e-4, 1e-2), "sgd": (0.05, 0.2)}
 
 
+def backbone_names(requested) -> list:
+    """The names in a `backbone` value (a name, a comma-separated string, or a list of either),
+    stripped, in order; as written ("auto" stays "auto")."""
+    items = [requested] if isinstance(requested, str) else list(requested)
+    return [n.strip() for item in items for n in str(item).split(",") if n.strip()]
+
+
 @dataclass
 class FitOptions:
     """Options of one fit (the budget is separate).
@@ -149,8 +156,7 @@ class FitOptions:
 
     def backbones_named(self) -> int:
         """How many backbones `backbone` names (a list, or a comma-separated string); "auto": 1."""
-        items = self.backbone if isinstance(self.backbone, (list, tuple)) else [self.backbone]
-        return max(1, len([n for item in items for n in str(item).split(",") if n.strip()]))
+        return max(1, len(backbone_names(self.backbone)))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .data.scan import file_sha256
 from .errors import ConfigError, WeightsError
+from .options import backbone_names
 
 #: The file of a run's final classifier, relative to the run directory.
 RUN_WEIGHTS = Path("final") / "model.weights.h5"
@@ -152,8 +153,7 @@ def backbone_for(source: WeightsSource, requested) -> str | None:
         return source.backbone
     from .backbones import get_spec
 
-    names = [requested] if isinstance(requested, str) else list(requested)
-    names = [get_spec(n.strip()).name for item in names for n in str(item).split(",") if n.strip()]
+    names = [get_spec(name).name for name in backbone_names(requested)]
     if source.backbone not in names:
         raise ConfigError(f"--weights {source.path!r} holds a {source.backbone} backbone, but --backbone "
                           f"{','.join(names)} was requested. Pass --backbone {source.backbone} (or auto), or "

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from .backbones import REGISTRY, get_spec
 from .budget import Budget
 from .errors import ConfigError
-from .options import SMALL_DATA_IMAGES
+from .options import SMALL_DATA_IMAGES, backbone_names
 
 #: Largest image side at which "auto" considers the CIFAR-style nets (their stem keeps full resolution).
 CIFAR_STEM_MAX_SIZE = 64
@@ -86,8 +86,7 @@ class Selection:
 def _candidate_names(requested) -> list:
     if requested is None or requested == "auto":
         return [name for name, spec in REGISTRY.items() if not spec.test_only]
-    names = [requested] if isinstance(requested, str) else list(requested)
-    names = [n.strip() for item in names for n in str(item).split(",") if n.strip()]
+    names = backbone_names(requested)
     if not names:
         raise ConfigError("The `backbone` argument is empty. Pass 'auto', a name or a list of names.")
     return [get_spec(name).name for name in names]
