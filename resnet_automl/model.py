@@ -76,20 +76,30 @@ def ema_momentum(total_steps: int) -> float:
     return float(min(0.999, max(0.9, 1.0 - 10.0 / max(total_steps, 1))))
 
 
+def warmup_cosine(learning_rate: float, total_steps: int) -> keras.optimizers.schedules.CosineDecay:
+    """Linear warm-up from `learning_rate` / 10 to `learning_rate` over LR_WARMUP_FRACTION of
+    `total_steps` (int), then cosine decay to 5% of `learning_rate` at `total_steps`."""
+    warmup = max(1, int(math.ceil(LR_WARMUP_FRACTION * total_steps)))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate * 0.1, decay_steps=max(1, total_steps - warmup), alpha=0.05,
+        warmup_target=learning_rate, warmup_steps=warmup)
+
+
 def compile_classifier(model: keras.Model, learning_rate: float, total_steps: int, optimizer: str = "adam",
-                       ema: bool = False) -> None:
-    """Compile with linear warm-up then cosine decay over `total_steps` and sparse cross-entropy.
+                       ema: bool = False, learning_rate_schedule: bool = True) -> None:
+    """Compile with linear warm-up then cosine decay over `total_steps` (`warmup_cosine`) and sparse
+    cross-entropy.
 
     Args:
         optimizer: "adam" (default) or "sgd" (Nesterov momentum 0.9, weight decay `SGD_WEIGHT_DECAY`).
         ema: bool, keep an exponential moving average of the weights (`ema_momentum`) and end
             training on it (Keras' `use_ema`; BatchNorm statistics should be re-estimated after).
             Defaults to False.
+        learning_rate_schedule: bool, False for a constant learning rate (`learning_rate` / 10, the
+            warm-up's start) that a callback sets each epoch (`final_schedule.ReplannedCosine`).
+            Defaults to True.
     """
-    warmup = max(1, int(math.ceil(LR_WARMUP_FRACTION * total_steps)))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=learning_rate * 0.1, decay_steps=max(1, total_steps - warmup), alpha=0.05,
-        warmup_target=learning_rate, warmup_steps=warmup)
+    schedule = warmup_cosine(learning_rate, total_steps) if learning_rate_schedule else learning_rate * 0.1
     if optimizer == "sgd":
         opt = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=SGD_WEIGHT_DECAY,
                                    use_ema=ema, ema_momentum=ema_momentum(total_steps))

@@ -12,27 +12,24 @@ from . import device, interrupts, quiet
 from .backbones import get_spec
 from .backbones.torchvision_weights import ensure_converted_weights
 from .backbones.weights import keras_weights_file
-from .callbacks import tensorboard_callback
 from .data import auto_image_size, prepare_data
 from .data.arrays import load_images
 from .data.batches import ArrayBatches
 from .data.images import SERVABLE_EXTENSIONS
 from .errors import ResNetAutoMLError
-from .model import build_classifier, suggested_bn_momentum
+from .model import suggested_bn_momentum
 from .pretrained import backbone_for, resolve_weights
 from .probe import ProbeCache, measure_latency
-from .progress import LiveProgress, on_terminal
+from .progress import on_terminal
 from .report import build_report
 from .result import FitResult
 from .runinfo import RunRecord, distributed_role, versions
-from .schedule import (default_epochs, default_final_epochs, default_trials, epochs_fitting, final_epoch_seconds,
-                       final_epochs_ceiling, median_epoch_seconds, selection_plan)
+from .schedule import (default_epochs, default_final_epochs, default_trials, selection_plan)
 from .search_stage import SearchStage
+from .final_stage import FinalStage
 from .selection import Plan, export_and_report_seconds, select_backbones
 from .serving.layout import clean_partial_exports
 from .serving.verify import verify_export
-from .train import accuracy_on, train_final
-from .weights_io import load_weights, save_weights
 
 #: Decoded images up to this many bytes per split stay in memory; larger arrays are memory-mapped.
 IN_MEMORY_IMAGE_BYTES = 2 * 2**30
@@ -61,19 +58,6 @@ def _dir_mb(path: Path | None) -> float | None:
     return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20, 3)
 
 
-def _keep_better_of_final_and_trial(model, tuner, best_trial, val_ds, log, notes):
-    """Export whichever of the final model and the best trial's model validates better."""
-    final_score = accuracy_on(model, val_ds)
-    trial_model = tuner.load_model(best_trial)
-    trial_score = accuracy_on(trial_model, val_ds)
-    if trial_score > final_score:
-        notes.append(f"The best search trial's model validated better than the final training "
-                     f"({trial_score:.4f} vs {final_score:.4f} val accuracy) and is the one exported.")
-        log(f"[final] keeping the best trial's model ({trial_score:.4f} > {final_score:.4f} val accuracy)")
-        return trial_model
-    return model
-
-
 def _wait_for_chief(out: Path, log, timeout_s: float = 3600.0) -> RunRecord:
     """A worker waits until the chief has written the split and the backbone selection."""
     log("[worker] waiting for the chief to write the data split and the backbone selection")
@@ -87,7 +71,7 @@ def _wait_for_chief(out: Path, log, timeout_s: float = 3600.0) -> RunRecord:
                             "same --out folder (shared by every machine), then the workers.")
 
 
-class FitRun(SearchStage):
+class FitRun(SearchStage, FinalStage):
     """One call of `fit`: shared settings plus one method per stage, in order.
 
     Each stage records itself in run.json (`RunRecord.mark_done`); a rerun skips finished stages.
@@ -203,109 +187,6 @@ class FitRun(SearchStage):
         """The plan a candidate must fit in the time budget (`schedule.selection_plan`)."""
         return selection_plan(plan, time_budget=self.clock.deadline is not None,
                               final_epochs_chosen=bool(self.opts.final_epochs))
-
-    @property
-    def final_val_images(self) -> int:
-        """Images the final training validates on each epoch: val, or none when it learns from val."""
-        return 0 if self.final_uses_val else len(self.splits.val)
-
-    @property
-    def final_images(self) -> int:
-        """Images per epoch of the final training: train, plus val when it learns from val."""
-        return len(self.splits.train) + (len(self.splits.val) if self.final_uses_val else 0)
-
-    @property
-    def final_steps(self) -> int:
-        """Optimiser steps per epoch of the final training."""
-        return max(1, math.ceil(self.final_images / self.batch_size))
-
-    # ------------------------------------------------------------------ final training
-    def _measured_epoch_seconds(self) -> float | None:
-        """Median training seconds (validation and checkpointing left out: `callbacks.EpochTimer`)
-        of the epochs of this process's trials that trained the whole model."""
-        return median_epoch_seconds(getattr(self, "tuner", None) and self.tuner.full_model_epoch_seconds)
-
-    def fitting_final_epochs(self) -> int:
-        """The planned final epochs, fitted to the rest of the time budget (`schedule.epochs_fitting`):
-        fewer when it cannot hold them; from random initialisation with automatic epochs, more
-        (up to `schedule.final_epochs_ceiling`) when it has room. A resumed final training keeps
-        its schedule."""
-        if self.record.get("final_epochs_run"):
-            return int(self.record.get("final_epochs_run"))
-        planned = self.final_epochs
-        per_epoch = self._measured_epoch_seconds() or self.epoch_s
-        if self.clock.deadline is not None and per_epoch and not self.opts.final_epochs:
-            seconds_left = self.clock.remaining() - self.reserve
-            automatic = not self.source.pretrained and self.opts.epochs is None
-            grow_to = final_epochs_ceiling(self.final_steps) if automatic else None
-            epochs = epochs_fitting(planned, per_epoch, len(self.splits.train), self.final_images, seconds_left,
-                                    grow_to=grow_to, compile_s=2 * self.first_step_s,  # two graph builds
-                                    val_images=self.final_val_images)
-            if epochs != planned:
-                final_epoch_s = final_epoch_seconds(per_epoch, len(self.splits.train), self.final_images,
-                                                    self.final_val_images)
-                self.notes.append(f"The final training ran {epochs} epochs ({planned} planned): the time budget left "
-                                  f"{self.clock.remaining() / 60:.1f} min at its start ({final_epoch_s:.1f} s per epoch).")
-                self.log(f"[final] {epochs} epochs fit the time left (planned {planned})")
-                planned = epochs
-        self.record.update(final_epochs_run=planned)
-        return planned
-
-    def train(self, best_trial):
-        """Final training (or the best trial's model when no time is left); returns (model, history)."""
-        final_dir, record, started = self.out / "final", self.record, time.time()
-        if record.stage_done("final"):
-            model = build_classifier(self.best_values["backbone"], self.splits.num_classes, image_size=self.image_size,
-                                     trainable_stages=self.best_values["trainable_stages"],
-                                     bn_momentum=self.bn_momentum)
-            load_weights(model, final_dir / "model.weights.h5")
-            return model, record.get("history", {})
-        final_dir.mkdir(exist_ok=True)
-        time_left = self.clock.remaining() - self.reserve
-        if self.clock.deadline is not None and self.epoch_s and time_left < 2 * self.epoch_s:
-            model, history = self.tuner.load_model(best_trial), {}
-            self.notes.append("Final training skipped: the time budget was spent; the best search trial's model "
-                              "is exported.")
-            self.log("[final] no time left: exporting the best trial's model")
-        else:
-            final_epochs = self.fitting_final_epochs()
-            model, history = train_final(
-                self.best_values, arrays={name: self.images(name) for name in ("train", "val")}, labels=self.labels, num_classes=self.splits.num_classes,
-                image_size=self.image_size, weights=self.source,
-                epochs=final_epochs, batch_size=self.batch_size, bn_momentum=self.bn_momentum, out_dir=self.out,
-                class_weight=self.class_weight,
-                deadline=None if self.clock.deadline is None else self.clock.deadline - self.reserve,
-                seed=self.opts.seed, verbose=1 if self.verbose > 1 else 0, log=self.log, strategy=self.strategy,
-                use_val=self.final_uses_val, optimizer=self.opts.resolved_optimizer(), extra_callbacks=[tensorboard_callback(self.out / "logs" / "final"), *(
-                    [LiveProgress("final", final_epochs, self.clock.remaining,
-                                  "accuracy" if self.final_uses_val else "val_accuracy")] if self.live else [])])
-            if not all(math.isfinite(v) for v in history.get("loss", [])):
-                model = self.tuner.load_model(best_trial)
-                self.notes.append("The final training's loss became NaN or infinite; the best search trial's model "
-                                  "is exported instead.")
-                self.log("[final] the loss became NaN: exporting the best trial's model")
-            elif self.final_uses_val and history["epochs_completed"] == final_epochs:
-                self.notes.append(f"The final training learnt from train + val ({len(self.splits.train)} + "
-                                  f"{len(self.splits.val)} images) for {final_epochs} epochs without early "
-                                  "stopping (final_data='auto' below 5,000 training images, or 'train+val'); the "
-                                  "test set was never seen.")
-            else:  # trained on train only, or on train + val but cut short by the deadline
-                if self.final_uses_val:
-                    self.notes.append(f"The final training on train + val was cut short by the time budget after "
-                                      f"{history['epochs_completed']} of {final_epochs} epochs; it is kept "
-                                      "only if it beats the best trial on val, which it has seen (a comparison "
-                                      "that favours it).")
-                model = _keep_better_of_final_and_trial(model, self.tuner, best_trial, self.batches("val"), self.log,
-                                                        self.notes)
-        save_weights(model, final_dir / "model.weights.h5", self.weights_metadata())
-        if self.source.pretrained:
-            self.notes.append("Search trials ran without augmentation (trials with frozen stages train on cached "
-                              "features); the final training used horizontal flips, shifts and random erasing.")
-        else:
-            self.notes.append("Search trials and the final training used horizontal flips, shifts and random erasing.")
-        self._timed("final_s", started)
-        record.mark_done("final", best_hyperparameters=self.best_values, history=history, notes=self.notes)
-        return model, history
 
     # ------------------------------------------------------------------ export and report
     def weights_metadata(self) -> dict:

@@ -13,6 +13,7 @@ import numpy as np
 from .augment import with_augmentation
 from .callbacks import DeadlineCallback, PeriodicBackup
 from .data.batches import ArrayBatches
+from .final_schedule import ReplannedCosine
 from .head_init import initialise_head
 from .interrupts import StopOnCtrlC
 from .model import build_classifier, compile_classifier, recalibrate_batchnorm
@@ -28,7 +29,8 @@ def accuracy_on(model, dataset) -> float:
 def train_final(values: dict, *, arrays: dict, labels: dict, num_classes: int, image_size: int, weights,
                 epochs: int, batch_size: int, bn_momentum: float, out_dir, class_weight=None,
                 deadline: float | None = None, seed: int = 0, verbose: int = 0, log=print, strategy=None,
-                use_val: bool = False, extra_callbacks=(), optimizer: str = "adam") -> tuple:
+                use_val: bool = False, extra_callbacks=(), optimizer: str = "adam", replan_to: int | None = None,
+                on_replan=None) -> tuple:
     """Train `values` (backbone, trainable_stages, learning_rate) and return (model, history dict).
 
     `arrays` and `labels` map "train" and "val" to the uint8 images [N, S, S, 3] and their labels.
@@ -42,6 +44,12 @@ def train_final(values: dict, *, arrays: dict, labels: dict, num_classes: int, i
     `epochs` run (the learning rate decays to its floor at the end) with no early stopping and no
     validation score, since val is then seen; otherwise early stopping watches val accuracy and
     restores the best epoch.
+
+    With `replan_to` (int or None, default None) the learning rate is set once per epoch and, with
+    a `deadline`, the training re-plans its length from its own epoch times, up to `replan_to`
+    epochs (`final_schedule.ReplannedCosine`; `on_replan(epochs)` is told each new plan); a resumed
+    training keeps `epochs` (its caller must pass `replan_to` again: the optimiser's state differs).
+    Without it the schedule is fixed per step over `epochs`.
 
     Writes `out_dir/final/history.json` (the caller saves the weights it keeps); an interrupted
     run resumes from `out_dir/final/backup` (`callbacks.PeriodicBackup`: at most a minute of training lost).
@@ -64,13 +72,17 @@ def train_final(values: dict, *, arrays: dict, labels: dict, num_classes: int, i
                                  trainable_stages=stages, weights=weights, bn_momentum=bn_momentum)
         trainer = with_augmentation(model, seed)
     history: dict = {}
-    if is_pretrained(weights) and not (final_dir / "backup").exists():
+    resumed = (final_dir / "backup").exists()
+    plan = None if replan_to is None else ReplannedCosine(rate, epochs, steps, None if resumed else deadline,
+                                                          most_epochs=replan_to, on_replan=on_replan)
+    if is_pretrained(weights) and not resumed:
         initialise_head(model, images, image_labels, class_weight=class_weight, seed=seed)
         log(f"[final] head initialised by a linear probe on the pooled features (LP-FT), then {epochs} "
             f"epoch(s) with {stages} stage(s) unfrozen")
     with scope:
         # from random initialisation: end on an average of the weights (EMA), then precise BN below
-        compile_classifier(trainer, rate, steps * epochs, optimizer, ema=not is_pretrained(weights))
+        compile_classifier(trainer, rate, steps * epochs, optimizer, ema=not is_pretrained(weights),
+                           learning_rate_schedule=plan is None)
     early_stopping = [] if use_val else [keras.callbacks.EarlyStopping(
         monitor="val_accuracy", mode="max", patience=max(3, epochs // 3), restore_best_weights=True)]
     callbacks = [
@@ -79,16 +91,20 @@ def train_final(values: dict, *, arrays: dict, labels: dict, num_classes: int, i
         *early_stopping,
         keras.callbacks.TerminateOnNaN(),
         DeadlineCallback(deadline),
+        *([plan] if plan is not None else []),
         *extra_callbacks,
     ]
     if use_val:
         log(f"[final] {epochs} epoch(s) on train + val ({len(images)} images); the test set stays unseen")
-    main = trainer.fit(train_ds, validation_data=val_ds, epochs=epochs, class_weight=class_weight,
+    main = trainer.fit(train_ds, validation_data=val_ds, epochs=plan.most_epochs if plan else epochs,
+                       class_weight=class_weight,
                        callbacks=callbacks, verbose=verbose)
     for key, series in main.history.items():
         history.setdefault(key, []).extend(float(v) for v in series)
     history["epochs_completed"] = (main.epoch[-1] + 1) if main.epoch else epochs  # absolute, across resumes
-    history["epochs_planned"] = epochs
+    history["epochs_planned"] = plan.epochs if plan else epochs
+    if plan is not None:
+        history["replans"], history["epoch_seconds"] = plan.replans, plan.epoch_seconds
     if use_val:  # nothing unseen to choose with: the exact running statistics are the principled ones
         batches = recalibrate_batchnorm(model, plain_train)
         history["bn_recalibration"] = {"batches": batches, "kept": "recalibrated"}

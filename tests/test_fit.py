@@ -85,6 +85,8 @@ def test_time_cap_is_respected(tmp_path):
     assert elapsed <= minutes * 60 * 1.1
     assert 1 <= len(result.trials) < 50
     assert Path(result.paths["version_dir"]).exists()
+    # under a time budget the final training sets its rate per epoch and re-plans from its own epochs
+    assert "replans" in result.history and len(result.history["learning_rate"]) == result.history["epochs_completed"]
 
 
 def test_estimate_of_a_tiny_run_against_the_measured_time(tmp_path):

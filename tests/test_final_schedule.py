@@ -1,0 +1,119 @@
+"""The final training's learning-rate schedule re-planned from its own epoch times
+(`final_schedule.ReplannedCosine`): the plan it picks with a fake clock, and that the rate it sets
+each epoch reaches the compiled training step on TensorFlow and on JAX."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from resnet_automl import final_schedule
+from resnet_automl.final_schedule import MARGIN_EPOCHS, ReplannedCosine, epochs_fitting_after
+
+
+class FakeClock:
+    """`time.time` replacement: epochs last what the test says."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def time(self):
+        return self.now
+
+
+def _run_epochs(callback, clock, durations, most):
+    """Drive `callback` like `fit(epochs=most)` would, epoch `i` lasting `durations(i)` seconds.
+    Returns (epochs run, learning rates set)."""
+    model = types.SimpleNamespace(optimizer=types.SimpleNamespace(learning_rate=None), stop_training=False)
+    callback.set_model(model)
+    rates = []
+    for epoch in range(most):
+        callback.on_epoch_begin(epoch)
+        rates.append(model.optimizer.learning_rate)
+        clock.now += durations(epoch)
+        callback.on_epoch_end(epoch, {})
+        if model.stop_training:
+            return epoch + 1, rates
+    return most, rates
+
+
+def test_epochs_fitting_after_keeps_a_margin_and_bounds():
+    assert epochs_fitting_after(4, 2.0, 100.0, most=200) == 4 + int((100 - MARGIN_EPOCHS * 2) / 2)
+    assert epochs_fitting_after(4, 2.0, 100.0, most=30) == 30
+    assert epochs_fitting_after(4, 2.0, 1.0, most=30) == 5  # no time: one more epoch, the deadline guard cuts it
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = FakeClock()
+    monkeypatch.setattr(final_schedule, "time", fake)
+    return fake
+
+
+def test_a_pessimistic_plan_grows_to_the_time_left_and_ends_decayed(clock):
+    # planned 20 epochs from the trials; epochs really take 1.5 s (the first 20 s: compilation)
+    deadline = clock.now + 200.0
+    plan = ReplannedCosine(0.01, 20, steps_per_epoch=10, deadline=deadline, most_epochs=400)
+    ran, rates = _run_epochs(plan, clock, lambda e: 20.0 if e == 0 else 1.5, most=400)
+    assert plan.replans[0][0] == 4  # after 3 timed epochs
+    assert ran == plan.epochs > 100 and clock.now <= deadline
+    assert deadline - clock.now < (MARGIN_EPOCHS + 1) * 1.5  # the time is used
+    assert max(rates) <= 0.01 + 1e-9 and rates[-1] < 0.01 * 0.1  # warmed up, then decayed near its floor
+    assert rates[0] < rates[3] and rates[-1] < rates[len(rates) // 2]
+
+
+def test_an_optimistic_plan_shrinks_and_still_ends_before_the_deadline(clock):
+    # planned 76 epochs at 2.9 s; they take 3.8 s, and 4.5 s from epoch 30 on
+    deadline = clock.now + 20 + 60 * 3.8
+    plan = ReplannedCosine(0.01, 76, steps_per_epoch=10, deadline=deadline, most_epochs=76)
+    ran, rates = _run_epochs(plan, clock, lambda e: 20.0 if e == 0 else (3.8 if e < 30 else 4.5), most=76)
+    assert ran == plan.epochs < 60 and clock.now <= deadline
+    assert len(plan.replans) >= 2  # the slowdown re-planned again
+    assert rates[-1] < 0.01 * 0.2  # the schedule reached its end instead of being cut
+
+
+def test_without_a_deadline_the_plan_stays(clock):
+    plan = ReplannedCosine(0.01, 6, steps_per_epoch=4, deadline=None, most_epochs=50)
+    ran, rates = _run_epochs(plan, clock, lambda e: 1.0, most=50)
+    assert ran == 6 and plan.replans == [] and rates == [plan.rate(e) for e in range(6)]
+
+
+#: Trains a tiny model for 2 epochs with the rate set to 0 each epoch: the weights must not move.
+#: Compiled with a constant rate of 1e-3 / 10, so a rate that did not reach the compiled step moves them.
+RATE_REACHES_THE_STEP = r"""
+import numpy as np, keras
+from resnet_automl.final_schedule import ReplannedCosine
+from resnet_automl.model import compile_classifier
+
+class ZeroRate(ReplannedCosine):
+    def rate(self, epoch):
+        return 0.0
+
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+compile_classifier(model, 1e-3, 10, learning_rate_schedule=False)
+x, y = np.random.default_rng(0).normal(size=(32, 4)).astype("float32"), np.arange(32) % 3
+before = [w.copy() for w in model.get_weights()]
+model.fit(x, y, batch_size=8, epochs=5, callbacks=[ZeroRate(1e-3, 2, 4)], verbose=0)
+same = all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+moved = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+compile_classifier(moved, 1e-3, 10, learning_rate_schedule=False)
+start = [w.copy() for w in moved.get_weights()]
+moved.fit(x, y, batch_size=8, epochs=1, verbose=0)
+print("SAME", same, "MOVES_WITHOUT", not all(np.array_equal(a, b) for a, b in zip(start, moved.get_weights())),
+      "EPOCHS", len(model.history.epoch))
+"""
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_the_rate_set_each_epoch_reaches_the_compiled_step(backend):
+    if backend == "jax":
+        pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    run = subprocess.run([sys.executable, "-c", RATE_REACHES_THE_STEP], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "SAME True MOVES_WITHOUT True EPOCHS 2" in run.stdout, run.stdout + run.stderr[-2000:]
