@@ -127,3 +127,32 @@ def test_the_rate_set_each_epoch_reaches_the_compiled_step(backend):
                          timeout=300, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "SAME True MOVES_WITHOUT True EPOCHS 2" in run.stdout, run.stdout + run.stderr[-2000:]
+
+
+def test_a_replanned_training_resumes_from_its_backup_with_the_plan_it_recorded(tmp_path):
+    import keras
+
+    from resnet_automl.callbacks import PeriodicBackup
+    from resnet_automl.model import build_classifier, compile_classifier
+
+    x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    y = np.arange(8) % 3
+
+    class InterruptAtEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    def model_and_callbacks(plan):
+        model = build_classifier("tiny_resnet", 3, image_size=32, trainable_stages=5)
+        compile_classifier(model, 1e-3, 20, learning_rate_schedule=False)
+        return model, [PeriodicBackup(str(tmp_path / "backup"), min_interval_s=0.0), plan]
+
+    model, callbacks = model_and_callbacks(ReplannedCosine(1e-3, 4, 1, deadline=None, most_epochs=9))
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=9, verbose=0, callbacks=[*callbacks, InterruptAtEpoch()])
+    recorded = 4  # what run.json holds (`FinalStage.fitting_final_epochs`)
+    model, callbacks = model_and_callbacks(ReplannedCosine(1e-3, recorded, 1, deadline=None, most_epochs=9))
+    history = model.fit(x, y, epochs=9, verbose=0, callbacks=callbacks)
+    assert history.epoch == [2, 3]  # resumed after the interrupted epoch, ended at the recorded plan
+    assert history.history["learning_rate"] == pytest.approx([callbacks[1].rate(2), callbacks[1].rate(3)])
