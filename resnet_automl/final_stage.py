@@ -27,7 +27,6 @@ def _keep_better_of_final_and_trial(model, tuner, best_trial, val_ds, log, notes
     return model
 
 
-
 class FinalStage:
     """`FitRun`'s final-training methods (a mixin: they read the run's settings, data and clock).
 
@@ -91,16 +90,16 @@ class FinalStage:
             live.epochs = epochs
 
     def _note_final_epochs(self, history: dict, started_left_s: float) -> None:
-        """Say in the report when the final training ran another number of epochs than planned."""
-        ran = history.get("epochs_completed")
-        if ran is None or ran == self.final_epochs:
+        """Say in the report when the final training re-planned its length from its own epochs."""
+        planned = history.get("epochs_planned")
+        if not history.get("replans") or planned == self.final_epochs:
             return
         seconds = history.get("epoch_seconds")
-        per_epoch = f", {seconds:.1f} s per epoch" if seconds else ""
-        self.notes.append(f"The final training ran {ran} epochs ({self.final_epochs} planned before the time budget): "
-                          f"the budget left {started_left_s / 60:.1f} min at its start{per_epoch}, and it "
-                          "re-planned its learning-rate schedule from its own epoch times to end decayed "
-                          "before the budget.")
+        per_epoch = f" at {seconds:.1f} s per epoch" if seconds else ""
+        self.notes.append(f"The final training was planned at {planned} epochs ({self.final_epochs} before the time "
+                          f"budget): {started_left_s / 60:.1f} min were left at its start, and it re-planned its "
+                          f"learning-rate schedule from its own epoch times{per_epoch} to end, decayed, within "
+                          "the budget.")
 
     def train(self, best_trial):
         """Final training (or the best trial's model when no time is left); returns (model, history)."""
