@@ -156,3 +156,13 @@ def test_a_replanned_training_resumes_from_its_backup_with_the_plan_it_recorded(
     history = model.fit(x, y, epochs=9, verbose=0, callbacks=callbacks)
     assert history.epoch == [2, 3]  # resumed after the interrupted epoch, ended at the recorded plan
     assert history.history["learning_rate"] == pytest.approx([callbacks[1].rate(2), callbacks[1].rate(3)])
+
+
+def test_slow_first_epochs_do_not_end_the_training_early(clock):
+    # measured on four, seed 0: 1.6 and 2.0 s right after compilation, then 1.0-1.4 s
+    deadline = clock.now + 20 + 250.0
+    plan = ReplannedCosine(0.01, 137, steps_per_epoch=11, deadline=deadline, most_epochs=364)
+    pattern = [1.0, 1.3, 1.2, 1.0, 1.4]
+    ran, _ = _run_epochs(plan, clock, lambda e: {0: 20.0, 1: 1.6, 2: 2.0}.get(e, pattern[e % 5]), most=364)
+    assert clock.now <= deadline and deadline - clock.now < 10.0  # a plan made once after three epochs: 65 s
+    assert ran > 190
