@@ -17,6 +17,7 @@ from .data.arrays import load_images
 from .data.batches import ArrayBatches
 from .data.images import SERVABLE_EXTENSIONS
 from .errors import ResNetAutoMLError
+from .final_stage import FinalStage
 from .model import suggested_bn_momentum
 from .pretrained import backbone_for, resolve_weights
 from .probe import ProbeCache, measure_latency
@@ -24,9 +25,13 @@ from .progress import on_terminal
 from .report import build_report
 from .result import FitResult
 from .runinfo import RunRecord, distributed_role, versions
-from .schedule import (default_epochs, default_final_epochs, default_trials, selection_plan)
+from .schedule import (
+    default_epochs,
+    default_final_epochs,
+    default_trials,
+    selection_plan,
+)
 from .search_stage import SearchStage
-from .final_stage import FinalStage
 from .selection import Plan, export_and_report_seconds, select_backbones
 from .serving.layout import clean_partial_exports
 from .serving.verify import verify_export
