@@ -76,7 +76,7 @@ class ReplannedCosine(keras.callbacks.Callback):
         self.deadline, self.on_replan = deadline, on_replan
         self.replans: list[tuple[int, int]] = []  # (after epoch, new plan)
         self._durations: list[float] = []
-        self._epoch_start = 0.0
+        self._epoch_start, self._rate = 0.0, 0.0
 
     @property
     def epoch_seconds(self) -> float | None:
@@ -90,17 +90,17 @@ class ReplannedCosine(keras.callbacks.Callback):
         return float(keras.ops.convert_to_numpy(schedule((epoch + 0.5) * self.steps_per_epoch)))
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.time()
-        self.model.optimizer.learning_rate = self.rate(epoch)
+        self._epoch_start, self._rate = time.time(), self.rate(epoch)
+        self.model.optimizer.learning_rate = self._rate
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.time()
         self._durations.append(now - self._epoch_start)
         if logs is not None:
-            logs["learning_rate"] = self.rate(epoch)
-        timed, done = self._durations[1:], epoch + 1
-        if self.deadline is not None and len(timed) >= REPLAN_AFTER_EPOCHS:
-            epoch_s = float(np.median(timed))  # single slow epochs (2x on a busy machine) are noise
+            logs["learning_rate"] = self._rate
+        done = epoch + 1
+        if self.deadline is not None and len(self._durations) > REPLAN_AFTER_EPOCHS:
+            epoch_s = self.epoch_seconds  # the median: single slow epochs (2x on a busy machine) are noise
             fitting = epochs_fitting_after(done, epoch_s, self.deadline - now, self.most_epochs)
             early = done <= REPLAN_FREELY_FRACTION * self.epochs
             overrun = now + (self.epochs - done) * epoch_s > self.deadline
