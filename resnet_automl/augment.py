@@ -17,9 +17,29 @@ ERASING_PROBABILITY = 0.5
 ERASING_AREA = (0.02, 0.33)
 
 
+@keras.saving.register_keras_serializable(package="resnet_automl")
+class CompiledTranslation(keras.layers.RandomTranslation):
+    """`keras.layers.RandomTranslation` that lets the JAX backend compile the training step with XLA.
+
+    Keras marks RandomTranslation as not XLA-compatible on every backend (`supports_jit = False`),
+    and one such layer makes Keras run the whole training step op by op under JAX: 9x slower for a
+    32 px model on CPU (measured, keras 3.15.1), and worse on a GPU, where per-op dispatch costs more
+    than the ops. Its JAX path (an affine transform through `jax.scipy.ndimage.map_coordinates`)
+    compiles and gives the same images under `jax.jit` as op by op, with new shifts at each step
+    (tests/test_data_pipeline.py), so on JAX this layer allows XLA; other backends keep Keras' flag.
+    Same arguments as RandomTranslation.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if keras.backend.backend() == "jax":
+            self.supports_jit = True
+
+
 def make_augmenter(seed: int = 0) -> keras.Sequential:
     """Horizontal flip, a shift of up to `SHIFT` with zero fill (the CIFAR ResNet recipe), then random
-    erasing (`ERASING_PROBABILITY`, `ERASING_AREA`); active only when training.
+    erasing (`ERASING_PROBABILITY`, `ERASING_AREA`); active only when training. Every layer compiles
+    with XLA on JAX (`CompiledTranslation`).
 
     Measured on 600 Fashion-MNIST images (ResNet-20, SGD, 100 epochs, 2,000 unseen images): this
     scored 0.825; the earlier flip + rotation 0.05 + zoom 0.1 + shift 0.05 with reflected borders
@@ -30,7 +50,7 @@ def make_augmenter(seed: int = 0) -> keras.Sequential:
     """
     return keras.Sequential([
         keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomTranslation(SHIFT, SHIFT, fill_mode="constant", seed=seed),
+        CompiledTranslation(SHIFT, SHIFT, fill_mode="constant", seed=seed),
         keras.layers.RandomErasing(factor=(ERASING_PROBABILITY, ERASING_PROBABILITY), scale=ERASING_AREA,
                                    value_range=(0, 255), seed=seed),
     ], name="augmentation")

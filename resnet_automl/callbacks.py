@@ -40,6 +40,19 @@ class DeadlineCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Keras' `TerminateOnNaN` (stop when a batch's loss is NaN or infinite), marked `async_safe`.
+
+    Any batch-end hook without that mark turns Keras' asynchronous dispatch off on JAX and PyTorch:
+    each step is then waited for before the next batch is gathered on the host, which halved
+    training throughput on one H200 (benchmarks/gpu_check.py). Keras' own check only reads the
+    loss and sets `stop_training`, which is safe from its callback thread: training stops a few
+    batches later at most.
+    """
+
+    async_safe = True
+
+
 class BalancedAccuracyCallback(keras.callbacks.Callback):
     """Add `val_balanced_accuracy` (scikit-learn) to the epoch logs, for imbalanced data.
 
@@ -176,7 +189,12 @@ class PeriodicBackup(keras.callbacks.BackupAndRestore):
     A backup holds the weights and the optimizer state (for Adam, three times the model); written
     every epoch of a 30-epoch final training that is 30 full rewrites. An interruption now loses
     at most about a minute of training. The backup is deleted when training ends.
+
+    `async_safe`: its batch-end hook acts only with a batch `save_freq` (the default is "epoch"), so
+    it need not turn Keras' asynchronous dispatch off (see `StopOnNaN`).
     """
+
+    async_safe = True
 
     def __init__(self, backup_dir, min_interval_s: float = 60.0, **kwargs):
         super().__init__(backup_dir, **kwargs)

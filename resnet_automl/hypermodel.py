@@ -7,7 +7,7 @@ import keras
 import keras_tuner as kt
 
 from .augment import with_augmentation
-from .callbacks import BalancedAccuracyCallback, DeadlineCallback, KeepBestEpoch
+from .callbacks import BalancedAccuracyCallback, DeadlineCallback, KeepBestEpoch, StopOnNaN
 from .device import is_out_of_memory
 from .features import FeatureCache, feature_dataset, split_classifier
 from .head_init import initialise_head
@@ -104,7 +104,7 @@ class ResNetHyperModel(kt.HyperModel):
         return model
 
     def _own_callbacks(self, balanced_val):
-        own = [StopOnCtrlC(), keras.callbacks.TerminateOnNaN(),
+        own = [StopOnCtrlC(), StopOnNaN(),
                keras.callbacks.EarlyStopping(monitor=self.objective, mode="max", patience=self.patience)]
         if balanced_val is not None:
             own.insert(0, BalancedAccuracyCallback(*balanced_val))

@@ -46,9 +46,14 @@ def remember_ctrl_c():
 
 
 class StopOnCtrlC(keras.callbacks.Callback):
-    """Re-raise a remembered Ctrl-C at the next batch or epoch boundary."""
+    """Re-raise a remembered Ctrl-C at the next batch or epoch boundary.
 
-    def on_train_batch_end(self, batch, logs=None):
+    The batch check runs when a batch begins, not when one ends: Keras turns its asynchronous
+    dispatch off (JAX, PyTorch) when any callback has a batch-end hook that is not `async_safe`,
+    and then waits for every step to finish before it prepares the next batch.
+    """
+
+    def on_train_batch_begin(self, batch, logs=None):
         check()
 
     def on_epoch_end(self, epoch, logs=None):

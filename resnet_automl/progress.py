@@ -43,7 +43,13 @@ class LiveProgress(keras.callbacks.Callback):
             or None.
         metric: str, the validation metric shown. Defaults to "val_accuracy".
         console: a `rich.console.Console`, or None for one on stdout.
+
+    `async_safe`: its batch-end hook (loss and step on the line) may run in Keras' callback thread,
+    so the live line does not make Keras wait for each step (see `callbacks.StopOnNaN`); rich's
+    `Live` updates under a lock.
     """
+
+    async_safe = True
 
     def __init__(self, label: str, epochs: int, budget_left=None, metric: str = "val_accuracy", console=None):
         super().__init__()

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from .augment import with_augmentation
-from .callbacks import DeadlineCallback, PeriodicBackup
+from .callbacks import DeadlineCallback, PeriodicBackup, StopOnNaN
 from .data.batches import ArrayBatches
 from .final_schedule import ReplannedCosine
 from .head_init import initialise_head
@@ -89,7 +89,7 @@ def train_final(values: dict, *, arrays: dict, labels: dict, num_classes: int, i
         StopOnCtrlC(),
         PeriodicBackup(str(final_dir / "backup")),
         *early_stopping,
-        keras.callbacks.TerminateOnNaN(),
+        StopOnNaN(),
         DeadlineCallback(deadline),
         *([plan] if plan is not None else []),
         *extra_callbacks,

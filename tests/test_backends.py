@@ -104,3 +104,48 @@ def test_exported_weights_are_stored_once(trained_run):
     stored = tf.train.list_variables(str(Path(trained_run.paths["version_dir"]) / "variables" / "variables"))
     values = sum(int(np.prod(shape)) for name, shape in stored if "OBJECT_GRAPH" not in name and shape)
     assert values == trained_run.model.count_params(), (values, trained_run.model.count_params())
+
+
+ASYNC_DISPATCH_CHECK = r"""
+import tempfile, threading
+import keras, keras_tuner as kt, numpy as np
+from resnet_automl.data.batches import ArrayBatches
+from resnet_automl.hypermodel import ResNetHyperModel
+from resnet_automl.train import train_final
+
+class WhereBatchEndsRun(keras.callbacks.Callback):
+    async_safe = True
+    def __init__(self):
+        super().__init__()
+        self.on_main_thread = set()
+    def on_train_batch_end(self, batch, logs=None):
+        self.on_main_thread.add(threading.current_thread() is threading.main_thread())
+    def __deepcopy__(self, memo):
+        return self
+
+rng = np.random.default_rng(0)
+x, y = rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8), rng.integers(0, 2, 32).astype(np.int32)
+final = WhereBatchEndsRun()
+with tempfile.TemporaryDirectory() as tmp:
+    train_final({"backbone": "tiny_resnet", "trainable_stages": 5, "learning_rate": 1e-3},
+                arrays={"train": x, "val": x[:8]}, labels={"train": y, "val": y[:8]}, num_classes=2, image_size=32,
+                weights=None, epochs=2, batch_size=8, bn_momentum=0.9, out_dir=tmp, log=lambda line: None,
+                extra_callbacks=[final])
+hypermodel = ResNetHyperModel(backbones=["tiny_resnet"], num_classes=2, image_size=32, stage_choices=[5],
+                              weights=None, epochs=1, steps_per_epoch=4, batch_size=8)
+hp = kt.HyperParameters()
+trial = WhereBatchEndsRun()
+hypermodel.fit(hp, hypermodel.build(hp), ArrayBatches(x, y, 8, shuffle=True),
+               validation_data=ArrayBatches(x[:8], y[:8], 8), epochs=1, verbose=0, callbacks=[trial])
+print("final", sorted(final.on_main_thread), "trial", sorted(trial.on_main_thread))
+"""
+
+
+def test_trials_and_final_training_keep_keras_asynchronous_dispatch_on_jax():
+    """A batch-end hook not marked `async_safe` makes Keras wait for every step before it gathers the
+    next batch (half the throughput on one H200): our callbacks must leave the dispatch asynchronous,
+    which runs batch-end hooks off the main thread."""
+    done = subprocess.run([sys.executable, "-c", ASYNC_DISPATCH_CHECK], capture_output=True, text=True,
+                          env=_env("jax"), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "final [False] trial [False]" in done.stdout, done.stdout

@@ -160,7 +160,7 @@ def test_a_swallowed_ctrl_c_is_raised_again_at_the_next_boundary():
         except BaseException:  # what a bare `except:` inside Keras would do with an exception
             pass
         with pytest.raises(KeyboardInterrupt):
-            interrupts.StopOnCtrlC().on_train_batch_end(0)
+            interrupts.StopOnCtrlC().on_train_batch_begin(0)
         with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C raises at once
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)
