@@ -6,6 +6,7 @@ import pytest
 from resnet_automl.schedule import (
     MAX_FINAL_STEPS_FROM_SCRATCH,
     MIN_FINAL_STEPS_FROM_SCRATCH,
+    MIN_FINAL_STEPS_PRETRAINED,
     default_epochs,
     default_final_epochs,
     epochs_fitting,
@@ -27,8 +28,15 @@ def test_final_epochs_from_scratch_reach_the_step_floor_within_ten_trials():
     # 600 images, batch 32: 19 steps per epoch; 1,500 steps need 79 epochs, within 10 x 7 = 70
     assert default_final_epochs(7, 19, pretrained=False) == 70
     assert default_final_epochs(7, 300, pretrained=False) == max(14, -(-MIN_FINAL_STEPS_FROM_SCRATCH // 300))
-    assert default_final_epochs(7, 19, pretrained=True) == 14
     assert default_final_epochs(7, 19, pretrained=False, epochs_chosen=True) == 14
+
+
+def test_pretrained_final_epochs_reach_their_own_step_floor_within_ten_trials():
+    # 10 images per class: 34 images, batch 32, 2 steps per epoch; 500 steps need 250 epochs, within 150
+    assert default_final_epochs(15, 2, pretrained=True) == 150
+    assert default_final_epochs(7, 19, pretrained=True) == -(-MIN_FINAL_STEPS_PRETRAINED // 19)  # 27
+    assert default_final_epochs(3, 300, pretrained=True) == 6  # large sets: twice the trial epochs
+    assert default_final_epochs(15, 2, pretrained=True, epochs_chosen=True) == 30
 
 
 def test_selection_counts_twice_the_trial_epochs_only_under_a_time_budget():
