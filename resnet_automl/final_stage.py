@@ -7,6 +7,7 @@ import math
 import time
 
 from .callbacks import tensorboard_callback
+from .head_init import head_is_the_probe
 from .model import build_classifier
 from .progress import LiveProgress
 from .schedule import epochs_fitting, final_epochs_ceiling, median_epoch_seconds
@@ -118,9 +119,11 @@ class FinalStage:
                               "is exported.")
             self.log("[final] no time left: exporting the best trial's model")
         else:
-            final_epochs, replan_to = self.fitting_final_epochs()
+            probe_head = head_is_the_probe(self.best_values["trainable_stages"], self.final_images,
+                                           self.source.pretrained)
+            final_epochs, replan_to = (0, None) if probe_head else self.fitting_final_epochs()
             left_s = self.clock.remaining()
-            live = LiveProgress("final", final_epochs, self.clock.remaining,
+            live = None if probe_head else LiveProgress("final", final_epochs, self.clock.remaining,
                                 "accuracy" if self.final_uses_val else "val_accuracy") if self.live else None
             model, history = train_final(
                 self.best_values, arrays={name: self.images(name) for name in ("train", "val")}, labels=self.labels,
@@ -139,6 +142,11 @@ class FinalStage:
                 self.notes.append("The final training's loss became NaN or infinite; the best search trial's model "
                                   "is exported instead.")
                 self.log("[final] the loss became NaN: exporting the best trial's model")
+            elif probe_head:
+                self.notes.append(f"Every stage frozen: the head is a logistic regression (scikit-learn) on the "
+                                  f"pretrained backbone's pooled features of {history['linear_probe_images']} "
+                                  f"{'train + val' if self.final_uses_val else 'train'} images; no gradient "
+                                  "training, no augmentation.")
             elif self.final_uses_val and history["epochs_completed"] == final_epochs:
                 self.notes.append(f"The final training learnt from train + val ({len(self.splits.train)} + "
                                   f"{len(self.splits.val)} images) for {final_epochs} epochs without early "
@@ -153,10 +161,10 @@ class FinalStage:
                 model = _keep_better_of_final_and_trial(model, self.tuner, best_trial, self.batches("val"), self.log,
                                                         self.notes)
         save_weights(model, final_dir / "model.weights.h5", self.weights_metadata())
-        if self.source.pretrained:
+        if self.source.pretrained and not history.get("linear_probe_images"):
             self.notes.append("Search trials ran without augmentation (trials with frozen stages train on cached "
                               "features); the final training used horizontal flips, shifts and random erasing.")
-        else:
+        elif not self.source.pretrained:
             self.notes.append("Search trials and the final training used horizontal flips, shifts and random erasing.")
         self._timed("final_s", started)
         record.mark_done("final", best_hyperparameters=self.best_values, history=history, notes=self.notes)

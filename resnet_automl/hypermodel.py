@@ -5,12 +5,13 @@ import math
 
 import keras
 import keras_tuner as kt
+import numpy as np
 
 from .augment import with_augmentation
 from .callbacks import BalancedAccuracyCallback, DeadlineCallback, KeepBestEpoch, StopOnNaN
 from .device import is_out_of_memory
 from .features import FeatureCache, feature_dataset, split_classifier
-from .head_init import initialise_head
+from .head_init import head_is_the_probe, initialise_head
 from .interrupts import StopOnCtrlC
 from .model import build_classifier, compile_classifier
 from .pretrained import cache_token, is_pretrained
@@ -124,6 +125,10 @@ class ResNetHyperModel(kt.HyperModel):
                 callback.save_model = model
         return trainer
 
+    def head_is_the_probe(self, hp, train_data) -> bool:
+        """True when the trial trains nothing but the head (`head_init.head_is_the_probe`)."""
+        return head_is_the_probe(hp.values["trainable_stages"], len(train_data.labels), is_pretrained(self.weights))
+
     def uses_feature_cache(self, hp) -> bool:
         return (self.feature_cache is not None and self.train_items is not None and self.val_items is not None
                 and hp.values["trainable_stages"] < 5)
@@ -135,7 +140,10 @@ class ResNetHyperModel(kt.HyperModel):
         frozen stages, only the tail trains, on cached features. With pretrained weights the head
         starts from a linear probe on the pooled features (`head_init`, LP-FT).
         """
-        self._initialise_head(hp, model, args[0] if args else kwargs["x"])
+        train_data = args[0] if args else kwargs["x"]
+        self._initialise_head(hp, model, train_data)
+        if self.head_is_the_probe(hp, train_data):
+            return self._score_probe(model, kwargs["validation_data"], callbacks or [])
         try:
             if self.uses_feature_cache(hp):
                 history = self._fit_on_features(hp, model, list(callbacks or []), args, kwargs)
@@ -171,6 +179,24 @@ class ResNetHyperModel(kt.HyperModel):
         self._probe_features[backbone] = initialise_head(
             model, train_data.array, train_data.labels, class_weight=self.class_weight, seed=self.seed,
             features=self._probe_features.get(backbone))
+
+    def _score_probe(self, model, val_data, callbacks) -> dict:
+        """The val metrics of `model` with its probe head as it stands (no training), its checkpoint
+        written through the trial's `KeepBestEpoch`."""
+        from sklearn.metrics import balanced_accuracy_score, log_loss
+
+        probabilities = np.asarray(model.predict(val_data, verbose=0), np.float64)
+        probabilities /= probabilities.sum(axis=1, keepdims=True)  # float32 softmax sums to 1 +- 1e-7
+        labels = val_data.labels
+        metrics = {"val_accuracy": float(np.mean(np.argmax(probabilities, axis=1) == labels)),
+                   "val_loss": float(log_loss(labels, probabilities, labels=list(range(self.num_classes))))}
+        if self.balanced_val is not None:
+            metrics["val_balanced_accuracy"] = float(balanced_accuracy_score(labels, np.argmax(probabilities, axis=1)))
+        for callback in callbacks:
+            if isinstance(callback, KeepBestEpoch):
+                callback.set_model(model)
+                callback.on_train_end()
+        return metrics
 
     def _fit_on_features(self, hp, model, callbacks, args, kwargs):
         """Train the trainable tail + head on cached frozen-prefix features (same batches, same math)."""

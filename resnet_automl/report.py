@@ -53,7 +53,7 @@ def build_report(probabilities, items, class_names, context: dict, out_dir) -> d
         "reliability": plots.reliability_plot(report["calibration_bins"], report["ece"], out / "reliability.png"),
         "mistakes": plots.mistakes_gallery(report["mistakes"], out / "mistakes.png"),
     }
-    if context.get("history"):
+    if (context.get("history") or {}).get("loss"):  # none when the head is a linear probe (no epochs)
         pictures["training_curves"] = plots.training_curves_plot(context["history"], out / "training_curves.png")
     report["plots"] = {name: path.name for name, path in pictures.items()}
     report["paths"] = {"json": str(out / "report.json"), "markdown": str(out / "report.md"),

@@ -14,7 +14,7 @@ from .augment import with_augmentation
 from .callbacks import DeadlineCallback, PeriodicBackup, StopOnNaN
 from .data.batches import ArrayBatches
 from .final_schedule import ReplannedCosine
-from .head_init import initialise_head
+from .head_init import head_is_the_probe, initialise_head
 from .interrupts import StopOnCtrlC
 from .model import build_classifier, compile_classifier, recalibrate_batchnorm
 from .pretrained import is_pretrained
@@ -51,6 +51,10 @@ def train_final(values: dict, *, arrays: dict, labels: dict, num_classes: int, i
     training keeps `epochs` (its caller must pass `replan_to` again: the optimiser's state differs).
     Without it the schedule is fixed per step over `epochs`.
 
+    With every stage frozen on pretrained weights and few images (`head_init.head_is_the_probe`)
+    nothing trains by gradient: the head is the linear probe on the training images, and the
+    history says so (`linear_probe_images`, no epochs).
+
     Writes `out_dir/final/history.json` (the caller saves the weights it keeps); an interrupted
     run resumes from `out_dir/final/backup` (`callbacks.PeriodicBackup`: at most a minute of training lost).
     """
@@ -67,6 +71,9 @@ def train_final(values: dict, *, arrays: dict, labels: dict, num_classes: int, i
     steps = len(train_ds)
     stages, rate = int(values["trainable_stages"]), float(values["learning_rate"])
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    if head_is_the_probe(stages, len(images), is_pretrained(weights)):
+        return _linear_probe(values, images, image_labels, num_classes, image_size, weights, bn_momentum, class_weight,
+                             seed, scope, final_dir, log)
     with scope:
         model = build_classifier(values["backbone"], num_classes, image_size=image_size,
                                  trainable_stages=stages, weights=weights, bn_momentum=bn_momentum)
@@ -119,6 +126,20 @@ def train_final(values: dict, *, arrays: dict, labels: dict, num_classes: int, i
         history["bn_recalibration"] = {"batches": batches, "val_accuracy_before": before, "val_accuracy_after": after,
                                        "kept": "recalibrated" if after >= before else "original"}
         log(f"[final] val accuracy {max(before, after):.4f} (BatchNorm re-estimated: {before:.4f} -> {after:.4f})")
+    (final_dir / "history.json").write_text(json.dumps(history, indent=1))
+    return model, history
+
+
+def _linear_probe(values, images, labels, num_classes, image_size, weights, bn_momentum, class_weight, seed, scope,
+                  final_dir, log) -> tuple:
+    """(model, history): the frozen pretrained backbone with a linear-probe head on `images`."""
+    with scope:
+        model = build_classifier(values["backbone"], num_classes, image_size=image_size, trainable_stages=0,
+                                 weights=weights, bn_momentum=bn_momentum)
+    initialise_head(model, images, labels, class_weight=class_weight, seed=seed)
+    history = {"linear_probe_images": int(len(images)), "epochs_completed": 0, "epochs_planned": 0}
+    log(f"[final] every stage frozen: the head is a logistic regression on the pooled features of {len(images)} "
+        "images (no gradient training)")
     (final_dir / "history.json").write_text(json.dumps(history, indent=1))
     return model, history
 
