@@ -24,20 +24,25 @@ from .weights_io import load_weights
 
 
 class _StopsWhenOutOfTime:
-    """Oracle mixin: the first trial runs the space's default values (its centre: see
-    `ResNetHyperModel.declare`; not for Hyperband, whose brackets set the trial), so a budget that
-    holds one trial gets a sensible one; after that the oracle proposes, and answers STOPPED
-    instead of a new trial once `should_stop()` says so."""
+    """Oracle mixin: the first trials run `openings` (partial values over the space's defaults,
+    the centre of the space: see `ResNetHyperModel.declare`; not for Hyperband, whose brackets set
+    the trial), by default one trial at the defaults, so a budget that holds one trial gets a
+    sensible one; after that the oracle proposes, and answers STOPPED instead of a new trial once
+    `should_stop()` says so."""
 
     should_stop = None
+    #: list of dicts, values of the first trials over the defaults; None: one trial at the defaults.
+    openings = None
 
     def populate_space(self, trial_id):
         if self.should_stop is not None and self.should_stop():
             return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
-        first = not any(t.trial_id != trial_id for t in self.trials.values())
-        if first and self.hyperparameters.space and not isinstance(self, kt.oracles.HyperbandOracle):
-            return {"status": kt.engine.trial.TrialStatus.RUNNING,
-                    "values": {hp.name: hp.default for hp in self.hyperparameters.space}}
+        others = sum(1 for t in self.trials.values() if t.trial_id != trial_id)
+        openings = self.openings if self.openings is not None else [{}]
+        if others < len(openings) and self.hyperparameters.space and not isinstance(self, kt.oracles.HyperbandOracle):
+            values = {hp.name: hp.default for hp in self.hyperparameters.space}
+            values.update({k: v for k, v in openings[others].items() if k in values})
+            return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
         return super().populate_space(trial_id)
 
 

@@ -8,6 +8,7 @@ import time
 from .callbacks import tensorboard_callback
 from .errors import ResNetAutoMLError
 from .features import FeatureCache
+from .head_init import head_is_the_probe
 from .hypermodel import ResNetHyperModel
 from .result import FitResult
 from .schedule import final_training_seconds
@@ -59,6 +60,10 @@ class SearchStage:
                                 should_stop=self._out_of_time, distribution_strategy=self.strategy, log=self.log,
                                 live_progress=self.live, budget_left=self.clock.remaining)
         self.tuner.after_search_seconds = self.final_reserve + self.reserve
+        choices = opts.stage_choices()
+        if 0 in choices and len(choices) > 1 and head_is_the_probe(0, len(splits.train), self.source.pretrained):
+            # a frozen trial is a linear probe (seconds): it opens the search, then the centre of the space
+            self.tuner.oracle.openings = [{"trainable_stages": 0}, {}]
 
     def search(self):
         """Run (or resume) the search; return the best trial, or None in a distributed worker."""
