@@ -138,7 +138,9 @@ class ResNetHyperModel(kt.HyperModel):
 
         `args[0]` (or `x`) and `validation_data` are `ArrayBatches`. With the feature cache and
         frozen stages, only the tail trains, on cached features. With pretrained weights the head
-        starts from a linear probe on the pooled features (`head_init`, LP-FT).
+        starts from a linear probe on the pooled features (`head_init`, LP-FT); with every stage
+        frozen as well (`head_init.head_is_the_probe`) nothing trains: the probe is scored on val and
+        the trial returns that dict of metrics instead of a `History`.
         """
         train_data = args[0] if args else kwargs["x"]
         self._initialise_head(hp, model, train_data)
