@@ -72,17 +72,25 @@ class BalancedAccuracyCallback(keras.callbacks.Callback):
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Append the training seconds of every epoch to `durations` (a list): from the epoch's start to
-    the start of its validation (or its end without validation), so validating and the other
-    callbacks' work at the epoch's end (saving the best epoch) are left out: a search trial's
-    epoch timed whole ran about 20% longer than a final-training epoch on the same images. (No
-    per-batch hook: one turns Keras' asynchronous dispatch off and slowed the trials it timed.)"""
+    """Append the training seconds of every epoch but the first of each `fit` to `durations` (a
+    list): from the epoch's start to the start of its validation (or its end without validation),
+    so validating and the other callbacks' work at the epoch's end (saving the best epoch) are left
+    out: a search trial's epoch timed whole ran about 20% longer than a final-training epoch on the
+    same images. The first epoch builds and compiles the training step: a trial cut to one epoch
+    by the deadline recorded 15 s for a 1.1 s epoch (ResNet-20, 340 images), and the final training
+    planned from it ran 4 epochs of a 3-minute budget's 137 (benchmarks/transfer.py, (c) at 100
+    per class). (No per-batch hook: one turns Keras' asynchronous dispatch off and slowed the trials
+    it timed.)"""
 
     def __init__(self, durations: list):
         super().__init__()
         self.durations = durations
         self._started = 0.0
         self._trained = None
+        self._first = True
+
+    def on_train_begin(self, logs=None):
+        self._first = True
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started, self._trained = time.time(), None
@@ -92,6 +100,9 @@ class EpochTimer(keras.callbacks.Callback):
             self._trained = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._first:  # compilation, not an epoch
+            self._first = False
+            return
         self.durations.append((self._trained or time.time()) - self._started)
 
 
