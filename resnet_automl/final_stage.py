@@ -161,11 +161,11 @@ class FinalStage:
                 model = _keep_better_of_final_and_trial(model, self.tuner, best_trial, self.batches("val"), self.log,
                                                         self.notes)
         save_weights(model, final_dir / "model.weights.h5", self.weights_metadata())
-        if self.source.pretrained and not history.get("linear_probe_images"):
+        if not self.source.pretrained:
+            self.notes.append("Search trials and the final training used horizontal flips, shifts and random erasing.")
+        elif not history.get("linear_probe_images"):
             self.notes.append("Search trials ran without augmentation (trials with frozen stages train on cached "
                               "features); the final training used horizontal flips, shifts and random erasing.")
-        elif not self.source.pretrained:
-            self.notes.append("Search trials and the final training used horizontal flips, shifts and random erasing.")
         self._timed("final_s", started)
         record.mark_done("final", best_hyperparameters=self.best_values, history=history, notes=self.notes)
         return model, history

@@ -5,7 +5,6 @@ import math
 
 import keras
 import keras_tuner as kt
-import numpy as np
 
 from .augment import with_augmentation
 from .callbacks import BalancedAccuracyCallback, DeadlineCallback, KeepBestEpoch, StopOnNaN
@@ -13,6 +12,7 @@ from .device import is_out_of_memory
 from .features import FeatureCache, feature_dataset, split_classifier
 from .head_init import head_is_the_probe, initialise_head
 from .interrupts import StopOnCtrlC
+from .metrics import classification_metrics
 from .model import build_classifier, compile_classifier
 from .pretrained import cache_token, is_pretrained
 
@@ -185,15 +185,11 @@ class ResNetHyperModel(kt.HyperModel):
     def _score_probe(self, model, val_data, callbacks) -> dict:
         """The val metrics of `model` with its probe head as it stands (no training), its checkpoint
         written through the trial's `KeepBestEpoch`."""
-        from sklearn.metrics import balanced_accuracy_score, log_loss
-
-        probabilities = np.asarray(model.predict(val_data, verbose=0), np.float64)
-        probabilities /= probabilities.sum(axis=1, keepdims=True)  # float32 softmax sums to 1 +- 1e-7
-        labels = val_data.labels
-        metrics = {"val_accuracy": float(np.mean(np.argmax(probabilities, axis=1) == labels)),
-                   "val_loss": float(log_loss(labels, probabilities, labels=list(range(self.num_classes))))}
+        names = self.class_names or [str(k) for k in range(self.num_classes)]
+        scores = classification_metrics(model.predict(val_data, verbose=0), val_data.labels, names)
+        metrics = {"val_accuracy": scores["accuracy"], "val_loss": scores["log_loss"]}
         if self.balanced_val is not None:
-            metrics["val_balanced_accuracy"] = float(balanced_accuracy_score(labels, np.argmax(probabilities, axis=1)))
+            metrics["val_balanced_accuracy"] = scores["balanced_accuracy"]
         for callback in callbacks:
             if isinstance(callback, KeepBestEpoch):
                 callback.set_model(model)

@@ -71,12 +71,12 @@ def train_final(values: dict, *, arrays: dict, labels: dict, num_classes: int, i
     steps = len(train_ds)
     stages, rate = int(values["trainable_stages"]), float(values["learning_rate"])
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    if head_is_the_probe(stages, len(images), is_pretrained(weights)):
-        return _linear_probe(values, images, image_labels, num_classes, image_size, weights, bn_momentum, class_weight,
-                             seed, scope, final_dir, log)
     with scope:
         model = build_classifier(values["backbone"], num_classes, image_size=image_size,
                                  trainable_stages=stages, weights=weights, bn_momentum=bn_momentum)
+    if head_is_the_probe(stages, len(images), is_pretrained(weights)):
+        return _probe_head(model, images, image_labels, class_weight, seed, final_dir, log)
+    with scope:
         trainer = with_augmentation(model, seed)
     history: dict = {}
     resumed = (final_dir / "backup").exists()
@@ -130,16 +130,11 @@ def train_final(values: dict, *, arrays: dict, labels: dict, num_classes: int, i
     return model, history
 
 
-def _linear_probe(values, images, labels, num_classes, image_size, weights, bn_momentum, class_weight, seed, scope,
-                  final_dir, log) -> tuple:
-    """(model, history): the frozen pretrained backbone with a linear-probe head on `images`."""
-    with scope:
-        model = build_classifier(values["backbone"], num_classes, image_size=image_size, trainable_stages=0,
-                                 weights=weights, bn_momentum=bn_momentum)
+def _probe_head(model, images, labels, class_weight, seed, final_dir, log) -> tuple:
+    """(model, history): `model` (its backbone frozen, pretrained) with a linear-probe head on `images`."""
     initialise_head(model, images, labels, class_weight=class_weight, seed=seed)
     history = {"linear_probe_images": int(len(images)), "epochs_completed": 0, "epochs_planned": 0}
     log(f"[final] every stage frozen: the head is a logistic regression on the pooled features of {len(images)} "
         "images (no gradient training)")
     (final_dir / "history.json").write_text(json.dumps(history, indent=1))
     return model, history
-
