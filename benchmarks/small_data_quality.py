@@ -17,6 +17,7 @@ the same val images. All three are scored on at least 1,000 unseen images (250 p
 
     python benchmarks/small_data_quality.py                         # every set, seeds 0 and 1, 6 minutes each
     python benchmarks/small_data_quality.py --sets fm10-60 --seeds 0
+    python benchmarks/small_data_quality.py --no-cnn                # fit and LR only: comparing two versions of fit
     python benchmarks/small_data_quality.py --smoke                 # tiny (the test suite runs this)
 
 Prints one line per set and seed and a table at the end.
@@ -131,7 +132,8 @@ def run_case(name: str, seed: int, args, work: Path, log) -> dict:
     x, y = split_pixels(split["train"] + split["val"])
     linear = LogisticRegression(max_iter=5000).fit(x, y)
     linear_accuracy = float(np.mean(linear.predict(unseen_x.reshape(len(unseen_x), -1) / 255.0) == mapping[unseen_y]))
-    cnn_accuracy, cnn_seconds = train_cnn(split, fit_seconds, unseen_x, mapping[unseen_y], args.smoke)
+    cnn_accuracy, cnn_seconds = (train_cnn(split, fit_seconds, unseen_x, mapping[unseen_y], args.smoke)
+                                 if args.cnn else (float("nan"), 0.0))
     row = {"set": name, "seed": seed, "train_images": len(labels), "unseen_images": len(unseen_y),
            "fit": fit_accuracy, "linear": linear_accuracy, "cnn": cnn_accuracy, "fit_seconds": round(fit_seconds, 1),
            "cnn_seconds": round(cnn_seconds, 1), "backbone": result.backbone,
@@ -149,6 +151,9 @@ def main(argv=None) -> int:
     parser.add_argument("--image-size", type=int, default=None, help="default: fit's automatic choice")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--no-cnn", dest="cnn", action="store_false",
+                        help="skip the small CNN (half the time): for comparing two versions of fit on the "
+                             "same seeds, whose LR and CNN do not change")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one set: seconds, not minutes")
     args = parser.parse_args(argv)
     if args.smoke:
