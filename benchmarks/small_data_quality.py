@@ -18,6 +18,7 @@ the same val images. All three are scored on at least 1,000 unseen images (250 p
     python benchmarks/small_data_quality.py                         # every set, seeds 0 and 1, 6 minutes each
     python benchmarks/small_data_quality.py --sets fm10-60 --seeds 0
     python benchmarks/small_data_quality.py --no-cnn                # fit and LR only: comparing two versions of fit
+    python benchmarks/small_data_quality.py --backbone resnet20     # a network of your choice instead of fit's
     python benchmarks/small_data_quality.py --smoke                 # tiny (the test suite runs this)
 
 Prints one line per set and seed and a table at the end.
@@ -113,6 +114,11 @@ def train_cnn(split, seconds: float, unseen_x, unseen_y, smoke: bool) -> tuple:
     return float(np.mean(predicted == unseen_y)), time.time() - started
 
 
+def _seconds(value) -> float | None:
+    """The final training's median epoch seconds (the machine's speed this run, for the table), or None."""
+    return None if value is None else round(float(value), 2)
+
+
 def run_case(name: str, seed: int, args, work: Path, log) -> dict:
     import resnet_automl
     from sklearn.linear_model import LogisticRegression
@@ -120,6 +126,8 @@ def run_case(name: str, seed: int, args, work: Path, log) -> dict:
     images, labels, names, unseen_x, unseen_y = load_set(name, seed, args.smoke)
     data = write_class_folders(images, labels, names, work / f"{name}-{seed}" / "data")
     extra = {"backbone": "tiny_resnet", "epochs": 1, "final_epochs": 1} if args.smoke else {}
+    if args.backbone and not args.smoke:
+        extra["backbone"] = args.backbone
     start = time.time()
     result = resnet_automl.fit(data, out=work / f"{name}-{seed}" / "run", overwrite=True, weights=None, seed=seed,
                                image_size=args.image_size, budget=resnet_automl.Budget(minutes=args.minutes),
@@ -137,8 +145,11 @@ def run_case(name: str, seed: int, args, work: Path, log) -> dict:
     row = {"set": name, "seed": seed, "train_images": len(labels), "unseen_images": len(unseen_y),
            "fit": fit_accuracy, "linear": linear_accuracy, "cnn": cnn_accuracy, "fit_seconds": round(fit_seconds, 1),
            "cnn_seconds": round(cnn_seconds, 1), "backbone": result.backbone,
-           "image_size": result.report["model"]["image_size"], "hyperparameters": result.best_hyperparameters}
-    log(f"{name} seed {seed}: fit {fit_accuracy:.4f} ({result.backbone}, {fit_seconds:.0f} s), logistic regression "
+           "image_size": result.report["model"]["image_size"], "hyperparameters": result.best_hyperparameters,
+           "final_epochs": result.history.get("epochs_completed"),
+           "final_epoch_s": _seconds(result.history.get("epoch_seconds"))}
+    log(f"{name} seed {seed}: fit {fit_accuracy:.4f} ({result.backbone}, {fit_seconds:.0f} s, final training "
+        f"{row['final_epochs']} epochs at {row['final_epoch_s'] or float('nan'):.2f} s), logistic regression "
         f"{linear_accuracy:.4f}, small CNN {cnn_accuracy:.4f} ({cnn_seconds:.0f} s) on {len(unseen_y)} unseen images")
     return row
 
@@ -149,6 +160,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--minutes", type=float, default=6.0, help="time budget of each fit (default 6)")
     parser.add_argument("--image-size", type=int, default=None, help="default: fit's automatic choice")
+    parser.add_argument("--backbone", default=None,
+                        help="passed to fit (default: fit's automatic choice; --smoke uses tiny_resnet)")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--no-cnn", dest="cnn", action="store_false",
@@ -166,11 +179,12 @@ def main(argv=None) -> int:
     rows = [run_case(name, int(seed), args, work, log) for name in args.sets.split(",")
             for seed in args.seeds.split(",")]
     print(f"\n{'set':<11} {'seed':>4} {'train':>6} {'unseen':>6} {'fit':>7} {'linear':>7} {'CNN':>7} "
-          f"{'fit-lin':>8} {'fit-CNN':>8} {'fit s':>6}  backbone")
+          f"{'fit-lin':>8} {'fit-CNN':>8} {'fit s':>6} {'epochs':>6} {'s/ep':>5}  backbone")
     for r in rows:
         print(f"{r['set']:<11} {r['seed']:>4} {r['train_images']:>6} {r['unseen_images']:>6} {r['fit']:>7.4f} "
               f"{r['linear']:>7.4f} {r['cnn']:>7.4f} {r['fit'] - r['linear']:>+8.4f} {r['fit'] - r['cnn']:>+8.4f} "
-              f"{r['fit_seconds']:>6.0f}  {r['backbone']} {r['image_size']} px")
+              f"{r['fit_seconds']:>6.0f} {r['final_epochs'] or 0:>6} {r['final_epoch_s'] or float('nan'):>5.2f}  "
+              f"{r['backbone']} {r['image_size']} px")
     (work / "small_data_quality.json").write_text(json.dumps(rows, indent=1))
     if args.workdir is None and not args.smoke:
         shutil.rmtree(work, ignore_errors=True)

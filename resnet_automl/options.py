@@ -45,7 +45,8 @@ class FitOptions:
             Default None.
         epochs: int or None, epochs per trial; None: enough for 120 optimiser steps, within 3..15.
         final_epochs: int or None, epochs of the final training; None: 2 x epochs, and from random
-            initialisation with automatic `epochs` at least 1,500 optimiser steps (within 10 x epochs).
+            initialisation with automatic `epochs` at least 2,000 optimiser steps (within 20 x epochs),
+            from pretrained weights 500 (within 10 x epochs).
         final_data: "auto" (default), "train" or "train+val": what the final training learns from.
             "train" keeps val for early stopping and for choosing between the final model and the
             best trial's; "train+val" adds the validation images (a fixed number of epochs, no

@@ -191,7 +191,7 @@ class FitRun(SearchStage, FinalStage):
     def _selection_plan(self, plan: Plan) -> Plan:
         """The plan a candidate must fit in the time budget (`schedule.selection_plan`)."""
         return selection_plan(plan, time_budget=self.clock.deadline is not None,
-                              final_epochs_chosen=bool(self.opts.final_epochs))
+                              final_epochs_chosen=bool(self.opts.final_epochs), pretrained=self.source.pretrained)
 
     # ------------------------------------------------------------------ export and report
     def weights_metadata(self) -> dict:

@@ -6,7 +6,10 @@ ImageNet weights are used; from random initialisation on small data (< 5,000 tra
 the smaller network comes first, since capacity then hurts more than it helps. With a time
 budget each candidate in that order is probed on this device (a few training steps) and the
 first whose estimated total time fits is chosen; if none fits, the cheapest is chosen and the
-table says so.
+table says so. From random initialisation the estimate holds the whole planned final training
+(`schedule.selection_plan`: 2,000 optimiser steps), so on a machine too slow for ResNet-20 to get
+them, the next in order, `resnet20_lean` (288 more parameters, a quarter of the FLOPs), is probed
+and chosen instead of a ResNet-20 that would train too briefly.
 """
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ freeze depth, and the keras.applications weight route."""
 from __future__ import annotations
 
 import json
+import math
 
 import keras
 import numpy as np
@@ -40,7 +41,7 @@ def test_every_variant_builds_headless_at_32px(name):
     model = build_backbone(name, (32, 32, 3))
     out = model(np.zeros((1, 32, 32, 3), "float32"))
     channels = spec.stage_widths[-1] * (4 if spec.block == "bottleneck" else 1)
-    side = 1 if spec.stem == "imagenet" else 8  # 32x downsampling, or 4x for the CIFAR-style stem
+    side = 1 if spec.stem == "imagenet" else 32 // math.prod(spec.strides)  # 32x, or the CIFAR stages' strides
     assert tuple(out.shape) == (1, side, side, channels)
     first = "conv2_block1_1_conv" if spec.depths[0] else "conv3_block1_1_conv"
     assert model.get_layer(first) is not None and model.layers[-1].name.startswith("conv5_block")
@@ -57,6 +58,16 @@ def test_cifar_style_nets_match_the_paper(name):
     assert round(trainable_count(model) / 1e6, 2) in (0.27, 0.47, 0.86)
     assert not REGISTRY[name].has_imagenet_weights and "conv1_conv" in [layer.name for layer in model.layers]
     assert not any(layer.name.startswith(("pool1", "conv2_")) for layer in model.layers)  # no pool, no conv2
+
+
+def test_lean_resnet20_is_resnet20_at_half_resolution_after_the_stem():
+    lean = build_backbone("resnet20_lean", (32, 32, 3), include_top=True, classes=10)
+    plain = build_backbone("resnet20", (32, 32, 3), include_top=True, classes=10)
+    assert trainable_count(lean) == REGISTRY["resnet20_lean"].params == trainable_count(plain) + 16 * 16 + 2 * 16
+    assert lean.get_layer("conv1_conv").output.shape[1:3] == (32, 32)  # the stem keeps full resolution
+    assert lean.get_layer("conv3_block1_out").output.shape[1:3] == (16, 16)
+    assert plain.get_layer("conv3_block1_out").output.shape[1:3] == (32, 32)
+    assert REGISTRY["resnet20_lean"].gflops_224 == pytest.approx(REGISTRY["resnet20"].gflops_224 / 4, rel=0.05)
 
 
 def test_grouped_convolution_forms_agree():
@@ -160,6 +171,6 @@ def test_weights_path_roundtrip_and_bad_path(tmp_path):
 def test_cli_backbones_json(capsys):
     assert main(["backbones", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["name"] for r in rows][:2] == ["resnet18", "resnet34"] and len(rows) == 10
-    assert {r["name"] for r in rows if r["stem"] == "cifar"} == {"resnet20", "resnet32", "resnet56"}
+    assert [r["name"] for r in rows][:2] == ["resnet18", "resnet34"] and len(rows) == 11
+    assert {r["name"] for r in rows if r["stem"] == "cifar"} == {"resnet20", "resnet20_lean", "resnet32", "resnet56"}
     assert all(r["params"] > 0 and r["gflops_224"] > 0 for r in rows)

@@ -24,9 +24,11 @@ def test_trial_epochs_reach_the_minimum_steps_within_3_to_15(steps, epochs):
     assert default_epochs(steps) == epochs
 
 
-def test_final_epochs_from_scratch_reach_the_step_floor_within_ten_trials():
-    # 600 images, batch 32: 19 steps per epoch; 1,500 steps need 79 epochs, within 10 x 7 = 70
-    assert default_final_epochs(7, 19, pretrained=False) == 70
+def test_final_epochs_from_scratch_reach_the_step_floor_within_twenty_trials():
+    # 850 images, batch 32: 27 steps per epoch; 2,000 steps need 75 epochs, within 20 x 6 = 120
+    assert default_final_epochs(6, 27, pretrained=False) == 75
+    # 400 images: 13 steps per epoch; 2,000 steps need 154 epochs, more than 20 x 7 = 140
+    assert default_final_epochs(7, 13, pretrained=False) == 140
     assert default_final_epochs(7, 300, pretrained=False) == max(14, -(-MIN_FINAL_STEPS_FROM_SCRATCH // 300))
     assert default_final_epochs(7, 19, pretrained=False, epochs_chosen=True) == 14
 
@@ -39,12 +41,14 @@ def test_pretrained_final_epochs_reach_their_own_step_floor_within_ten_trials():
     assert default_final_epochs(15, 2, pretrained=True, epochs_chosen=True) == 30
 
 
-def test_selection_counts_twice_the_trial_epochs_only_under_a_time_budget():
+def test_selection_counts_twice_the_trial_epochs_only_for_pretrained_weights_under_a_time_budget():
     plan = Plan(trials=6, epochs=7, final_epochs=70, train_images=420, val_images=90, trainable_stages=5,
                 batch_size=32)
-    assert selection_plan(plan, time_budget=True, final_epochs_chosen=False).final_epochs == 14
-    assert selection_plan(plan, time_budget=False, final_epochs_chosen=False).final_epochs == 70
-    assert selection_plan(plan, time_budget=True, final_epochs_chosen=True).final_epochs == 70
+    assert selection_plan(plan, time_budget=True, final_epochs_chosen=False, pretrained=True).final_epochs == 14
+    assert selection_plan(plan, time_budget=False, final_epochs_chosen=False, pretrained=True).final_epochs == 70
+    assert selection_plan(plan, time_budget=True, final_epochs_chosen=True, pretrained=True).final_epochs == 70
+    # from random initialisation a candidate must hold the whole planned final training (the step floor)
+    assert selection_plan(plan, time_budget=True, final_epochs_chosen=False).final_epochs == 70
 
 
 def test_median_epoch_ignores_the_compiling_first_epoch():

@@ -110,3 +110,29 @@ def test_over_budget_probes_stop_at_the_first_candidate_that_cannot_be_beaten(mo
     skipped = [r for r in result.table if r["name"] != "resnet18" and r["verdict"] != "excluded"]
     assert skipped and all(r["verdict"] == "over budget" and "not probed: at least as costly as resnet18"
                            in r["reason"] for r in skipped)
+
+
+def test_a_slow_machine_trades_resnet20_for_its_lean_variant(monkeypatch):
+    """From scratch on small images, ResNet-20 is preferred while the budget holds its planned final
+    training; on a machine too slow for that, the lean variant (a quarter of the FLOPs) is probed and chosen."""
+    from resnet_automl import selection
+
+    probed = []
+
+    def probe_by_flops(name, **kwargs):  # images/s inversely proportional to GFLOPs, like a compute-bound CPU
+        probed.append(name)
+        return {"images_per_s": speed / selection.get_spec(name).gflops_224, "first_step_s": 5.0}
+
+    monkeypatch.setattr(selection, "probe_training", probe_by_flops)
+    plan = Plan(trials=3, epochs=6, final_epochs=75, train_images=700, val_images=150, trainable_stages=5,
+                batch_size=32, final_uses_val=True, augment=True)
+    speed = 4.0 * 300  # ResNet-20 at 300 images/s: 3 trials and 76 final epochs take ~5 minutes
+    fast = select_backbones("auto", Budget(minutes=6), image_size=32, weights=None, plan=plan)
+    assert fast.chosen == ["resnet20"] and probed == ["resnet20"]
+    probed.clear()
+    speed = 4.0 * 100  # three times slower: ResNet-20 would need ~15 minutes, its lean variant ~4
+    slow = select_backbones("auto", Budget(minutes=6), image_size=32, weights=None, plan=plan)
+    assert slow.chosen == ["resnet20_lean"] and probed == ["resnet20", "resnet20_lean"]
+    rows = {r["name"]: r for r in slow.table}
+    assert rows["resnet20"]["verdict"] == "over budget" and rows["resnet20_lean"]["verdict"] == "chosen"
+    assert rows["resnet32"]["verdict"] == "not probed"  # after the choice, nothing else is probed
