@@ -185,7 +185,9 @@ class FitRun(SearchStage, FinalStage):
         self.epoch_s = plan.trial_epoch_seconds(ips) if ips else None
         self.first_step_s = estimate.get("probe_first_step_s") or 0.0
         self.final_reserve = plan.final_seconds(self.first_step_s, ips) if ips else 0.0
-        self.trial_estimate_s = (estimate.get("estimated_minutes") or 0) * 60.0 / (self.max_trials + 1)
+        # one trial as the probe times it: since the estimate from random initialisation holds the whole
+        # final training, the estimate's share per trial would count several trials' worth
+        self.trial_estimate_s = plan.trial_seconds(self.first_step_s, ips) if ips else 0.0
         self.reserve = export_and_report_seconds(self.chosen[0])
 
     def _selection_plan(self, plan: Plan) -> Plan:

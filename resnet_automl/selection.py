@@ -63,6 +63,10 @@ class Plan:
         """Seconds of one search epoch: training, plus validation at ~3x the training speed."""
         return self.train_images / images_per_s + self.val_images / (3.0 * images_per_s)
 
+    def trial_seconds(self, first_step_s: float, images_per_s: float) -> float:
+        """Seconds of one search trial: a graph build and `epochs` search epochs."""
+        return first_step_s + self.epochs * self.trial_epoch_seconds(images_per_s)
+
     def final_seconds(self, first_step_s: float, images_per_s: float) -> float:
         """Seconds of the final training: two graph builds, `final_epochs` + 1 epochs."""
         if self.final_uses_val:
@@ -73,7 +77,7 @@ class Plan:
 
     def seconds(self, first_step_s: float, images_per_s: float, backbone: str) -> float:
         """Estimated seconds of search + final training + export + report."""
-        search = self.trials * (first_step_s + self.epochs * self.trial_epoch_seconds(images_per_s))
+        search = self.trials * self.trial_seconds(first_step_s, images_per_s)
         return search + self.final_seconds(first_step_s, images_per_s) + export_and_report_seconds(backbone)
 
 

@@ -136,3 +136,12 @@ def test_a_slow_machine_trades_resnet20_for_its_lean_variant(monkeypatch):
     rows = {r["name"]: r for r in slow.table}
     assert rows["resnet20"]["verdict"] == "over budget" and rows["resnet20_lean"]["verdict"] == "chosen"
     assert rows["resnet32"]["verdict"] == "not probed"  # after the choice, nothing else is probed
+
+
+def test_a_trial_is_a_graph_build_and_its_epochs():
+    plan = Plan(trials=3, epochs=6, final_epochs=75, train_images=700, val_images=150, trainable_stages=5,
+                batch_size=32, final_uses_val=True)
+    trial = plan.trial_seconds(5.0, 100.0)
+    assert trial == pytest.approx(5.0 + 6 * (7.0 + 0.5))  # 700 images at 100/s, 150 validated at 300/s
+    total = plan.seconds(5.0, 100.0, "resnet20")
+    assert total == pytest.approx(3 * trial + plan.final_seconds(5.0, 100.0) + 20.0 + 0.5 * 0.272474)
