@@ -19,6 +19,7 @@ the same val images. All three are scored on at least 1,000 unseen images (250 p
     python benchmarks/small_data_quality.py --sets fm10-60 --seeds 0
     python benchmarks/small_data_quality.py --no-cnn                # fit and LR only: comparing two versions of fit
     python benchmarks/small_data_quality.py --backbone resnet20     # a network of your choice instead of fit's
+    python benchmarks/small_data_quality.py --fixed-epochs 6,60     # no time budget: equal epochs on any machine
     python benchmarks/small_data_quality.py --smoke                 # tiny (the test suite runs this)
 
 Prints one line per set and seed and a table at the end.
@@ -47,6 +48,8 @@ SETS = {
     "digits": {"digits": True, "per_class": 30},
 }
 UNSEEN_PER_CLASS = 250
+#: Search trials of a `--fixed-epochs` run (no time budget to stop the search).
+FIXED_EPOCHS_TRIALS = 3
 
 
 def load_set(name: str, seed: int, smoke: bool):
@@ -115,7 +118,7 @@ def train_cnn(split, seconds: float, unseen_x, unseen_y, smoke: bool) -> tuple:
 
 
 def _seconds(value) -> float | None:
-    """The final training's median epoch seconds (the machine's speed this run, for the table), or None."""
+    """The final training's mean epoch seconds (the machine's speed this run, for the table), or None."""
     return None if value is None else round(float(value), 2)
 
 
@@ -128,10 +131,14 @@ def run_case(name: str, seed: int, args, work: Path, log) -> dict:
     extra = {"backbone": "tiny_resnet", "epochs": 1, "final_epochs": 1} if args.smoke else {}
     if args.backbone and not args.smoke:
         extra["backbone"] = args.backbone
+    budget = resnet_automl.Budget(minutes=args.minutes)
+    if args.fixed_epochs and not args.smoke:  # accuracy at equal epochs, whatever the machine's speed
+        extra["epochs"], extra["final_epochs"] = args.fixed_epochs
+        budget = resnet_automl.Budget(max_trials=FIXED_EPOCHS_TRIALS)
     start = time.time()
     result = resnet_automl.fit(data, out=work / f"{name}-{seed}" / "run", overwrite=True, weights=None, seed=seed,
-                               image_size=args.image_size, budget=resnet_automl.Budget(minutes=args.minutes),
-                               verbose=1 if args.verbose else 0, **extra)
+                               image_size=args.image_size, budget=budget, verbose=1 if args.verbose else 0,
+                               **extra)
     fit_seconds = time.time() - start
     mapping = np.array([result.class_names.index(n) for n in names])  # fit's labels index its sorted names
     fit_accuracy = float(np.mean(np.argmax(result.model.predict(as_rgb(unseen_x), verbose=0), axis=1)
@@ -154,6 +161,17 @@ def run_case(name: str, seed: int, args, work: Path, log) -> dict:
     return row
 
 
+def _epoch_pair(text: str) -> tuple:
+    """"6,60" -> (6, 60): trial and final epochs of `--fixed-epochs`."""
+    try:
+        trial, final = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected TRIAL,FINAL epochs such as 6,60; got {text!r}") from None
+    if trial <= 0 or final <= 0:
+        raise argparse.ArgumentTypeError(f"epochs must be positive; got {text!r}")
+    return trial, final
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}")
@@ -162,6 +180,9 @@ def main(argv=None) -> int:
     parser.add_argument("--image-size", type=int, default=None, help="default: fit's automatic choice")
     parser.add_argument("--backbone", default=None,
                         help="passed to fit (default: fit's automatic choice; --smoke uses tiny_resnet)")
+    parser.add_argument("--fixed-epochs", type=_epoch_pair, default=None, metavar="TRIAL,FINAL",
+                        help="no time budget: TRIAL epochs per trial, FINAL final epochs, "
+                             f"{FIXED_EPOCHS_TRIALS} trials (accuracy at equal epochs, whatever the machine's speed)")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--no-cnn", dest="cnn", action="store_false",

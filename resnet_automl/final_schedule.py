@@ -22,10 +22,6 @@ from .model import warmup_cosine
 #: Epochs timed, after the first (which builds and compiles the training step), before re-planning.
 REPLAN_AFTER_EPOCHS = 3
 
-#: The plan follows the median epoch time both ways during this fraction of its epochs (the learning
-#: rate is near its peak there, so a longer or shorter cosine barely changes it); later it only shrinks.
-REPLAN_FREELY_FRACTION = 0.5
-
 #: Epochs of margin the plan keeps before the deadline (epoch times vary by 10-20% on 2 cores).
 MARGIN_EPOCHS = 2
 
@@ -47,13 +43,16 @@ class ReplannedCosine(keras.callbacks.Callback):
     training's own epoch times so that it ends, decayed, before `deadline`.
 
     After REPLAN_AFTER_EPOCHS timed epochs (the first, which compiles, is not timed) the plan
-    becomes, after each epoch, the epochs the time left holds at the median epoch time so far
-    (`epochs_fitting_after`, at most `most_epochs`), during the first REPLAN_FREELY_FRACTION of
-    the plan; after that, only when the median says it would end after the deadline. The median of
-    all epochs, not the last ones: on a shared 2-core machine single epochs take twice the usual
-    time (a plan that followed the last three shrank 94 -> 69 epochs and left a minute unused), and
-    the first epochs after compilation run slower (1.6, 2.0 s, then 1.0-1.3 s: a plan made once
-    after three epochs ended a minute early). Training stops
+    becomes, after each epoch, the epochs the time left holds at the mean epoch time so far
+    (`epochs_fitting_after`, at most `most_epochs`). The mean of all timed epochs, not the last
+    ones: on a shared 2-core machine single epochs take twice the usual time (a plan that followed
+    the last three shrank 94 -> 69 epochs and left a minute unused), and the first epochs after
+    compilation run slower (1.6, 2.0 s, then 1.0-1.3 s: a plan made once after three epochs ended a
+    minute early). The mean, not the median: the sum of the epochs to come is their count times
+    their mean, and on a host whose epochs alternate between two speeds (2.8 and 5.1 s, about half
+    each, fm10-100 on an AVX2 host) the median sat on the fast one, and a plan that after its first
+    half could only shrink ended 44 s (17%) before its deadline; both ways to the end, a plan's
+    late changes are small (the mean moves little) and move a learning rate near its floor. Training stops
     when the plan is done, so `fit` should be given `most_epochs`. The model must be compiled with
     a constant learning rate (`model.compile_classifier(..., learning_rate_schedule=False)`).
 
@@ -80,9 +79,9 @@ class ReplannedCosine(keras.callbacks.Callback):
 
     @property
     def epoch_seconds(self) -> float | None:
-        """Median seconds of the epochs timed so far (the first, which compiles, left out), or None."""
+        """Mean seconds of the epochs timed so far (the first, which compiles, left out), or None."""
         timed = self._durations[1:]
-        return float(np.median(timed)) if timed else None
+        return float(np.mean(timed)) if timed else None
 
     def rate(self, epoch: int) -> float:
         """Learning rate (float) of epoch `epoch` (0-based) under the current plan."""
@@ -99,12 +98,9 @@ class ReplannedCosine(keras.callbacks.Callback):
         if logs is not None:
             logs["learning_rate"] = self._rate
         done = epoch + 1
-        if self.deadline is not None and len(self._durations) > REPLAN_AFTER_EPOCHS:
-            epoch_s = self.epoch_seconds  # the median: single slow epochs (2x on a busy machine) are noise
-            fitting = epochs_fitting_after(done, epoch_s, self.deadline - now, self.most_epochs)
-            early = done <= REPLAN_FREELY_FRACTION * self.epochs
-            overrun = now + (self.epochs - done) * epoch_s > self.deadline
-            if fitting != self.epochs and (early or overrun):
+        if self.deadline is not None and len(self._durations) > REPLAN_AFTER_EPOCHS and done < self.epochs:
+            fitting = epochs_fitting_after(done, self.epoch_seconds, self.deadline - now, self.most_epochs)
+            if fitting != self.epochs:
                 self.replans.append((done, fitting))
                 self.epochs = fitting
                 if self.on_replan is not None:

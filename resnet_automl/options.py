@@ -30,6 +30,11 @@ def backbone_names(requested) -> list:
     return [n.strip() for item in items for n in str(item).split(",") if n.strip()]
 
 
+#: Smallest `image_size` (px): the ImageNet-style ResNets downsample 32x, to a single pixel at 16 px; the
+#: CIFAR-style ones 4-8x. Fashion-MNIST's 28 px images train at 28 px from random initialisation.
+MIN_IMAGE_SIZE = 16
+
+
 @dataclass
 class FitOptions:
     """Options of one fit (the budget is separate).
@@ -41,7 +46,8 @@ class FitOptions:
             backbone's, written by this package or saved from a registry backbone). Default "imagenet".
         image_size: int or None; None takes a pretrained run's (or weights file's) image size, else
             picks from the data (median short side rounded up to a multiple of 32, within 64..128 on
-            CPU and 64..224 on GPU; 32 for images of at most 32 px from random initialisation).
+            CPU and 64..224 on GPU; from random initialisation, images of 24-32 px at their own size,
+            smaller ones at 32).
             Default None.
         epochs: int or None, epochs per trial; None: enough for 120 optimiser steps, within 3..15.
         final_epochs: int or None, epochs of the final training; None: 2 x epochs, and from random
@@ -100,9 +106,9 @@ class FitOptions:
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
                 raise ConfigError(f"The {name!r} parameter of fit must be a positive integer or None. "
                                   f"Got {value!r} instead.")
-        if self.image_size is not None and self.image_size < 32:
-            raise ConfigError(f"The 'image_size' parameter of fit must be at least 32 (ResNets downsample "
-                              f"32x). Got {self.image_size!r} instead.")
+        if self.image_size is not None and self.image_size < MIN_IMAGE_SIZE:
+            raise ConfigError(f"The 'image_size' parameter of fit must be at least {MIN_IMAGE_SIZE} (the ImageNet-style "
+                              f"ResNets downsample 32x, to 1 px at {MIN_IMAGE_SIZE}). Got {self.image_size!r} instead.")
         if self.final_data not in FINAL_DATA:
             raise ConfigError(f"The 'final_data' parameter of fit must be one of {FINAL_DATA}. "
                               f"Got {self.final_data!r} instead.")

@@ -76,3 +76,21 @@ def test_tfds_source_with_mock_data(tmp_path):
     assert splits.num_classes == 10
     assert splits.audit["source"] == "tfds:mnist"
     assert len(splits.test) > 0 and len(splits.train) > 0
+
+
+@pytest.mark.parametrize("side, pretrained, accelerator, expected", [
+    (28, False, False, 28),   # Fashion-MNIST from random initialisation: its own size, not 32
+    (32, False, False, 32),
+    (26, False, False, 26),
+    (8, False, False, 32),    # 8 px digits: upsampled to 32 (NATIVE_MIN_SIDE)
+    (28, True, False, 64),    # pretrained: ImageNet nets want room, 64..128 on CPU
+    (48, False, False, 64),
+    (300, False, False, 128),
+    (300, False, True, 224),
+])
+def test_auto_image_size_by_median_side(tmp_path, side, pretrained, accelerator, expected):
+    from resnet_automl.data import auto_image_size
+
+    data = make_class_folders(tmp_path / "data", classes=("a", "b"), per_class=4, size=side)
+    splits = split_scan(scan_folder(data), seed=0, val_fraction=0.25, test_fraction=0.25)
+    assert auto_image_size(splits, accelerator, pretrained=pretrained) == expected

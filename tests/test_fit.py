@@ -116,3 +116,5 @@ def test_unknown_option_and_bad_budget(tmp_path):
         resnet_automl.fit(tmp_path, budget={"minutes": -3})
     with pytest.raises(ConfigError, match="'final_data' parameter of fit must be one of"):
         resnet_automl.fit(tmp_path, final_data="val")
+    with pytest.raises(ConfigError, match="'image_size' parameter of fit must be at least 16"):
+        resnet_automl.fit(tmp_path, image_size=12)
