@@ -48,6 +48,9 @@ def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=_positive_float, help="wall-clock cap for the whole fit")
     parser.add_argument("--max-trials", type=_positive_int, help="number of tuner trials")
     parser.add_argument("--epochs", type=_positive_int, help="epochs per trial")
+    parser.add_argument("--final-epochs", type=_positive_int,
+                        help="epochs of the final training (default: from the trials' steps; from random "
+                             "initialisation under --minutes, grown into the time left)")
     parser.add_argument("--backbone", help="auto, one name, or a comma-separated list (see `backbones`)")
     parser.add_argument("--image-size", type=_positive_int, help="square input size in pixels")
     parser.add_argument("--batch-size", type=_positive_int, help="images per batch")

@@ -28,6 +28,10 @@ def _keep_better_of_final_and_trial(model, tuner, best_trial, val_ds, log, notes
     return model
 
 
+#: A re-planned final training is logged when its plan moved by this fraction since the last line.
+REPLAN_LOG_FRACTION = 0.05
+
+
 class FinalStage:
     """`FitRun`'s final-training methods (a mixin: they read the run's settings, data and clock).
 
@@ -84,9 +88,14 @@ class FinalStage:
         return planned, replan_to
 
     def _replanned(self, epochs: int, live) -> None:
-        """Record a re-planned final training (a resume keeps it) and show it on the live line."""
+        """Record a re-planned final training (a resume keeps it) and show it on the live line; log it
+        when it moved by `REPLAN_LOG_FRACTION` or more from the plan last logged (the plan follows the
+        mean epoch time after every epoch, mostly by an epoch or two)."""
         self.record.update(final_epochs_run=epochs)
-        self.log(f"[final] re-planned from its own epoch times: {epochs} epochs")
+        logged = getattr(self, "_logged_plan", None)
+        if logged is None or abs(epochs - logged) >= max(2, REPLAN_LOG_FRACTION * logged):
+            self.log(f"[final] re-planned from its own epoch times: {epochs} epochs")
+            self._logged_plan = epochs
         if live is not None:
             live.epochs = epochs
 
@@ -122,6 +131,7 @@ class FinalStage:
             probe_head = head_is_the_probe(self.best_values["trainable_stages"], self.final_images,
                                            self.source.pretrained)
             final_epochs, replan_to = (0, None) if probe_head else self.fitting_final_epochs()
+            self._logged_plan = final_epochs
             left_s = self.clock.remaining()
             live = None if probe_head else LiveProgress("final", final_epochs, self.clock.remaining,
                                 "accuracy" if self.final_uses_val else "val_accuracy") if self.live else None

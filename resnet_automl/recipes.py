@@ -34,7 +34,8 @@ SECTIONS = {
 CLI_FLAGS = {"minutes": ("budget", "minutes"), "max_trials": ("budget", "max_trials"),
              "max_params": ("budget", "max_params"), "max_gflops": ("budget", "max_gflops"),
              "max_latency_ms": ("budget", "max_latency_ms"), "backbone": ("search", "backbone"),
-             "tuner": ("search", "tuner"), "optimizer": ("search", "optimizer"), "epochs": ("search", "epochs"), "weights": ("train", "weights"),
+             "tuner": ("search", "tuner"), "optimizer": ("search", "optimizer"), "epochs": ("search", "epochs"),
+             "final_epochs": ("train", "final_epochs"), "weights": ("train", "weights"),
              "image_size": ("train", "image_size"), "batch_size": ("train", "batch_size"),
              "final_data": ("train", "final_data"), "seed": ("train", "seed"), "precision": ("train", "precision"),
              "out": ("export", "out")}

@@ -184,3 +184,21 @@ def test_epochs_of_two_speeds_use_the_time_to_the_deadline(clock):
     mean = float(np.mean(BIMODAL_EPOCHS))
     assert clock.now <= deadline and deadline - clock.now < (MARGIN_EPOCHS + 1.5) * mean
     assert ran == plan.epochs and rates[-1] < 0.1 * 0.1  # ended decayed, not cut by the deadline
+
+
+def test_a_replan_is_recorded_each_time_and_logged_when_it_moves_five_percent():
+    from resnet_automl.final_stage import FinalStage
+
+    class Run(FinalStage):
+        def __init__(self):
+            self.record, self.lines, self._logged_plan = {}, [], 100
+
+        def log(self, line):
+            self.lines.append(line)
+
+    run, live = Run(), types.SimpleNamespace(epochs=100)
+    for epochs in (101, 103, 104, 106, 100, 99):
+        run._replanned(epochs, live)
+        assert run.record["final_epochs_run"] == epochs == live.epochs  # a resume keeps every plan
+    assert run.lines == ["[final] re-planned from its own epoch times: 106 epochs",
+                         "[final] re-planned from its own epoch times: 100 epochs"]

@@ -58,9 +58,11 @@ def test_cpu_quick_recipe_runs_end_to_end(tmp_path, capsys):
     data = make_class_folders(tmp_path / "data", per_class=6)
     out = tmp_path / "run"
     code = main(["fit", str(data), "--recipe", str(RECIPES[0].parent / "cpu-quick.toml"), "--out", str(out),
-                 "--minutes", "3", "--max-trials", "2", "--epochs", "1", "--image-size", "32", "--weights", "none"])
+                 "--minutes", "3", "--max-trials", "2", "--epochs", "1", "--final-epochs", "2", "--image-size", "32",
+                 "--weights", "none"])
     assert code == 0, capsys.readouterr().err
     record = json.loads((out / "run.json").read_text())
     assert record["recipe"].endswith("cpu-quick.toml")
     assert record["budget"]["minutes"] == 3 and record["options"]["backbone"] == "resnet18"
     assert record["options"]["batch_size"] == 32 and (out / "report" / "report.html").exists()
+    assert record["options"]["final_epochs"] == 2 and record["history"]["epochs_completed"] == 2  # not grown
