@@ -74,7 +74,7 @@ def auto_image_size(splits: DatasetSplits, accelerator: bool, pretrained: bool =
         with Image.open(path) as image:
             sides.append(min(image.size))
     median = statistics.median(sides)
-    side = int(math.ceil(median / 32.0) * 32)
-    if not pretrained and side <= 32:
+    if not pretrained and median <= 32:
         return math.ceil(median) if median >= NATIVE_MIN_SIDE else 32
-    return int(min(max(side, 64), 224 if accelerator else 128))
+    side = math.ceil(median / 32.0) * 32
+    return min(max(side, 64), 224 if accelerator else 128)
