@@ -39,6 +39,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from fmnist import as_rgb, load_fashion_mnist, split_pixels, write_class_folders  # noqa: E402
 
+from resnet_automl.backend_choice import BACKEND_CHOICES, choose_backend  # noqa: E402
+
 SETS = {
     "four": {"classes": (0, 1, 7, 8), "per_class": 100},
     "fm10-30": {"classes": tuple(range(10)), "per_class": 30},
@@ -123,8 +125,10 @@ def _seconds(value) -> float | None:
 
 
 def run_case(name: str, seed: int, args, work: Path, log) -> dict:
-    import resnet_automl
+    import keras
     from sklearn.linear_model import LogisticRegression
+
+    import resnet_automl
 
     images, labels, names, unseen_x, unseen_y = load_set(name, seed, args.smoke)
     data = write_class_folders(images, labels, names, work / f"{name}-{seed}" / "data")
@@ -153,7 +157,7 @@ def run_case(name: str, seed: int, args, work: Path, log) -> dict:
            "fit": fit_accuracy, "linear": linear_accuracy, "cnn": cnn_accuracy, "fit_seconds": round(fit_seconds, 1),
            "cnn_seconds": round(cnn_seconds, 1), "backbone": result.backbone,
            "image_size": result.report["model"]["image_size"], "hyperparameters": result.best_hyperparameters,
-           "final_epochs": result.history.get("epochs_completed"),
+           "final_epochs": result.history.get("epochs_completed"), "backend": keras.backend.backend(),
            "final_epoch_s": _seconds(result.history.get("epoch_seconds"))}
     log(f"{name} seed {seed}: fit {fit_accuracy:.4f} ({result.backbone}, {fit_seconds:.0f} s, final training "
         f"{row['final_epochs']} epochs at {row['final_epoch_s'] or float('nan'):.2f} s), logistic regression "
@@ -188,14 +192,19 @@ def main(argv=None) -> int:
     parser.add_argument("--no-cnn", dest="cnn", action="store_false",
                         help="skip the small CNN (half the time): for comparing two versions of fit on the "
                              "same seeds, whose LR and CNN do not change")
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                        help="Keras backend of fit and the CNN, chosen as `resnet-automl fit --backend` does "
+                             "(default auto: KERAS_BACKEND when set, else JAX when installed)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one set: seconds, not minutes")
     args = parser.parse_args(argv)
+    backend, reason = choose_backend(args.backend)  # before anything imports Keras
     if args.smoke:
         args.sets, args.seeds, args.minutes, args.image_size = "fm10-30", "0", 1.0, 32
 
     def log(line):
         print(line, flush=True)
 
+    log(f"Keras backend: {backend} ({reason})")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="quality-"))
     rows = [run_case(name, int(seed), args, work, log) for name in args.sets.split(",")
             for seed in args.seeds.split(",")]
@@ -205,7 +214,7 @@ def main(argv=None) -> int:
         print(f"{r['set']:<11} {r['seed']:>4} {r['train_images']:>6} {r['unseen_images']:>6} {r['fit']:>7.4f} "
               f"{r['linear']:>7.4f} {r['cnn']:>7.4f} {r['fit'] - r['linear']:>+8.4f} {r['fit'] - r['cnn']:>+8.4f} "
               f"{r['fit_seconds']:>6.0f} {r['final_epochs'] or 0:>6} {r['final_epoch_s'] or float('nan'):>5.2f}  "
-              f"{r['backbone']} {r['image_size']} px")
+              f"{r['backbone']} {r['image_size']} px, {r['backend']}")
     (work / "small_data_quality.json").write_text(json.dumps(rows, indent=1))
     if args.workdir is None and not args.smoke:
         shutil.rmtree(work, ignore_errors=True)

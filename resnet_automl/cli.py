@@ -11,6 +11,7 @@ import json
 import sys
 
 from ._version import __version__
+from .backend_choice import BACKEND_CHOICES, choose_backend
 from .errors import ResNetAutoMLError
 from .options import FINAL_DATA, OPTIMIZERS, PRECISIONS, TUNERS
 from .weights_cli import add_weights_parser, run_weights_command
@@ -39,6 +40,12 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                        help="Keras backend to train on (default auto: KERAS_BACKEND when set, else JAX when "
+                             "installed, else TensorFlow; export always uses TensorFlow)")
+
+
 def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", nargs="?", default=None,
                         help="folder of class subfolders, a train/ val/ test/ tree, or tfds:NAME "
@@ -65,6 +72,7 @@ def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--final-data", choices=FINAL_DATA,
                         help="what the final training learns from (default auto: train+val below 5,000 "
                              "training images, else train with early stopping on val)")
+    _add_backend_argument(parser)
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="dtype policy (default auto: float32 on CPU, mixed bfloat16 on recent GPUs)")
     parser.add_argument("--seed", type=int, help="random seed (split, search, training)")
@@ -92,6 +100,19 @@ def _apply_distributed_flags(args) -> None:
     if "KERASTUNER_ORACLE_IP" in os.environ and "KERASTUNER_TUNER_ID" not in os.environ:
         raise ConfigError("Distributed tuning needs --worker-id (or KERASTUNER_TUNER_ID): 'chief' on the chief, "
                           "a unique name such as tuner0, tuner1 on each worker.")
+
+
+def _jax_faster_on_cpu(args) -> bool:
+    """Whether what this command trains was measured faster on JAX on a CPU (see `backend_choice`):
+    a fit from random initialisation (`--weights none`, or its recipe's) and the demo."""
+    if args.command == "demo":
+        return True
+    weights = args.weights
+    if weights is None and args.recipe:
+        from .recipes import load_recipe
+
+        weights = load_recipe(args.recipe).get("train", {}).get("weights")
+    return weights is not None and str(weights).lower() == "none"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
     demo.add_argument("--minutes", type=_positive_float, default=6.0, help="time budget (default 6)")
     demo.add_argument("--overwrite", action="store_true", help="start again instead of resuming")
+    _add_backend_argument(demo)
     return parser
 
 
@@ -206,6 +228,8 @@ def main(argv: list | None = None) -> int:
 
     quiet.set_enabled(not args.debug)
     try:
+        if hasattr(args, "backend"):  # training commands choose before anything imports Keras
+            choose_backend(args.backend, jax_faster_on_cpu=_jax_faster_on_cpu(args))
         return HANDLERS[args.command](args)
     except ResNetAutoMLError as exc:
         if args.debug:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import device
 from .backbones import REGISTRY, get_spec
 from .budget import Budget
 from .errors import ConfigError
@@ -24,14 +25,21 @@ from .options import SMALL_DATA_IMAGES, backbone_names
 CIFAR_STEM_MAX_SIZE = 64
 from .probe import ProbeCache, latency_of, probe_training
 
+#: Extra seconds of an export that runs in a TensorFlow child process (every backend but TensorFlow):
+#: TensorFlow's import and the model rebuilt there. resnet20_lean on fm10-100: export 25.6 s from JAX
+#: against 15 s on TensorFlow (2026-12-02, 2 cores).
+EXPORT_CHILD_PROCESS_S = 15.0
 
-def export_and_report_seconds(backbone: str) -> float:
+
+def export_and_report_seconds(backbone: str, backend: str = "tensorflow") -> float:
     """Seconds set aside for export (with the fresh-process check) and the report.
 
     Measured here: 9 s export + 2 s report for ResNet-18 at 32 px; tracing grows with depth, so
-    20 s plus 0.5 s per million parameters.
+    20 s plus 0.5 s per million parameters, plus `EXPORT_CHILD_PROCESS_S` when `backend` (str,
+    the Keras backend; default "tensorflow") is not TensorFlow.
     """
-    return 20.0 + 0.5 * get_spec(backbone).params / 1e6
+    child = 0.0 if backend == "tensorflow" else EXPORT_CHILD_PROCESS_S
+    return 20.0 + 0.5 * get_spec(backbone).params / 1e6 + child
 
 
 @dataclass
@@ -78,7 +86,8 @@ class Plan:
     def seconds(self, first_step_s: float, images_per_s: float, backbone: str) -> float:
         """Estimated seconds of search + final training + export + report."""
         search = self.trials * self.trial_seconds(first_step_s, images_per_s)
-        return search + self.final_seconds(first_step_s, images_per_s) + export_and_report_seconds(backbone)
+        return (search + self.final_seconds(first_step_s, images_per_s)
+                + export_and_report_seconds(backbone, device.backend()))
 
 
 @dataclass
