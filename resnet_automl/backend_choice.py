@@ -11,8 +11,8 @@ commands own their process, so they choose (`--backend`, default "auto"):
 
 Measured on a 2-core CPU (2026-12-02, AMD EPYC with AVX2; README, "JAX on CPU"), seconds per epoch
 with Keras' `fit`, JAX against TensorFlow in the same half hour:
-- from random initialisation, `resnet20_lean` at 28 px (850 images): 2.1-2.2 s against 3.3-4.2 s
-  (JAX compiles the whole step with XLA): `fit --weights none` trains on JAX;
+- from random initialisation, `resnet20_lean` at 28 px (850 images): means of 2.14 and 2.17 s
+  against 3.65 and 4.21 s (JAX compiles the whole step with XLA): `fit --weights none` trains on JAX;
 - ResNet-50 at 64 px, two stages trainable (256 images): 24.7 s against 38.6 s;
 - ResNet-18 at 64 px, two stages trainable: 29.2 s against 16.7 s, TensorFlow 1.7x faster.
 So a fit from pretrained weights, whose backbone the budget picks among ResNet-18 to ResNeXt-101,
