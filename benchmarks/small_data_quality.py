@@ -194,8 +194,8 @@ def main(argv=None) -> int:
                              "same seeds, whose LR and CNN do not change")
     parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                         help="Keras backend of fit and the CNN, chosen as `resnet-automl fit --backend` does "
-                             "(default auto: KERAS_BACKEND when set, else JAX when installed, since fit trains from random "
-                             "initialisation here)")
+                             "(default auto: KERAS_BACKEND when set, else JAX when installed, since fit trains "
+                             "from random initialisation here)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one set: seconds, not minutes")
     args = parser.parse_args(argv)
     backend, reason = choose_backend(args.backend)  # before anything imports Keras

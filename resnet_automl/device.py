@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import keras
 
+from .backend_choice import module_installed
 from .options import PRECISIONS  # noqa: F401  (re-exported: the policies `configure` accepts)
 
 
@@ -187,12 +188,7 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 def tensorflow_available() -> bool:
     """True when TensorFlow can be imported here (it writes the SavedModel), without importing it."""
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec("tensorflow") is not None
-    except (ImportError, ValueError):
-        return False
+    return module_installed("tensorflow")
 
 
 def seed_everything(seed: int) -> None:
