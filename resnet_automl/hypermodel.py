@@ -10,6 +10,7 @@ from .augment import with_augmentation
 from .callbacks import BalancedAccuracyCallback, DeadlineCallback, KeepBestEpoch, StopOnNaN
 from .device import is_out_of_memory
 from .features import FeatureCache, feature_dataset, split_classifier
+from .final_schedule import ReplannedCosine
 from .head_init import head_is_the_probe, initialise_head
 from .interrupts import StopOnCtrlC
 from .metrics import classification_metrics
@@ -49,7 +50,9 @@ class ResNetHyperModel(kt.HyperModel):
         class_names: list of str or None, recorded in the trials' checkpoints. Defaults to None.
         optimizer: "adam" (default) or "sgd", see `model.compile_classifier`.
         augment: bool, trials that train the whole model see the final training's augmentation
-            (cached-feature trials cannot). Defaults to False.
+            (cached-feature trials cannot) and, like the final training, set their learning rate once
+            per epoch (`final_schedule.ReplannedCosine` over `epochs`, no deadline), so that every
+            trial compiles the same step. Defaults to False.
     """
 
     def __init__(self, *, backbones, num_classes, image_size, stage_choices, weights, epochs,
@@ -119,7 +122,13 @@ class ResNetHyperModel(kt.HyperModel):
         if not self.augment:
             return model
         trainer = with_augmentation(model, self.seed)
-        compile_classifier(trainer, hp.values["learning_rate"], self.epochs * self.steps_per_epoch, self.optimizer)
+        # the learning rate set once per epoch, as in the final training, not a schedule compiled in: every
+        # trial then compiles the same training step, which JAX's compilation cache serves after the first
+        # (`device.enable_compilation_cache`)
+        compile_classifier(trainer, hp.values["learning_rate"], self.epochs * self.steps_per_epoch, self.optimizer,
+                           learning_rate_schedule=False)
+        callbacks[:] = [c for c in callbacks if not isinstance(c, ReplannedCosine)]  # a retry at half batch
+        callbacks.append(ReplannedCosine(hp.values["learning_rate"], self.epochs, self.steps_per_epoch))
         for callback in callbacks:
             if isinstance(callback, KeepBestEpoch):
                 callback.save_model = model

@@ -99,6 +99,7 @@ class FitRun(SearchStage, FinalStage):
         self.notes = list(self.record.get("notes", []))
         with quiet.filtered_native_stderr():  # the first device query prints CUDA probing lines
             self.setup = device.configure(opts.precision, log)
+        device.enable_compilation_cache(out / "cache" / "xla")
         if self.setup.kind == "cpu" and self.setup.backend == "tensorflow" and not self.source.pretrained \
                 and module_installed("jax"):
             log("[device] training from random initialisation on TensorFlow: JAX trains these networks 1.5-2x "

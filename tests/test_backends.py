@@ -173,3 +173,43 @@ def test_augmented_training_step_compiles_with_xla_on_jax():
                           env=_env("jax"), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "jit True" in done.stdout and "same True moved True" in done.stdout, done.stdout
+
+
+COMPILE_CACHE_CHECK = """
+import sys
+from pathlib import Path
+import keras_tuner as kt, numpy as np
+from resnet_automl import device
+from resnet_automl.data.batches import ArrayBatches
+from resnet_automl.hypermodel import ResNetHyperModel
+cache = Path(sys.argv[1])
+print("enabled", device.enable_compilation_cache(cache))
+import jax
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # every program, however quick to compile
+rng = np.random.default_rng(0)
+x, y = rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8), rng.integers(0, 3, 40)
+hypermodel = ResNetHyperModel(backbones=["tiny_resnet"], num_classes=3, image_size=32, stage_choices=[5],
+                              weights=None, epochs=3, steps_per_epoch=3, optimizer="sgd", augment=True)
+entries = []
+for rate in (0.05, 0.2):
+    hp = kt.HyperParameters()
+    hypermodel.declare(hp)
+    hp.values["learning_rate"] = rate
+    history = hypermodel.fit(hp, hypermodel.build(hp), ArrayBatches(x, y, 16, shuffle=True),
+                             validation_data=ArrayBatches(x, y, 16), epochs=3, verbose=0)
+    rates = history.history["learning_rate"]
+    assert rates == sorted(rates, reverse=True) and rates[0] <= rate and rates[-1] < rate / 2, rates  # cosine
+    entries.append(len(list(cache.iterdir())))
+print("entries", entries)
+"""
+
+
+def test_search_trials_share_one_compiled_step_on_jax(tmp_path):
+    """Trials that differ only in learning rate compile one program: the second trial adds nothing to
+    JAX's compilation cache (the rate is set per epoch, not compiled in as a schedule)."""
+    done = subprocess.run([sys.executable, "-c", COMPILE_CACHE_CHECK, str(tmp_path / "xla")], capture_output=True,
+                          text=True, env=_env("jax"), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "enabled True" in done.stdout, done.stdout
+    first, second = eval(done.stdout.split("entries")[1].strip())
+    assert first > 0 and second == first, done.stdout
