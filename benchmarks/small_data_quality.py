@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fmnist import DEBIAN, as_rgb, debian_available, load_fashion_mnist, split_pixels, write_class_folders  # noqa: E402,E501
+from fmnist import DEBIAN, as_rgb, debian_available, load_fashion_mnist, split_pixels, write_class_folders  # noqa: E402
 
 from resnet_automl.backend_choice import BACKEND_CHOICES, choose_backend  # noqa: E402
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import platform
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 
@@ -104,14 +104,14 @@ COMPILE_CACHE_MIN_SECONDS = 0.5
 
 
 def enable_compilation_cache(folder) -> bool:
-    """On JAX, keep XLA's compiled steps in `folder` (str or Path) so that an identical step is
+    """On JAX, keep XLA's compiled programs in `folder` (str or Path) so that an identical step is
     compiled once per run: the search trials from random initialisation compile the same training
-    step (their learning rate is a variable set once per epoch:
-    `final_schedule.ReplannedCosine`), and a resumed run reuses
-    what the interrupted one compiled. Returns True when enabled (False on other backends).
+    step (their learning rate is a variable set once per epoch: `final_schedule.ReplannedCosine`),
+    and a resumed run reuses what the interrupted one compiled. Returns True when enabled (False on
+    other backends).
 
     Measured (resnet20_lean at 28 px, 2-core CPU, jax 0.10.2): the first epoch of a second model
-    whose step is identical took 4.3 s instead of 12-15 s; a step whose schedule differs is a
+    whose step is identical took 4.3 s instead of 11-12 s; a step whose schedule differs is a
     different program and gains nothing (tests/test_backends.py checks the reuse).
     """
     if backend() != "jax":
