@@ -274,18 +274,21 @@ class FitRun(SearchStage, FinalStage):
 
 def run_pipeline(data, out: Path, opts, budget, clock, *, log, verbose, recipe=None, source=None) -> FitResult:
     """Run every stage of a fit in `out` (see `resnet_automl.autofit.fit`)."""
-    run = FitRun(data, out, opts, budget, clock, log=log, verbose=verbose, recipe=recipe, source=source)
-    run.prepare()
-    run.select()
-    best_trial = run.search()
-    if best_trial is None:
-        return run.worker_result()
-    interrupts.check()
-    model, history = run.train(best_trial)
-    interrupts.check()
-    version_dir = run.export(model)
-    interrupts.check()
-    report = run.report(model, history, version_dir)
+    try:
+        run = FitRun(data, out, opts, budget, clock, log=log, verbose=verbose, recipe=recipe, source=source)
+        run.prepare()
+        run.select()
+        best_trial = run.search()
+        if best_trial is None:
+            return run.worker_result()
+        interrupts.check()
+        model, history = run.train(best_trial)
+        interrupts.check()
+        version_dir = run.export(model)
+        interrupts.check()
+        report = run.report(model, history, version_dir)
+    finally:  # DIR/cache/xla is gone once the report is written; the caller's later compiles are not the run's
+        device.disable_compilation_cache()
     return FitResult(model=model, class_names=run.splits.class_names, backbone=run.best_values["backbone"],
                      best_hyperparameters=run.best_values, trials=run.trials, history=history,
                      selection=run.record.get("selection"), report=report,

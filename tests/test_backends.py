@@ -213,3 +213,33 @@ def test_search_trials_share_one_compiled_step_on_jax(tmp_path):
     assert "enabled True" in done.stdout, done.stdout
     first, second = eval(done.stdout.split("entries")[1].strip())
     assert first > 0 and second == first, done.stdout
+
+
+CACHE_RESTORE_CHECK = """
+import shutil, sys, warnings
+import jax, jax.numpy as jnp
+from resnet_automl import device
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 7)  # the caller's own setting
+folder = sys.argv[1]
+device.enable_compilation_cache(folder)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.jit(lambda a: a * 2 + 1)(jnp.ones(3)).block_until_ready()
+print("written", len(__import__("os").listdir(folder)) > 0)
+shutil.rmtree(folder)  # as the fit does when its report is written
+print("undone", device.disable_compilation_cache(), device.disable_compilation_cache())
+print("settings", jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_entry_size_bytes)
+with warnings.catch_warnings():
+    warnings.simplefilter("error")  # JAX warns when it cannot write an entry to a deleted folder
+    jax.jit(lambda a: a * 3 - 1)(jnp.ones(4)).block_until_ready()
+print("compiled after the fit")
+"""
+
+
+def test_a_finished_fit_gives_jax_back_its_own_compilation_cache_settings(tmp_path):
+    """After a fit, a compile (a `predict` on the returned model) neither writes to the deleted
+    DIR/cache/xla nor warns about it, and the caller's JAX cache settings are back."""
+    done = subprocess.run([sys.executable, "-c", CACHE_RESTORE_CHECK, str(tmp_path / "xla")], capture_output=True,
+                          text=True, env=_env("jax"), timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "written True" in done.stdout and "undone True False" in done.stdout, done.stdout
+    assert "settings None 7" in done.stdout and "compiled after the fit" in done.stdout, done.stdout
