@@ -99,6 +99,7 @@ class FitRun(SearchStage, FinalStage):
         self.notes = list(self.record.get("notes", []))
         with quiet.filtered_native_stderr():  # the first device query prints CUDA probing lines
             self.setup = device.configure(opts.precision, log)
+        # `run_pipeline` undoes this when the fit returns or fails
         device.enable_compilation_cache(out / "cache" / "xla")
         if self.setup.kind == "cpu" and self.setup.backend == "tensorflow" and not self.source.pretrained \
                 and module_installed("jax"):

@@ -216,7 +216,7 @@ def test_search_trials_share_one_compiled_step_on_jax(tmp_path):
 
 
 CACHE_RESTORE_CHECK = """
-import shutil, sys, warnings
+import os, shutil, sys, warnings
 import jax, jax.numpy as jnp
 from resnet_automl import device
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 7)  # the caller's own setting
@@ -224,7 +224,7 @@ folder = sys.argv[1]
 device.enable_compilation_cache(folder)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.jit(lambda a: a * 2 + 1)(jnp.ones(3)).block_until_ready()
-print("written", len(__import__("os").listdir(folder)) > 0)
+print("written", len(os.listdir(folder)) > 0)
 shutil.rmtree(folder)  # as the fit does when its report is written
 print("undone", device.disable_compilation_cache(), device.disable_compilation_cache())
 print("settings", jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_entry_size_bytes)
