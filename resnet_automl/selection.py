@@ -9,10 +9,15 @@ first whose estimated total time fits is chosen; if none fits, the cheapest is c
 table says so. From random initialisation the estimate holds the whole planned final training
 (`schedule.selection_plan`: 2,000 optimiser steps), so on a machine too slow for ResNet-20 to get
 them, the next in order, `resnet20_lean` (288 more parameters, a quarter of the FLOPs), is probed
-and chosen instead of a ResNet-20 that would train too briefly.
+and chosen instead of a ResNet-20 that would train too briefly. On small data the plan also names
+the final epochs a candidate should get (`Plan.preferred_final_epochs`, 160 from random
+initialisation): one that fits the budget with fewer is kept as the fallback (verdict "fits") while
+the next in order is probed, since on ten Fashion-MNIST classes the lean net's 250 epochs beat the
+full ResNet-20's 133 in the same six minutes.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from . import device
@@ -55,6 +60,9 @@ class Plan:
         trainable_stages: int, the most expensive freeze setting the search will try.
         batch_size: int.
         augment: bool, training runs behind the augmentation layers (probed that way). Default False.
+        preferred_final_epochs: int or None, final epochs a candidate should get in the time budget to
+            be chosen outright; one that fits the plan with fewer is kept as the fallback and the next
+            in order is probed (`select_backbones`). Default None: fitting the plan is enough.
     """
 
     trials: int
@@ -66,6 +74,7 @@ class Plan:
     batch_size: int
     final_uses_val: bool = False
     augment: bool = False
+    preferred_final_epochs: int | None = None
 
     def trial_epoch_seconds(self, images_per_s: float) -> float:
         """Seconds of one search epoch: training, plus validation at ~3x the training speed."""
@@ -88,6 +97,20 @@ class Plan:
         search = self.trials * self.trial_seconds(first_step_s, images_per_s)
         return (search + self.final_seconds(first_step_s, images_per_s)
                 + export_and_report_seconds(backbone, device.backend()))
+
+    def final_epochs_within(self, seconds: float, first_step_s: float, images_per_s: float, backbone: str) -> int:
+        """Final epochs that `seconds` (float, the whole fit's budget) holds after the search, the
+        export and the report, as `final_seconds` counts them (never below 0)."""
+        one_epoch = dataclasses.replace(self, final_epochs=0)
+        per_epoch = one_epoch.final_seconds(0.0, images_per_s)  # final_epochs + 1 = 1 epoch
+        spare = seconds - one_epoch.seconds(first_step_s, images_per_s, backbone)
+        return max(0, int(spare / per_epoch))
+
+    def with_preferred_final_epochs(self) -> Plan:
+        """This plan with at least `preferred_final_epochs` final epochs (itself when None)."""
+        if self.preferred_final_epochs is None or self.preferred_final_epochs <= self.final_epochs:
+            return self
+        return dataclasses.replace(self, final_epochs=self.preferred_final_epochs)
 
 
 @dataclass
@@ -139,7 +162,7 @@ def select_backbones(requested, budget: Budget, *, image_size: int, weights, pla
         spec = get_spec(name)
         row = {"name": name, "params": spec.params, "gflops": round(spec.gflops(image_size), 4),
                "imagenet_top1": spec.imagenet_top1, "probe_images_per_s": None, "latency_ms": None,
-               "estimated_minutes": None, "verdict": "", "reason": ""}
+               "estimated_minutes": None, "estimated_final_epochs": None, "verdict": "", "reason": ""}
         rows.append(row)
         if auto and weights == "imagenet" and not spec.has_imagenet_weights:
             row.update(verdict="excluded", reason="no ImageNet weights (use weights=None)")
@@ -165,7 +188,8 @@ def select_backbones(requested, budget: Budget, *, image_size: int, weights, pla
         reasons = "; ".join(f"{r['name']}: {r['reason']}" for r in rows)
         raise ConfigError(f"No backbone satisfies the budget ({reasons}). Loosen max_params, max_gflops or "
                           "max_latency_ms, lower the image size, or name another backbone.")
-    chosen = []
+    chosen, fallback, short = [], None, []  # short: probed rows that fit only with too few final epochs
+    preferred = plan.with_preferred_final_epochs()
     for row in passing:
         if budget.seconds is None:
             if chosen and not several:
@@ -184,6 +208,12 @@ def select_backbones(requested, budget: Budget, *, image_size: int, weights, pla
                        reason=f"not probed: at least as costly as {cheaper['name']} (parameters and GFLOPs), "
                               f"estimated {cheaper['estimated_minutes']:.1f} min > budget {budget.minutes:g} min")
             continue
+        shorter = next((r for r in short if r["gflops"] <= row["gflops"] and r["params"] <= row["params"]), None)
+        if shorter is not None:  # it could only train fewer epochs than the fallback already found
+            row.update(verdict="not probed",
+                       reason=f"at least as costly as {shorter['name']} (parameters and GFLOPs), which gets "
+                              f"fewer than {plan.preferred_final_epochs} final epochs")
+            continue
         probe = probe_cache.get_or_measure(
             f"train|{row['name']}|{image_size}|{plan.trainable_stages}|{plan.batch_size}|augment={plan.augment}",
             lambda: probe_training(row["name"], image_size=image_size, trainable_stages=plan.trainable_stages,
@@ -193,12 +223,29 @@ def select_backbones(requested, budget: Budget, *, image_size: int, weights, pla
                    estimated_minutes=round(minutes, 2))
         log(f"[selection] {row['name']}: {probe['images_per_s']:.1f} img/s training, "
             f"estimated {minutes:.1f} min for the whole fit")
-        if minutes <= budget.minutes:
-            row.update(verdict="chosen", reason=f"estimated {minutes:.1f} min <= budget {budget.minutes:g} min")
+        epochs = plan.final_epochs_within(budget.seconds, probe["first_step_s"], probe["images_per_s"], row["name"])
+        row["estimated_final_epochs"] = epochs
+        if minutes <= budget.minutes and (several or preferred is plan
+                                          or preferred.seconds(probe["first_step_s"], probe["images_per_s"],
+                                                               row["name"]) <= budget.seconds):
+            row.update(verdict="chosen", reason=f"estimated {minutes:.1f} min <= budget {budget.minutes:g} min"
+                                                f" (about {epochs} final epochs)")
             chosen.append(row["name"])
+        elif minutes <= budget.minutes:
+            row.update(verdict="fits", reason=(
+                f"estimated {minutes:.1f} min <= budget {budget.minutes:g} min, but only about {epochs} final "
+                f"epochs (< {plan.preferred_final_epochs} preferred from random initialisation): the next "
+                "candidate is probed, in case it trains longer"))
+            fallback = fallback or row
+            short.append(row)
         else:
             row.update(verdict="over budget",
                        reason=f"estimated {minutes:.1f} min > budget {budget.minutes:g} min")
+    if not chosen and fallback is not None:
+        fallback.update(verdict="chosen", reason=(
+            f"estimated {fallback['estimated_minutes']:.1f} min <= budget {budget.minutes:g} min (about "
+            f"{fallback['estimated_final_epochs']} final epochs; no candidate gets {plan.preferred_final_epochs})"))
+        chosen = [fallback["name"]]
     if not chosen:
         cheapest = min((r for r in passing if r["estimated_minutes"] is not None),
                        key=lambda r: r["estimated_minutes"])

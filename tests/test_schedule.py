@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import pytest
 
+from resnet_automl.options import SMALL_DATA_IMAGES
 from resnet_automl.schedule import (
     MAX_FINAL_STEPS_FROM_SCRATCH,
     MIN_FINAL_STEPS_FROM_SCRATCH,
     MIN_FINAL_STEPS_PRETRAINED,
+    PREFERRED_FINAL_EPOCHS_FROM_SCRATCH,
     default_epochs,
     default_final_epochs,
     epochs_fitting,
@@ -48,7 +50,15 @@ def test_selection_counts_twice_the_trial_epochs_only_for_pretrained_weights_und
     assert selection_plan(plan, time_budget=False, final_epochs_chosen=False, pretrained=True).final_epochs == 70
     assert selection_plan(plan, time_budget=True, final_epochs_chosen=True, pretrained=True).final_epochs == 70
     # from random initialisation a candidate must hold the whole planned final training (the step floor)
-    assert selection_plan(plan, time_budget=True, final_epochs_chosen=False).final_epochs == 70
+    # and, on small data, should hold PREFERRED_FINAL_EPOCHS_FROM_SCRATCH final epochs to be chosen outright
+    scratch = selection_plan(plan, time_budget=True, final_epochs_chosen=False)
+    assert scratch.final_epochs == 70 and scratch.preferred_final_epochs == PREFERRED_FINAL_EPOCHS_FROM_SCRATCH
+    large = Plan(**{**plan.__dict__, "train_images": SMALL_DATA_IMAGES})
+    assert selection_plan(large, time_budget=True, final_epochs_chosen=False).preferred_final_epochs is None
+    assert selection_plan(plan, time_budget=False, final_epochs_chosen=False).preferred_final_epochs is None
+    assert selection_plan(plan, time_budget=True, final_epochs_chosen=True).preferred_final_epochs is None
+    assert selection_plan(plan, time_budget=True, final_epochs_chosen=False,
+                          pretrained=True).preferred_final_epochs is None
 
 
 def test_median_epoch_ignores_the_compiling_first_epoch():
@@ -136,7 +146,11 @@ def test_the_epoch_timer_leaves_validation_and_end_of_epoch_work_out():
 
 
 def test_a_search_of_the_learning_rate_alone_gets_half_the_trials():
-    from resnet_automl.schedule import DEFAULT_TRIALS, DEFAULT_TRIALS_LEARNING_RATE_ONLY, default_trials
+    from resnet_automl.schedule import (
+        DEFAULT_TRIALS,
+        DEFAULT_TRIALS_LEARNING_RATE_ONLY,
+        default_trials,
+    )
 
     assert default_trials(1) == DEFAULT_TRIALS_LEARNING_RATE_ONLY == 3
     assert default_trials(5) == DEFAULT_TRIALS == 6

@@ -146,6 +146,56 @@ def test_a_slow_machine_trades_resnet20_for_its_lean_variant(monkeypatch):
     assert rows["resnet32"]["verdict"] == "not probed"  # after the choice, nothing else is probed
 
 
+def test_on_small_data_a_backbone_that_trains_too_few_final_epochs_yields_to_the_next(monkeypatch):
+    """From random initialisation on small data the plan prefers 160 final epochs: a ResNet-20 that
+    fits the budget with fewer is kept as the fallback while its lean variant is probed; the lean net
+    is chosen when it gets them, the fallback when no candidate does, ResNet-20 at once when it does."""
+    from resnet_automl import selection
+
+    probed = []
+
+    def probe_by_flops(name, **kwargs):
+        probed.append(name)
+        return {"images_per_s": speed / selection.get_spec(name).gflops_224, "first_step_s": 5.0}
+
+    monkeypatch.setattr(selection, "probe_training", probe_by_flops)
+    plan = Plan(trials=3, epochs=6, final_epochs=75, train_images=700, val_images=150, trainable_stages=5,
+                batch_size=32, final_uses_val=True, augment=True, preferred_final_epochs=160)
+    speed = 4.0 * 300  # ResNet-20 fits 6 minutes with ~94 final epochs, the lean net with ~410
+    mid = select_backbones("auto", Budget(minutes=6), image_size=32, weights=None, plan=plan)
+    rows = {r["name"]: r for r in mid.table}
+    assert mid.chosen == ["resnet20_lean"] and probed == ["resnet20", "resnet20_lean"]
+    assert rows["resnet20"]["verdict"] == "fits" and "only about 94 final epochs" in rows["resnet20"]["reason"]
+    assert rows["resnet20_lean"]["estimated_final_epochs"] == 410
+    probed.clear()
+    speed = 4.0 * 600  # ResNet-20 gets ~205 final epochs: chosen without probing further
+    fast = select_backbones("auto", Budget(minutes=6), image_size=32, weights=None, plan=plan)
+    assert fast.chosen == ["resnet20"] and probed == ["resnet20"]
+    probed.clear()
+    speed = 4.0 * 100  # ResNet-20 over budget, the lean net fits with ~125: the fallback, chosen
+    slow = select_backbones("auto", Budget(minutes=6), image_size=32, weights=None, plan=plan)
+    rows = {r["name"]: r for r in slow.table}
+    assert slow.chosen == ["resnet20_lean"] and probed == ["resnet20", "resnet20_lean"]
+    assert rows["resnet20_lean"]["verdict"] == "chosen" and "no candidate gets 160" in rows["resnet20_lean"]["reason"]
+    assert rows["resnet32"]["verdict"] == "over budget"  # at least as costly as ResNet-20: not probed
+    # without the preference (large data, pretrained weights) ResNet-20 with 94 epochs is chosen as before
+    probed.clear()
+    speed = 4.0 * 300
+    plain = select_backbones("auto", Budget(minutes=6), image_size=32, weights=None,
+                             plan=Plan(**{**plan.__dict__, "preferred_final_epochs": None}))
+    assert plain.chosen == ["resnet20"] and probed == ["resnet20"]
+
+
+def test_final_epochs_within_a_budget_are_what_is_left_after_search_export_and_report():
+    plan = Plan(trials=3, epochs=6, final_epochs=75, train_images=700, val_images=150, trainable_stages=5,
+                batch_size=32, final_uses_val=True)
+    epochs = plan.final_epochs_within(360.0, 5.0, 100.0, "resnet20")
+    fits = Plan(**{**plan.__dict__, "final_epochs": epochs})
+    more = Plan(**{**plan.__dict__, "final_epochs": epochs + 1})
+    assert fits.seconds(5.0, 100.0, "resnet20") <= 360.0 < more.seconds(5.0, 100.0, "resnet20")
+    assert plan.final_epochs_within(1.0, 5.0, 100.0, "resnet20") == 0
+
+
 def test_a_trial_is_a_graph_build_and_its_epochs():
     plan = Plan(trials=3, epochs=6, final_epochs=75, train_images=700, val_images=150, trainable_stages=5,
                 batch_size=32, final_uses_val=True)
