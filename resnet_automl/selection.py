@@ -106,12 +106,6 @@ class Plan:
         spare = seconds - one_epoch.seconds(first_step_s, images_per_s, backbone)
         return max(0, int(spare / per_epoch))
 
-    def with_preferred_final_epochs(self) -> Plan:
-        """This plan with at least `preferred_final_epochs` final epochs (itself when None)."""
-        if self.preferred_final_epochs is None or self.preferred_final_epochs <= self.final_epochs:
-            return self
-        return dataclasses.replace(self, final_epochs=self.preferred_final_epochs)
-
 
 @dataclass
 class Selection:
@@ -129,6 +123,11 @@ def _candidate_names(requested) -> list:
     if not names:
         raise ConfigError("The `backbone` argument is empty. Pass 'auto', a name or a list of names.")
     return [get_spec(name).name for name in names]
+
+
+def _as_costly(row: dict, other: dict) -> bool:
+    """`row` has at least the parameters and the GFLOPs of `other` (selection table rows)."""
+    return row["params"] >= other["params"] and row["gflops"] >= other["gflops"]
 
 
 def _preference(names: list, weights, train_images: int) -> list:
@@ -188,8 +187,7 @@ def select_backbones(requested, budget: Budget, *, image_size: int, weights, pla
         reasons = "; ".join(f"{r['name']}: {r['reason']}" for r in rows)
         raise ConfigError(f"No backbone satisfies the budget ({reasons}). Loosen max_params, max_gflops or "
                           "max_latency_ms, lower the image size, or name another backbone.")
-    chosen, fallback, short = [], None, []  # short: probed rows that fit only with too few final epochs
-    preferred = plan.with_preferred_final_epochs()
+    chosen, short = [], []  # short: probed rows that fit only with too few final epochs; the first is the fallback
     for row in passing:
         if budget.seconds is None:
             if chosen and not several:
@@ -202,13 +200,13 @@ def select_backbones(requested, budget: Budget, *, image_size: int, weights, pla
             row.update(verdict="not probed", reason="a preferred candidate fits the time budget")
             continue
         cheaper = next((r for r in passing if r["verdict"] == "over budget" and r["estimated_minutes"] is not None
-                        and r["gflops"] <= row["gflops"] and r["params"] <= row["params"]), None)
+                        and _as_costly(row, r)), None)
         if cheaper is not None:  # a probe costs time the budget no longer has; it could only say "over" again
             row.update(verdict="over budget",
                        reason=f"not probed: at least as costly as {cheaper['name']} (parameters and GFLOPs), "
                               f"estimated {cheaper['estimated_minutes']:.1f} min > budget {budget.minutes:g} min")
             continue
-        shorter = next((r for r in short if r["gflops"] <= row["gflops"] and r["params"] <= row["params"]), None)
+        shorter = next((r for r in short if _as_costly(row, r)), None)
         if shorter is not None:  # it could only train fewer epochs than the fallback already found
             row.update(verdict="not probed",
                        reason=f"at least as costly as {shorter['name']} (parameters and GFLOPs), which gets "
@@ -225,9 +223,9 @@ def select_backbones(requested, budget: Budget, *, image_size: int, weights, pla
             f"estimated {minutes:.1f} min for the whole fit")
         epochs = plan.final_epochs_within(budget.seconds, probe["first_step_s"], probe["images_per_s"], row["name"])
         row["estimated_final_epochs"] = epochs
-        if minutes <= budget.minutes and (several or preferred is plan
-                                          or preferred.seconds(probe["first_step_s"], probe["images_per_s"],
-                                                               row["name"]) <= budget.seconds):
+        too_short = (not several and plan.preferred_final_epochs is not None
+                     and epochs < plan.preferred_final_epochs)
+        if minutes <= budget.minutes and not too_short:
             row.update(verdict="chosen", reason=f"estimated {minutes:.1f} min <= budget {budget.minutes:g} min"
                                                 f" (about {epochs} final epochs)")
             chosen.append(row["name"])
@@ -236,12 +234,12 @@ def select_backbones(requested, budget: Budget, *, image_size: int, weights, pla
                 f"estimated {minutes:.1f} min <= budget {budget.minutes:g} min, but only about {epochs} final "
                 f"epochs (< {plan.preferred_final_epochs} preferred from random initialisation): the next "
                 "candidate is probed, in case it trains longer"))
-            fallback = fallback or row
             short.append(row)
         else:
             row.update(verdict="over budget",
                        reason=f"estimated {minutes:.1f} min > budget {budget.minutes:g} min")
-    if not chosen and fallback is not None:
+    if not chosen and short:
+        fallback = short[0]
         fallback.update(verdict="chosen", reason=(
             f"estimated {fallback['estimated_minutes']:.1f} min <= budget {budget.minutes:g} min (about "
             f"{fallback['estimated_final_epochs']} final epochs; no candidate gets {plan.preferred_final_epochs})"))
