@@ -36,7 +36,7 @@ def main(argv=None) -> int:
         import tempfile
 
         import resnet_automl
-        from resnet_automl.demo import write_demo_dataset
+        from resnet_automl.pipeline.demo import write_demo_dataset
 
         args.run_dir, args.per_class = tempfile.mkdtemp(prefix="demo-holdout-"), 10
         data = write_demo_dataset(Path(args.run_dir) / "data")

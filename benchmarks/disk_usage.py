@@ -57,8 +57,8 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny model, 32 px, 2 trials: seconds, not minutes")
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args(argv)
-    from resnet_automl.budget import Budget
-    from resnet_automl.demo import write_demo_dataset
+    from resnet_automl.config.budget import Budget
+    from resnet_automl.pipeline.demo import write_demo_dataset
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="disk-usage-"))
     data = write_demo_dataset(work / "demo-data")

@@ -106,11 +106,11 @@ def main(argv=None) -> int:
 
     import keras
 
-    from resnet_automl import device
+    from resnet_automl.runtime import device
     from resnet_automl.data.batches import ArrayBatches
-    from resnet_automl.hypermodel import ResNetHyperModel
-    from resnet_automl.model import build_classifier, compile_classifier
-    from resnet_automl.train import train_final
+    from resnet_automl.search.hypermodel import ResNetHyperModel
+    from resnet_automl.modeling.classifier import build_classifier, compile_classifier
+    from resnet_automl.training.final import train_final
 
     setup = device.configure("auto", log=print)
     print(f"backend {setup.backend}; device {setup.description}; precision {setup.precision}; "

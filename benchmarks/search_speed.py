@@ -32,7 +32,7 @@ def plain_hypermodel(num_classes: int, image_size: int, weights, low: float, hig
     """The user's hypermodel. `start`: a backbone whose weights stand in for the ImageNet download."""
     import keras
 
-    from resnet_automl.backbones import copy_weights_by_name
+    from resnet_automl.weights.imagenet_keras import copy_weights_by_name
 
     def build(hp):
         base = keras.applications.ResNet50(include_top=False, weights=weights, input_shape=(image_size, image_size, 3))
@@ -79,9 +79,9 @@ def main(argv=None) -> int:
     from resnet_automl.data import prepare_data
     from resnet_automl.data.arrays import load_images
     from resnet_automl.data.batches import ArrayBatches
-    from resnet_automl.features import FeatureCache
-    from resnet_automl.hypermodel import ResNetHyperModel
-    from resnet_automl.search import make_tuner
+    from resnet_automl.modeling.features import FeatureCache
+    from resnet_automl.search.hypermodel import ResNetHyperModel
+    from resnet_automl.search.tuner import make_tuner
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="search-speed-"))
     shutil.rmtree(work, ignore_errors=True)

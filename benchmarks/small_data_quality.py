@@ -39,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from fmnist import DEBIAN, as_rgb, debian_available, load_fashion_mnist, split_pixels, write_class_folders  # noqa: E402
 
-from resnet_automl.backend_choice import BACKEND_CHOICES, choose_backend  # noqa: E402
+from resnet_automl.runtime.backend import BACKEND_CHOICES, choose_backend  # noqa: E402
 
 SETS = {
     "four": {"classes": (0, 1, 7, 8), "per_class": 100},

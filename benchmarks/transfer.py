@@ -102,7 +102,7 @@ def linear_probe(source_run: Path, train_x, train_y, unseen_x, unseen_y) -> floa
     import keras
     from sklearn.linear_model import LogisticRegression
 
-    from resnet_automl.model import build_classifier
+    from resnet_automl.modeling.classifier import build_classifier
 
     meta = json.loads((source_run / "run.json").read_text())
     model = build_classifier(meta["best_hyperparameters"]["backbone"], 2, image_size=meta["image_size"],

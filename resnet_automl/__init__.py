@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import importlib
 
-from ._version import __version__
-from .errors import ConfigError, DataError, ExportError, ResNetAutoMLError, WeightsError
+from resnet_automl._version import __version__
+from resnet_automl.errors import ConfigError, DataError, ExportError, ResNetAutoMLError, WeightsError
 
 _LAZY = {
-    "fit": ("autofit", "fit"),
-    "FitResult": ("result", "FitResult"),
-    "Budget": ("budget", "Budget"),
+    "fit": ("pipeline.fit", "fit"),
+    "FitResult": ("pipeline.result", "FitResult"),
+    "Budget": ("config.budget", "Budget"),
     "load_model": ("serving.predictor", "load_model"),
     "list_backbones": ("backbones.registry", "list_backbones"),
 }

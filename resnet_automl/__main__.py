@@ -1,6 +1,6 @@
 """`python -m resnet_automl` runs the command line."""
 import sys
 
-from .cli import main
+from resnet_automl.cli.main import main
 
 sys.exit(main())

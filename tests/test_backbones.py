@@ -9,10 +9,10 @@ import keras
 import numpy as np
 import pytest
 
-from resnet_automl.backbones import (REGISTRY, build_backbone, get_spec, load_backbone_weights,
-                                     set_trainable_stages)
-from resnet_automl.backbones import weights as weights_module
-from resnet_automl.cli import main
+from resnet_automl.backbones import REGISTRY, build_backbone, get_spec, set_trainable_stages
+from resnet_automl.weights import imagenet_keras as weights_module
+from resnet_automl.weights.loading import load_backbone_weights
+from resnet_automl.cli.main import main
 from resnet_automl.errors import ConfigError, WeightsError
 
 TORCHVISION_PARAMS = {
@@ -143,7 +143,7 @@ def test_offline_imagenet_error_names_file_url_cache_and_alternative(tmp_path, m
 
 
 def test_imagenet_for_torchvision_only_backbones_points_at_conversion(tmp_path, monkeypatch):
-    from resnet_automl.backbones import torchvision_weights
+    from resnet_automl.weights import imagenet_torchvision as torchvision_weights
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))  # no converted file in this cache
 

@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from resnet_automl.backend_choice import choose_backend, resolve_backend
+from resnet_automl.runtime.backend import choose_backend, resolve_backend
 from resnet_automl.errors import ConfigError
 
 CPU = {"jax_installed": True, "nvidia_gpu": False, "jax_cuda_installed": False}
@@ -51,7 +51,7 @@ def test_a_choice_that_cannot_take_effect_is_an_error(monkeypatch):
 
 CLI_THEN_KERAS = r"""
 import os, sys
-from resnet_automl.cli import main
+from resnet_automl.cli.main import main
 code = main(sys.argv[1:])
 import keras
 print(code, os.environ["KERAS_BACKEND"], keras.backend.backend())

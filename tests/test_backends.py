@@ -24,7 +24,7 @@ class _NoTensorFlow(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
         return None
 sys.meta_path.insert(0, _NoTensorFlow())
-from resnet_automl.cli import main
+from resnet_automl.cli.main import main
 code = main(sys.argv[1:])
 assert "tensorflow" not in sys.modules, "TensorFlow was imported"
 sys.exit(code)
@@ -76,7 +76,7 @@ def test_jax_fit_exports_through_a_tensorflow_process(tmp_path):
 
 
 def test_out_of_memory_errors_of_every_backend_are_recognised():
-    from resnet_automl.device import is_out_of_memory
+    from resnet_automl.runtime.device import is_out_of_memory
 
     class ResourceExhaustedError(Exception):
         pass
@@ -91,7 +91,7 @@ def test_out_of_memory_errors_of_every_backend_are_recognised():
 
 
 def test_precision_follows_the_device():
-    from resnet_automl.device import default_precision
+    from resnet_automl.runtime.device import default_precision
 
     assert default_precision([]) == "float32"
     assert default_precision([{"name": "NVIDIA H100", "compute_capability": (9, 0)}]) == "mixed_bfloat16"
@@ -110,8 +110,8 @@ ASYNC_DISPATCH_CHECK = r"""
 import tempfile, threading
 import keras, keras_tuner as kt, numpy as np
 from resnet_automl.data.batches import ArrayBatches
-from resnet_automl.hypermodel import ResNetHyperModel
-from resnet_automl.train import train_final
+from resnet_automl.search.hypermodel import ResNetHyperModel
+from resnet_automl.training.final import train_final
 
 class WhereBatchEndsRun(keras.callbacks.Callback):
     async_safe = True
@@ -153,8 +153,8 @@ def test_trials_and_final_training_keep_keras_asynchronous_dispatch_on_jax():
 
 JAX_AUGMENTATION_CHECK = """
 import jax, keras, numpy as np
-from resnet_automl.augment import with_augmentation, CompiledTranslation
-from resnet_automl.model import build_classifier, compile_classifier
+from resnet_automl.modeling.augmentation import with_augmentation, CompiledTranslation
+from resnet_automl.modeling.classifier import build_classifier, compile_classifier
 trainer = with_augmentation(build_classifier("tiny_resnet", 3, image_size=32, trainable_stages=5), seed=0)
 compile_classifier(trainer, 1e-3, 10)
 print("jit", trainer.jit_compile)
@@ -179,9 +179,9 @@ COMPILE_CACHE_CHECK = """
 import sys
 from pathlib import Path
 import keras_tuner as kt, numpy as np
-from resnet_automl import device
+from resnet_automl.runtime import device
 from resnet_automl.data.batches import ArrayBatches
-from resnet_automl.hypermodel import ResNetHyperModel
+from resnet_automl.search.hypermodel import ResNetHyperModel
 cache = Path(sys.argv[1])
 print("enabled", device.enable_compilation_cache(cache))
 import jax
@@ -218,7 +218,7 @@ def test_search_trials_share_one_compiled_step_on_jax(tmp_path):
 CACHE_RESTORE_CHECK = """
 import os, shutil, sys, warnings
 import jax, jax.numpy as jnp
-from resnet_automl import device
+from resnet_automl.runtime import device
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 7)  # the caller's own setting
 folder = sys.argv[1]
 device.enable_compilation_cache(folder)

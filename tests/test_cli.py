@@ -10,7 +10,7 @@ import pytest
 
 from conftest import make_class_folders
 from resnet_automl import __version__
-from resnet_automl.cli import main
+from resnet_automl.cli.main import main
 
 EXE = [sys.executable, "-m", "resnet_automl"]
 

@@ -61,8 +61,8 @@ def test_memory_mapped_rows_come_back_in_the_shuffled_order(tmp_path):
 def test_augmentation_keeps_shapes_and_only_acts_in_training():
     import keras
 
-    from resnet_automl.augment import with_augmentation
-    from resnet_automl.model import build_classifier
+    from resnet_automl.modeling.augmentation import with_augmentation
+    from resnet_automl.modeling.classifier import build_classifier
 
     model = build_classifier("tiny_resnet", 3, image_size=32, trainable_stages=5)
     trainer = with_augmentation(model, seed=0)
@@ -77,7 +77,7 @@ def test_augmentation_keeps_shapes_and_only_acts_in_training():
 def test_random_erasing_hits_about_half_the_images_with_at_most_a_third_of_the_area():
     import keras
 
-    from resnet_automl.augment import ERASING_AREA, make_augmenter
+    from resnet_automl.modeling.augmentation import ERASING_AREA, make_augmenter
 
     erasing = make_augmenter(seed=0).layers[-1]
     assert isinstance(erasing, keras.layers.RandomErasing)

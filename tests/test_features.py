@@ -9,9 +9,9 @@ import pytest
 from conftest import batches, make_class_folders
 from resnet_automl.data import prepare_data
 from resnet_automl.data.arrays import load_images
-from resnet_automl.features import FeatureCache, feature_dataset, split_classifier
-from resnet_automl.hypermodel import ResNetHyperModel
-from resnet_automl.model import build_classifier
+from resnet_automl.modeling.features import FeatureCache, feature_dataset, split_classifier
+from resnet_automl.search.hypermodel import ResNetHyperModel
+from resnet_automl.modeling.classifier import build_classifier
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_cache_is_reused_from_disk_and_memory_stays_bounded(splits, tmp_path):
 
 
 def test_cached_trials_checkpoint_the_best_epoch_of_the_full_model(splits, tmp_path):
-    from resnet_automl.search import make_tuner
+    from resnet_automl.search.tuner import make_tuner
 
     hypermodel = _hypermodel(splits, FeatureCache(tmp_path / "cache"), 2)
     tuner = make_tuner("random", hypermodel, objective="val_accuracy", max_trials=1, directory=tmp_path,

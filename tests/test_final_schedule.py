@@ -11,8 +11,8 @@ import types
 import numpy as np
 import pytest
 
-from resnet_automl import final_schedule
-from resnet_automl.final_schedule import MARGIN_EPOCHS, ReplannedCosine, epochs_fitting_after
+from resnet_automl.training import lr_schedule as final_schedule
+from resnet_automl.training.lr_schedule import MARGIN_EPOCHS, ReplannedCosine, epochs_fitting_after
 
 
 class FakeClock:
@@ -96,8 +96,8 @@ def test_without_a_deadline_the_plan_stays(clock):
 #: Compiled with a constant rate of 1e-3 / 10, so a rate that did not reach the compiled step moves them.
 RATE_REACHES_THE_STEP = r"""
 import numpy as np, keras
-from resnet_automl.final_schedule import ReplannedCosine
-from resnet_automl.model import compile_classifier
+from resnet_automl.training.lr_schedule import ReplannedCosine
+from resnet_automl.modeling.classifier import compile_classifier
 
 class ZeroRate(ReplannedCosine):
     def rate(self, epoch):
@@ -132,8 +132,8 @@ def test_the_rate_set_each_epoch_reaches_the_compiled_step(backend):
 def test_a_replanned_training_resumes_from_its_backup_with_the_plan_it_recorded(tmp_path):
     import keras
 
-    from resnet_automl.callbacks import PeriodicBackup
-    from resnet_automl.model import build_classifier, compile_classifier
+    from resnet_automl.training.callbacks import PeriodicBackup
+    from resnet_automl.modeling.classifier import build_classifier, compile_classifier
 
     x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
     y = np.arange(8) % 3
@@ -187,7 +187,7 @@ def test_epochs_of_two_speeds_use_the_time_to_the_deadline(clock):
 
 
 def test_a_replan_is_recorded_each_time_and_logged_when_it_moves_five_percent():
-    from resnet_automl.final_stage import FinalStage
+    from resnet_automl.pipeline.final_stage import FinalStage
 
     class Run(FinalStage):
         def __init__(self):

@@ -43,7 +43,7 @@ def test_rerun_of_a_finished_fit_resumes_without_new_work(trained_run):
 
 
 def test_resume_after_crash_runs_only_missing_trials(tmp_path, monkeypatch):
-    from resnet_automl import search
+    from resnet_automl.search import tuner as search
 
     data = make_class_folders(tmp_path / "data", per_class=6)
     calls = {"n": 0}

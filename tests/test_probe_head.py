@@ -11,11 +11,11 @@ from conftest import make_class_folders
 from resnet_automl.data import prepare_data
 from resnet_automl.data.arrays import load_images
 from resnet_automl.data.batches import ArrayBatches
-from resnet_automl.head_init import PROBE_MAX_IMAGES, head_from_probe, head_is_the_probe, pooled_features
-from resnet_automl.hypermodel import ResNetHyperModel
-from resnet_automl.model import backbone_of, build_classifier
-from resnet_automl.search import make_tuner
-from resnet_automl.train import train_final
+from resnet_automl.modeling.head import PROBE_MAX_IMAGES, head_from_probe, head_is_the_probe, pooled_features
+from resnet_automl.search.hypermodel import ResNetHyperModel
+from resnet_automl.modeling.classifier import backbone_of, build_classifier
+from resnet_automl.search.tuner import make_tuner
+from resnet_automl.training.final import train_final
 
 
 def test_the_head_is_the_probe_only_frozen_pretrained_and_small():
@@ -34,7 +34,7 @@ def splits(tmp_path_factory):
 def pretrained_file(tmp_path_factory):
     """A weights file of this package (a tiny_resnet classifier) to transfer from."""
     from resnet_automl.backbones import get_spec
-    from resnet_automl.weights_io import save_weights
+    from resnet_automl.weights.io import save_weights
 
     model = build_classifier("tiny_resnet", 3, image_size=32, trainable_stages=5)
     path = tmp_path_factory.mktemp("source") / "source.weights.h5"

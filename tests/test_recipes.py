@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from conftest import make_class_folders
-from resnet_automl.budget import Budget
-from resnet_automl.cli import build_parser, main
+from resnet_automl.config.budget import Budget
+from resnet_automl.cli.main import build_parser, main
 from resnet_automl.errors import ConfigError
-from resnet_automl.options import FitOptions
-from resnet_automl.recipes import load_recipe, recipe_to_fit_arguments, resolve_cli_options
+from resnet_automl.config.options import FitOptions
+from resnet_automl.config.recipes import load_recipe, recipe_to_fit_arguments, resolve_cli_options
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.toml"))
 

@@ -19,8 +19,8 @@ from PIL import Image
 from conftest import batches, make_class_folders, write_image
 from resnet_automl.data import prepare_data, scan_folder
 from resnet_automl.errors import DataError
-from resnet_automl.hypermodel import ResNetHyperModel
-from resnet_automl.search import make_tuner, trials_table
+from resnet_automl.search.hypermodel import ResNetHyperModel
+from resnet_automl.search.tuner import make_tuner, trials_table
 
 
 def _hypermodel(**extra):
@@ -151,7 +151,7 @@ def test_unusable_data_stops_with_a_message(tmp_path, make, match):
 
 
 def test_a_swallowed_ctrl_c_is_raised_again_at_the_next_boundary():
-    from resnet_automl import interrupts
+    from resnet_automl.runtime import interrupts
 
     with interrupts.remember_ctrl_c():
         try:
@@ -179,8 +179,8 @@ class _InterruptAtEpoch(keras.callbacks.Callback):
 
 @pytest.mark.parametrize("interval,resumed_at", [(0.0, 2), (3600.0, 0)])
 def test_final_training_backup_is_periodic_and_resumes(tmp_path, interval, resumed_at):
-    from resnet_automl.callbacks import PeriodicBackup
-    from resnet_automl.model import build_classifier, compile_classifier
+    from resnet_automl.training.callbacks import PeriodicBackup
+    from resnet_automl.modeling.classifier import build_classifier, compile_classifier
 
     x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
     y = np.arange(8) % 3

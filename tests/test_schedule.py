@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from resnet_automl.options import SMALL_DATA_IMAGES
-from resnet_automl.schedule import (
+from resnet_automl.config.options import SMALL_DATA_IMAGES
+from resnet_automl.planning.schedule import (
     MAX_FINAL_STEPS_FROM_SCRATCH,
     MIN_FINAL_STEPS_FROM_SCRATCH,
     MIN_FINAL_STEPS_PRETRAINED,
@@ -18,7 +18,7 @@ from resnet_automl.schedule import (
     median_epoch_seconds,
     selection_plan,
 )
-from resnet_automl.selection import Plan
+from resnet_automl.planning.selection import Plan
 
 
 @pytest.mark.parametrize("steps, epochs", [(1, 15), (19, 7), (40, 3), (1000, 3)])
@@ -92,7 +92,7 @@ def test_the_compile_seconds_come_off_the_time_the_final_epochs_fit_in():
 
 
 def test_the_deadline_judges_the_next_epoch_by_the_epochs_after_the_compiling_first(monkeypatch):
-    from resnet_automl import callbacks
+    from resnet_automl.training import callbacks
 
     class Model:
         stop_training = False
@@ -123,7 +123,7 @@ def test_the_epoch_timer_leaves_validation_and_end_of_epoch_work_out():
     import keras
     import numpy as np
 
-    from resnet_automl.callbacks import EpochTimer
+    from resnet_automl.training.callbacks import EpochTimer
 
     class SlowEndOfEpoch(keras.callbacks.Callback):  # stands for saving the best epoch
         def on_epoch_end(self, epoch, logs=None):
@@ -146,7 +146,7 @@ def test_the_epoch_timer_leaves_validation_and_end_of_epoch_work_out():
 
 
 def test_a_search_of_the_learning_rate_alone_gets_half_the_trials():
-    from resnet_automl.schedule import (
+    from resnet_automl.planning.schedule import (
         DEFAULT_TRIALS,
         DEFAULT_TRIALS_LEARNING_RATE_ONLY,
         default_trials,
@@ -158,7 +158,7 @@ def test_a_search_of_the_learning_rate_alone_gets_half_the_trials():
 
 
 def test_the_backbones_a_fit_names_are_counted_in_every_spelling():
-    from resnet_automl.options import FitOptions
+    from resnet_automl.config.options import FitOptions
 
     assert FitOptions().backbones_named() == 1
     assert FitOptions(backbone="resnet18, resnet34").backbones_named() == 2

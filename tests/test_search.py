@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import keras_tuner as kt
 
-from resnet_automl.search import best_trial
+from resnet_automl.search.tuner import best_trial
 
 
 def _trial(trial_id, score, val_losses, best_step, status=kt.engine.trial.TrialStatus.COMPLETED):

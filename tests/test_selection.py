@@ -5,10 +5,10 @@ import time
 
 import pytest
 
-from resnet_automl.budget import PRESETS, Budget
+from resnet_automl.config.budget import PRESETS, Budget
 from resnet_automl.errors import ConfigError
-from resnet_automl.probe import ProbeCache
-from resnet_automl.selection import EXPORT_CHILD_PROCESS_S, Plan, export_and_report_seconds, select_backbones
+from resnet_automl.planning.probe import ProbeCache
+from resnet_automl.planning.selection import EXPORT_CHILD_PROCESS_S, Plan, export_and_report_seconds, select_backbones
 
 PLAN = Plan(trials=2, epochs=1, final_epochs=1, train_images=20, val_images=6, trainable_stages=5, batch_size=8)
 
@@ -102,7 +102,7 @@ def test_nothing_fits_the_time_so_the_cheapest_is_chosen():
 
 
 def test_over_budget_probes_stop_at_the_first_candidate_that_cannot_be_beaten(monkeypatch):
-    from resnet_automl import selection
+    from resnet_automl.planning import selection
 
     probed = []
 
@@ -123,7 +123,7 @@ def test_over_budget_probes_stop_at_the_first_candidate_that_cannot_be_beaten(mo
 def test_a_slow_machine_trades_resnet20_for_its_lean_variant(monkeypatch):
     """From scratch on small images, ResNet-20 is preferred while the budget holds its planned final
     training; on a machine too slow for that, the lean variant (a quarter of the FLOPs) is probed and chosen."""
-    from resnet_automl import selection
+    from resnet_automl.planning import selection
 
     probed = []
 
@@ -150,7 +150,7 @@ def test_on_small_data_a_backbone_that_trains_too_few_final_epochs_yields_to_the
     """From random initialisation on small data the plan prefers 160 final epochs: a ResNet-20 that
     fits the budget with fewer is kept as the fallback while its lean variant is probed; the lean net
     is chosen when it gets them, the fallback when no candidate does, ResNet-20 at once when it does."""
-    from resnet_automl import selection
+    from resnet_automl.planning import selection
 
     probed = []
 

@@ -10,7 +10,7 @@ import pytest
 
 import resnet_automl
 from conftest import make_class_folders
-from resnet_automl.cli import main
+from resnet_automl.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,8 @@ def source_run(tmp_path_factory):
 
 
 def test_source_weights_reach_the_new_backbone(source_run):
-    from resnet_automl.model import backbone_of, build_classifier
-    from resnet_automl.weights_io import load_weights, read_metadata
+    from resnet_automl.modeling.classifier import backbone_of, build_classifier
+    from resnet_automl.weights.io import load_weights, read_metadata
 
     meta = read_metadata(source_run / "final" / "model.weights.h5")
     assert meta["backbone"] == "tiny_resnet" and meta["class_names"] == ["blue", "green", "red"]
@@ -85,7 +85,7 @@ def test_sources_that_cannot_work_exit_2_with_the_fix(source_run, tmp_path, caps
 def test_a_weights_file_of_another_backbone_is_named(tmp_path):
     from resnet_automl.backbones import build_backbone, get_spec
     from resnet_automl.errors import WeightsError
-    from resnet_automl.model import load_pretrained
+    from resnet_automl.modeling.starting_weights import load_pretrained
 
     path = tmp_path / "plain.weights.h5"  # no metadata: saved with Keras' own save_weights
     build_backbone("tiny_resnet", (32, 32, 3)).save_weights(str(path))

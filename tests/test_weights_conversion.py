@@ -17,13 +17,14 @@ pytest.importorskip("safetensors")
 from safetensors.torch import save_file  # noqa: E402
 from torch import nn  # noqa: E402
 
-from resnet_automl.backbones import build_backbone, get_spec, load_backbone_weights  # noqa: E402
-from resnet_automl.backbones import torchvision_weights  # noqa: E402
-from resnet_automl.backbones.convert import convert_state_dict, read_state_dict, torch_prefix  # noqa: E402
-from resnet_automl.backbones.torchvision_weights import (  # noqa: E402
+from resnet_automl.backbones import build_backbone, get_spec  # noqa: E402
+from resnet_automl.weights.loading import load_backbone_weights  # noqa: E402
+from resnet_automl.weights import imagenet_torchvision as torchvision_weights  # noqa: E402
+from resnet_automl.weights.convert import convert_state_dict, read_state_dict, torch_prefix  # noqa: E402
+from resnet_automl.weights.imagenet_torchvision import (  # noqa: E402
     TORCHVISION_URLS, check_hash_prefix, fetch_torchvision, import_weights)
 from resnet_automl.errors import WeightsError  # noqa: E402
-from resnet_automl.weights_cli import add_weights_parser, run_weights_command  # noqa: E402
+from resnet_automl.cli.weights import add_weights_parser, run_weights_command  # noqa: E402
 
 SIZE = 64
 TOLERANCE = 1e-4

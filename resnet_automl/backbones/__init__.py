@@ -1,9 +1,14 @@
-"""Backbones: the registry, one ResNet/ResNeXt builder, freeze depth and weights."""
-from .layers import GroupedConv2D, Normalize
-from .registry import REGISTRY, STAGES, BackboneSpec, get_spec, list_backbones
-from .resnet import build_backbone, count_gflops, default_grouped_mode, set_trainable_stages, stage_of
-from .weights import copy_weights_by_name, keras_cache_dir, load_backbone_weights
+"""The networks, architecture only: the registry and one ResNet/ResNeXt builder.
+
+Owns: `registry` (one `BackboneSpec` per name: params, GFLOPs, top-1, stages, weight sources),
+`resnet` (the builder, freeze depth by stage), `layers` (grouped convolution, normalisation).
+May import: `runtime`, `config`. Starting weights live in `resnet_automl.weights`.
+Entry points: `get_spec`, `list_backbones`, `build_backbone`, `set_trainable_stages`.
+"""
+from resnet_automl.backbones.layers import GroupedConv2D, Normalize
+from resnet_automl.backbones.registry import REGISTRY, STAGES, BackboneSpec, get_spec, list_backbones
+from resnet_automl.backbones.resnet import build_backbone, count_gflops, default_grouped_mode, set_trainable_stages, stage_of
 
 __all__ = ["REGISTRY", "STAGES", "BackboneSpec", "GroupedConv2D", "Normalize", "build_backbone",
-           "copy_weights_by_name", "count_gflops", "default_grouped_mode", "get_spec", "keras_cache_dir",
-           "list_backbones", "load_backbone_weights", "set_trainable_stages", "stage_of"]
+           "count_gflops", "default_grouped_mode", "get_spec",
+           "list_backbones", "set_trainable_stages", "stage_of"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..errors import ConfigError
+from resnet_automl.errors import ConfigError
 
 STAGES = ("conv1", "conv2", "conv3", "conv4", "conv5")
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import keras
 
-from .layers import GroupedConv2D
-from .registry import STAGES, BackboneSpec, get_spec
+from resnet_automl.backbones.layers import GroupedConv2D
+from resnet_automl.backbones.registry import STAGES, BackboneSpec, get_spec
 
 
 def default_grouped_mode() -> str:
     """"native" grouped convolutions when a GPU is visible, else "split" (fast on CPU)."""
-    from ..device import grouped_conv_mode
+    from resnet_automl.runtime.device import grouped_conv_mode
 
     return grouped_conv_mode()
 

@@ -1,8 +1,12 @@
-"""Data layer: find, audit and split the images, then stream them through `tf.data`.
+"""The data layer: find, audit and split the images, decode them once into uint8 arrays.
 
-`prepare_data` is the one entry point: it accepts a class-folder tree, a pre-split
-`train/ val/ test/` tree or "tfds:NAME", audits once and stores the split in the run directory so a
-resumed run trains on exactly the same files.
+Owns: `scan` (class folders and audit), `split` (stratified, seeded split and its file),
+`images` (decoding one file), `arrays` (decoded arrays cached and memory-mapped), `batches`
+(batches by index for any Keras backend), `tfds_source` ("tfds:NAME" into a split tree).
+`prepare_data` accepts a class-folder tree, a pre-split `train/ val/ test/` tree or "tfds:NAME",
+audits once and stores the split in the run directory so a resumed run trains on the same files.
+May import: `runtime`, `config`.
+Entry points: `prepare_data`, `auto_image_size`, `load_images`, `ArrayBatches`.
 """
 from __future__ import annotations
 
@@ -13,10 +17,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from .images import IMAGE_EXTENSIONS, load_rgb
-from .scan import Scan, scan_folder
-from .split import DatasetSplits, split_scan
-from .tfds_source import is_tfds_source, materialize_tfds
+from resnet_automl.data.images import IMAGE_EXTENSIONS, load_rgb
+from resnet_automl.data.scan import Scan, scan_folder
+from resnet_automl.data.split import DatasetSplits, split_scan
+from resnet_automl.data.tfds_source import is_tfds_source, materialize_tfds
 
 SPLIT_FILE = Path("data") / "split.json"
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import interrupts
-from .images import load_rgb
+from resnet_automl.runtime import interrupts
+from resnet_automl.data.images import load_rgb
 
 #: Bytes of decoded images kept in memory per array by default; larger arrays stay memory-mapped.
 DEFAULT_MEMORY_LIMIT = 2 * 2**30

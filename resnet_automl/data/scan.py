@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DataError
-from .images import IMAGE_EXTENSIONS, check_image_file
+from resnet_automl.errors import DataError
+from resnet_automl.data.images import IMAGE_EXTENSIONS, check_image_file
 
 #: Folder names recognised as splits of a pre-split tree, mapped to our split names.
 SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}

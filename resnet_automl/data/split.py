@@ -10,8 +10,8 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_class_weight
 
-from ..errors import DataError
-from .scan import Scan
+from resnet_automl.errors import DataError
+from resnet_automl.data.scan import Scan
 
 SPLITS = ("train", "val", "test")
 SPLIT_FILE_VERSION = 1

@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import DataError
+from resnet_automl.errors import DataError
 
 #: TFDS split names mapped onto ours.
 TFDS_SPLITS = {"train": "train", "validation": "val", "test": "test"}

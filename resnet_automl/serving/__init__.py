@@ -1,6 +1,8 @@
-"""The TensorFlow edge: SavedModel export for TF Serving, its fresh-process check, prediction and
-evaluation through the exported signatures.
+"""The TensorFlow edge: the TF Serving SavedModel, its fresh-process check, and prediction.
 
-`layout` and `verify` import no TensorFlow (the training process may run on JAX); `export`,
-`predictor` and `evaluate` do.
+Owns: `export` (SavedModel with bytes and tensor signatures, warm-up file), `layout` (version
+folders, signature names; no TensorFlow), `verify` (the fresh-process check), `predictor`
+(`load_model` over an export), `tensorflow_process` (TensorFlow in a child process for a JAX parent).
+May import: `modeling`, `weights`, `data` and below; never `report` or `pipeline`.
+Entry points: `export_serving_model`, `verify_export`, `load_model`.
 """

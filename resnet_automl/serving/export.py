@@ -25,10 +25,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from ..data.images import SERVABLE_EXTENSIONS
-from ..errors import ExportError
+from resnet_automl.data.images import SERVABLE_EXTENSIONS
+from resnet_automl.errors import ExportError
 
-from .layout import (LABELS_FILE, SIGNATURE_BYTES, SIGNATURE_TENSOR, WARMUP_FILE, as_numpy_bytes,
+from resnet_automl.serving.layout import (LABELS_FILE, SIGNATURE_BYTES, SIGNATURE_TENSOR, WARMUP_FILE, as_numpy_bytes,
                      clean_partial_exports, models_config_text, next_version, read_labels)
 
 __all__ = ["SERVABLE_EXTENSIONS", "WARMUP_FILE", "as_numpy_bytes", "clean_partial_exports", "export_serving_model",
@@ -129,8 +129,8 @@ def export_from_weights_file(weights_path, model_root, *, model_name: str = "cla
                              warmup_images: list | None = None) -> Path:
     """Rebuild the classifier described in a weights file (`weights_io.save_weights` metadata) on
     this process's TensorFlow backend and export it; return the version folder."""
-    from ..model import build_classifier
-    from ..weights_io import load_weights, read_metadata
+    from resnet_automl.modeling.classifier import build_classifier
+    from resnet_automl.weights.io import load_weights, read_metadata
 
     if keras.backend.backend() != "tensorflow":
         raise ExportError("export_from_weights_file needs the TensorFlow Keras backend; use "

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, ExportError
-from .layout import SIGNATURE_BYTES, SIGNATURE_TENSOR, is_version_dir, read_labels
+from resnet_automl.errors import DataError, ExportError
+from resnet_automl.serving.layout import SIGNATURE_BYTES, SIGNATURE_TENSOR, is_version_dir, read_labels
 
 
 def resolve_version_dir(path: str | os.PathLike) -> Path:
@@ -33,7 +33,7 @@ class Predictor:
     """
 
     def __init__(self, version_dir: Path):
-        from ..quiet import filtered_native_stderr
+        from resnet_automl.runtime.console import filtered_native_stderr
 
         with filtered_native_stderr():
             import tensorflow as tf

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..errors import ExportError
+from resnet_automl.errors import ExportError
 
 
 def tensorflow_env() -> dict:

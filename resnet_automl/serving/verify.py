@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import SIGNATURE_BYTES, SIGNATURE_TENSOR
-from .tensorflow_process import tensorflow_env
+from resnet_automl.serving.layout import SIGNATURE_BYTES, SIGNATURE_TENSOR
+from resnet_automl.serving.tensorflow_process import tensorflow_env
 
 TOLERANCE = 1e-4
 

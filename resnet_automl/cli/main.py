@@ -1,0 +1,249 @@
+"""The `resnet-automl` command: argument parsing and error reporting only.
+
+Each subcommand is a thin call into the package. Heavy modules (TensorFlow) are imported inside
+the handlers so that `--help` and `--version` answer at once. Errors the user can fix exit with
+status 2 and one paragraph on stderr; `--debug` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from resnet_automl._version import __version__
+from resnet_automl.runtime.backend import BACKEND_CHOICES, choose_backend
+from resnet_automl.errors import ResNetAutoMLError
+from resnet_automl.config.options import FINAL_DATA, OPTIMIZERS, PRECISIONS, TUNERS
+from resnet_automl.cli.weights import add_weights_parser, run_weights_command
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                        help="Keras backend to train on (default auto: KERAS_BACKEND when set, else JAX where it "
+                             "is measured faster: from random initialisation, the demo, a GPU with JAX's CUDA "
+                             "plugin; else TensorFlow). Export always uses TensorFlow")
+
+
+def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", nargs="?", default=None,
+                        help="folder of class subfolders, a train/ val/ test/ tree, or tfds:NAME "
+                             "(optional when the recipe's [data] section names a source)")
+    parser.add_argument("--out", help="run directory (default: runs/<dataset folder name>); rerun to resume")
+    parser.add_argument("--recipe", help="recipe file (TOML) with fit options; flags override it")
+    parser.add_argument("--minutes", type=_positive_float, help="wall-clock cap for the whole fit")
+    parser.add_argument("--max-trials", type=_positive_int, help="number of tuner trials")
+    parser.add_argument("--epochs", type=_positive_int, help="epochs per trial")
+    parser.add_argument("--final-epochs", type=_positive_int,
+                        help="epochs of the final training (default: from the trials' steps; from random "
+                             "initialisation under --minutes, grown into the time left)")
+    parser.add_argument("--backbone", help="auto, one name, or a comma-separated list (see `backbones`)")
+    parser.add_argument("--image-size", type=_positive_int, help="square input size in pixels")
+    parser.add_argument("--batch-size", type=_positive_int, help="images per batch")
+    parser.add_argument("--weights", help="imagenet, none, a finished run folder of resnet-automl (transfer from "
+                        "your own pretraining), or a .weights.h5 file")
+    parser.add_argument("--max-params", type=_positive_int, help="cap on backbone parameters")
+    parser.add_argument("--max-gflops", type=_positive_float, help="cap on GFLOPs per image at --image-size")
+    parser.add_argument("--max-latency-ms", type=_positive_float, help="cap on batch-1 latency on this device")
+    parser.add_argument("--tuner", choices=TUNERS, help="search algorithm")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS,
+                        help="auto (default: Adam with pretrained weights, SGD from random initialisation), adam, sgd")
+    parser.add_argument("--final-data", choices=FINAL_DATA,
+                        help="what the final training learns from (default auto: train+val below 5,000 "
+                             "training images, else train with early stopping on val)")
+    _add_backend_argument(parser)
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="dtype policy (default auto: float32 on CPU, mixed bfloat16 on recent GPUs)")
+    parser.add_argument("--seed", type=int, help="random seed (split, search, training)")
+    parser.add_argument("--overwrite", action="store_true", help="start again instead of resuming")
+    parser.add_argument("--chief", metavar="HOST:PORT",
+                        help="distributed tuning: address of the chief's oracle (sets KERASTUNER_ORACLE_IP/PORT)")
+    parser.add_argument("--worker-id", metavar="ID",
+                        help="distributed tuning: 'chief' for the chief, a unique name per worker "
+                             "(sets KERASTUNER_TUNER_ID)")
+
+
+def _apply_distributed_flags(args) -> None:
+    """Map --chief / --worker-id onto Keras Tuner's environment variables."""
+    import os
+
+    from resnet_automl.errors import ConfigError
+
+    if getattr(args, "chief", None):
+        host, _, port = args.chief.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"--chief must be HOST:PORT, e.g. 10.0.0.5:8000. Received: {args.chief!r}")
+        os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = host, port
+    if getattr(args, "worker_id", None):
+        os.environ["KERASTUNER_TUNER_ID"] = args.worker_id
+    if "KERASTUNER_ORACLE_IP" in os.environ and "KERASTUNER_TUNER_ID" not in os.environ:
+        raise ConfigError("Distributed tuning needs --worker-id (or KERASTUNER_TUNER_ID): 'chief' on the chief, "
+                          "a unique name such as tuner0, tuner1 on each worker.")
+
+
+def _jax_faster_on_cpu(args) -> bool:
+    """Whether what this command trains was measured faster on JAX on a CPU (see `backend_choice`):
+    a fit from random initialisation (`--weights none`, or its recipe's) and the demo."""
+    if args.command == "demo":
+        return True
+    weights = args.weights
+    if weights is None and args.recipe:
+        from resnet_automl.config.recipes import load_recipe
+
+        weights = load_recipe(args.recipe).get("train", {}).get("weights")
+    return weights is not None and str(weights).lower() == "none"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `resnet-automl` command."""
+    parser = argparse.ArgumentParser(
+        prog="resnet-automl",
+        description="Turn a folder of labelled images into a TF Serving-ready ResNet classifier.")
+    parser.add_argument("--version", action="version", version=f"resnet-automl {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    fit = commands.add_parser("fit", help="search, train, export and report on a dataset")
+    _add_fit_arguments(fit)
+
+    predict = commands.add_parser("predict", help="classify images with an exported model")
+    predict.add_argument("model_dir", help="DIR/model, DIR/model/<version> or a run directory")
+    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("--top-k", type=_positive_int, default=1, help="labels per image (default 1)")
+    predict.add_argument("--json", action="store_true", help="print JSON")
+
+    evaluate = commands.add_parser("evaluate", help="evaluate an exported model on a labelled folder")
+    evaluate.add_argument("model_dir", help="DIR/model, DIR/model/<version> or a run directory")
+    evaluate.add_argument("data", help="folder of class subfolders (all images are evaluated)")
+    evaluate.add_argument("--out", help="report folder (default: <model_dir>/evaluation)")
+
+    export = commands.add_parser("export", help="write the SavedModel of a trained run (e.g. one trained where "
+                                                "TensorFlow is not installed): resumes the fit in DIR/run.json")
+    export.add_argument("run_dir", help="the run directory (the same dataset path must exist here)")
+
+    backbones = commands.add_parser("backbones", help="list the backbones and their costs")
+    backbones.add_argument("--json", action="store_true", help="print JSON")
+
+    add_weights_parser(commands)
+
+    demo = commands.add_parser("demo", help="fit on the bundled Fashion-MNIST sample")
+    demo.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
+    demo.add_argument("--minutes", type=_positive_float, default=6.0, help="time budget (default 6)")
+    demo.add_argument("--overwrite", action="store_true", help="start again instead of resuming")
+    _add_backend_argument(demo)
+    return parser
+
+
+def _cmd_backbones(args) -> int:
+    from resnet_automl.backbones import list_backbones
+
+    rows = list_backbones()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = f"{'name':<18}{'block':<11}{'depths':<14}{'params':>12}{'GFLOPs':>8}{'top-1':>7}  weights"
+    print(header)
+    for row in rows:
+        print(f"{row['name']:<18}{row['block']:<11}{str(tuple(row['depths'])):<14}"
+              f"{row['params']:>12,}{row['gflops_224']:>8.2f}{row['imagenet_top1'] or 0:>7.1f}  "
+              f"{row['weights_source']}")
+    return 0
+
+
+def _cmd_fit(args) -> int:
+    from resnet_automl.pipeline.fit import fit_from_cli
+
+    _apply_distributed_flags(args)
+    return fit_from_cli(args)
+
+
+def _cmd_export(args) -> int:
+    from resnet_automl.pipeline.fit import export_run
+
+    result = export_run(args.run_dir)
+    print(f"model {result.paths['version_dir']}; report {result.paths['report_html']}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from resnet_automl.pipeline.demo import run_demo
+
+    run_demo(out=args.out, minutes=args.minutes, overwrite=args.overwrite)
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from resnet_automl.serving.predictor import load_model
+
+    predictor = load_model(args.model_dir)
+    results = predictor.predict(args.images, top_k=args.top_k)
+    if args.json:
+        print(json.dumps([{"image": image, **result} for image, result in zip(args.images, results)], indent=2))
+    else:
+        for image, result in zip(args.images, results):
+            ranked = ", ".join(f"{label} {score:.3f}" for label, score in zip(result["labels"], result["scores"]))
+            print(f"{image}: {ranked}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from resnet_automl.pipeline.evaluate import evaluate_exported
+
+    report = evaluate_exported(args.model_dir, args.data, out=args.out)
+    print(f"accuracy {report['accuracy']:.4f}, balanced accuracy {report['balanced_accuracy']:.4f} "
+          f"on {report['num_test_images']} images; report in {report['paths']['html']}")
+    return 0
+
+
+HANDLERS = {"fit": _cmd_fit, "export": _cmd_export, "demo": _cmd_demo, "predict": _cmd_predict, "evaluate": _cmd_evaluate,
+            "backbones": _cmd_backbones, "weights": run_weights_command}
+
+
+def main(argv: list | None = None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]) and return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from resnet_automl.runtime import console as quiet
+
+    quiet.set_enabled(not args.debug)
+    try:
+        if hasattr(args, "backend"):  # training commands choose before anything imports Keras
+            choose_backend(args.backend, jax_faster_on_cpu=_jax_faster_on_cpu(args))
+        return HANDLERS[args.command](args)
+    except ResNetAutoMLError as exc:
+        if args.debug:
+            raise
+        print(f"resnet-automl {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"resnet-automl {args.command}: interrupted. State is saved; rerun the same command "
+              "to resume.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

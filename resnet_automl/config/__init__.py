@@ -1,0 +1,7 @@
+"""What a fit is asked to do: validated options, the budget, recipe files.
+
+Owns: `options.FitOptions` (every option of `fit`, validated), `budget.Budget`, `recipes` (TOML
+files that map one-to-one onto the options).
+May import: `resnet_automl.errors` only (the lowest layer).
+Entry points: `FitOptions`, `Budget`, `load_recipe`, `resolve_cli_options`.
+"""

@@ -1,0 +1,46 @@
+"""`resnet-automl evaluate`: score an exported model on a labelled folder and write a report."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from resnet_automl.data import scan_folder
+from resnet_automl.errors import DataError
+from resnet_automl.data.images import SERVABLE_EXTENSIONS
+from resnet_automl.serving.predictor import load_model
+from resnet_automl.report.build import build_report
+
+BATCH = 64
+
+
+def evaluate_exported(model_dir, data, out=None) -> dict:
+    """Evaluate the SavedModel at `model_dir` on every readable image of the class folders in `data`.
+
+    Args:
+        model_dir: run folder, model folder or version folder.
+        data: a folder of class subfolders whose names are the model's labels (a pre-split tree
+            is read whole).
+        out: report folder. Defaults to `<version folder>/../evaluation-<data folder name>`.
+    """
+    predictor = load_model(model_dir)
+    scan = scan_folder(data)
+    unknown = sorted(set(scan.class_names) - set(predictor.class_names))
+    if unknown:
+        raise DataError(f"Class folders {unknown} in {str(data)!r} are not labels of the model "
+                        f"({predictor.class_names}). Rename or remove them.")
+    index = {name: i for i, name in enumerate(predictor.class_names)}
+    items = [(path, index[name]) for split in scan.images.values() for path, name in split]
+    skipped = [p for p, _ in items if Path(p).suffix.lower() not in SERVABLE_EXTENSIONS]
+    items = [(p, label) for p, label in items if Path(p).suffix.lower() in SERVABLE_EXTENSIONS]
+    if not items:
+        raise DataError(f"No JPEG/PNG/GIF/BMP image to evaluate in {str(data)!r}.")
+    probabilities = np.concatenate([predictor.probabilities([p for p, _ in items[i:i + BATCH]])
+                                    for i in range(0, len(items), BATCH)])
+    out = Path(out) if out else predictor.version_dir.parent.parent / f"evaluation-{Path(data).resolve().name}"
+    context = {"model": {"version_dir": str(predictor.version_dir)},
+               "audit": {"source": str(scan.root), "skipped": scan.skipped + [
+                   {"path": p, "reason": "format the serving graph cannot decode (WebP)"} for p in skipped],
+                   "num_skipped": len(scan.skipped) + len(skipped)},
+               "notes": ["Evaluated through the exported serving_default signature (raw bytes in)."]}
+    return build_report(probabilities, items, predictor.class_names, context, out)

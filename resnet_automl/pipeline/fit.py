@@ -1,0 +1,123 @@
+"""`fit`: data -> selection -> Keras Tuner search -> final training -> export -> report.
+
+Every stage records itself in run.json; rerunning the same call on the same run directory skips
+finished stages and lets Keras Tuner resume the search (an interrupted trial is re-queued).
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from resnet_automl.config.budget import Budget
+from resnet_automl.data.scan import check_dataset_path
+from resnet_automl.data.tfds_source import is_tfds_source
+from resnet_automl.errors import ConfigError
+from resnet_automl.config.options import FitOptions, budget_from
+from resnet_automl.pipeline.result import FitResult
+from resnet_automl.pipeline.run_dir import default_out_dir, distributed_role, prepare_out_dir
+
+
+class Clock:
+    """The wall-clock budget of one fit call."""
+
+    def __init__(self, budget: Budget):
+        self.start = time.time()
+        self.deadline = None if budget.seconds is None else self.start + budget.seconds
+
+    def remaining(self) -> float:
+        return float("inf") if self.deadline is None else self.deadline - time.time()
+
+    def elapsed(self) -> float:
+        return time.time() - self.start
+
+
+
+def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 1, log=None, recipe=None,
+        **options) -> FitResult:
+    """Train a classifier on `data` within `budget` and export it for TF Serving.
+
+    Args:
+        data: a folder of class subfolders, a `train/ val/ test/` tree, or "tfds:NAME".
+        out: run directory. Defaults to `runs/<dataset folder name>`; rerunning resumes.
+        budget: a `Budget`, a dict of its fields, or a preset name ("cpu-quick", "edge",
+            "balanced", "max-accuracy"). Defaults to no limits.
+        overwrite: bool, start again instead of resuming. Defaults to False.
+        verbose: int, 0 silent, 1 one line per stage and trial, 2 Keras progress bars too.
+        log: callable taking one line; defaults to printing to stdout when `verbose`.
+        recipe: str or None, the recipe file the options came from (recorded in run.json).
+        **options: any field of `FitOptions` (backbone, weights, image_size, epochs, final_epochs,
+            final_data, batch_size, tuner, trainable_stages, learning_rate_range, seed, val_fraction, test_fraction).
+
+    Example:
+        >>> result = fit("photos/", budget=Budget(minutes=30), weights=None)
+        >>> result.paths["version_dir"]
+    """
+    unknown = sorted(set(options) - set(FitOptions.field_names()))
+    if unknown:
+        raise ConfigError(f"Unknown fit option(s) {unknown}; valid options are {FitOptions.field_names()}.")
+    opts = FitOptions(**options)
+    budget = budget_from(budget)
+    from resnet_automl.runtime import console as quiet
+
+    quiet.set_enabled(quiet.is_enabled())  # library start-up noise filtered unless --debug
+    if log is None:
+        log = (lambda line: print(line, flush=True)) if verbose else (lambda line: None)
+    clock = Clock(budget)
+    if not is_tfds_source(data):
+        check_dataset_path(data)  # before the run directory is created: a typo leaves nothing behind
+    if distributed_role() == "worker":
+        overwrite = False  # only the chief may reset the shared run directory
+    from resnet_automl.weights.source import backbone_for, resolve_weights
+
+    source = resolve_weights(opts.weights)  # a bad source stops here, before the run folder exists
+    quiet.load_backend()  # Keras (and TensorFlow, on its backend) loads here, after the cheap checks
+    backbone_for(source, opts.backbone)  # a run or file of another backbone than the one asked for
+    out = prepare_out_dir(out or default_out_dir(data), overwrite)
+    from resnet_automl.runtime.interrupts import remember_ctrl_c
+    from resnet_automl.pipeline.run import run_pipeline
+
+    with remember_ctrl_c():
+        return run_pipeline(data, out, opts, budget, clock, log=log, verbose=verbose, recipe=recipe, source=source)
+
+
+def fit_from_cli(args) -> int:
+    """The `resnet-automl fit` command: flags (and a recipe) -> `fit`."""
+    from resnet_automl.config.recipes import resolve_cli_options
+
+    data, out, options, budget = resolve_cli_options(args)
+    result = fit(data, out=out, budget=budget, overwrite=args.overwrite, verbose=1, recipe=args.recipe, **options)
+    if result.model is None:  # a distributed worker: the chief trains, exports and reports
+        print(f"worker done: ran trials in {result.paths['run_dir']}", file=sys.stdout)
+        return 0
+    print(f"done: test accuracy {result.report['accuracy']:.4f}; model {result.paths['version_dir']}; "
+          f"report {result.paths['report_html']}", file=sys.stdout)
+    return 0
+
+
+def export_run(run_dir) -> FitResult:
+    """Finish a run whose weights are trained but whose SavedModel is missing (trained where
+    TensorFlow is not installed): resume its fit with the data and options in run.json.
+
+    Finished stages are skipped, so this exports, checks and reports; a run already exported
+    is returned as it is.
+    """
+    import json
+    from pathlib import Path
+
+    from resnet_automl.errors import OutputDirError
+
+    path = Path(run_dir) / "run.json"
+    if not path.exists():
+        raise OutputDirError(f"{str(run_dir)!r} is not a run directory (no run.json). Pass the --out folder "
+                             "of a `resnet-automl fit`.")
+    record = json.loads(path.read_text())
+    if "final" not in record.get("stages_done", []):
+        raise ConfigError(f"The run in {str(run_dir)!r} has no final model yet (stages done: "
+                          f"{record.get('stages_done', [])}). Rerun its `resnet-automl fit` command to finish it.")
+    options = {key: value for key, value in record.get("options", {}).items() if key in FitOptions.field_names()}
+    if options.get("learning_rate_range") is not None:
+        options["learning_rate_range"] = tuple(options["learning_rate_range"])
+    return fit(record["data"], out=run_dir, budget=None, verbose=1, **options)
+
+
+__all__ = ["FitResult", "export_run", "fit", "fit_from_cli"]

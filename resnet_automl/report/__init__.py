@@ -1,0 +1,7 @@
+"""The evaluation report: report.json, report.md and a self-contained report.html with plots.
+
+Owns: `build` (metrics on the test split into the three files), `plots` (matplotlib figures
+through the object API, never switching the caller's backend).
+May import: `training.metrics`, `data` and below; never `serving` or `pipeline`.
+Entry points: `build_report`.
+"""

@@ -1,0 +1,172 @@
+"""The evaluation report: report.json (schema in README.md, "report.json"), report.md and a self-contained
+report.html with embedded PNG plots. Every string from the user's data is escaped."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+from resnet_automl.report import plots
+from resnet_automl.training.metrics import classification_metrics
+
+SCHEMA_VERSION = 1
+GALLERY_SIZE = 12
+
+
+def most_confident_mistakes(probabilities, labels, items, class_names, limit=GALLERY_SIZE) -> list:
+    """The `limit` wrong predictions with the highest confidence: path, true, predicted, score."""
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.where(predicted != np.asarray(labels))[0]
+    ranked = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:limit]
+    return [{"path": str(items[i][0]), "true": class_names[labels[i]], "predicted": class_names[predicted[i]],
+             "score": float(probabilities[i, predicted[i]])} for i in ranked]
+
+
+def build_report(probabilities, items, class_names, context: dict, out_dir) -> dict:
+    """Compute metrics, draw the plots and write report.json, report.md and report.html.
+
+    Args:
+        probabilities: array [N, C] of the model on the test images.
+        items: list of (path, label) of the test images (never used for tuning).
+        class_names: list of str.
+        context: dict with any of: backbone, hyperparameters, trials, selection, latency_ms, model,
+            budget, timings, audit, export, versions, history, notes.
+        out_dir: folder to write into (created).
+    Returns the report dict (as written to report.json) with "paths" added.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = [int(label) for _, label in items]
+    report = {"schema_version": SCHEMA_VERSION, "class_names": list(class_names),
+              **classification_metrics(probabilities, labels, class_names)}
+    for key in ("backbone", "hyperparameters", "pretrained", "trials", "selection", "latency_ms", "model", "budget",
+                "timings", "audit", "export", "versions", "notes"):
+        report[key] = context.get(key)
+    report["mistakes"] = most_confident_mistakes(probabilities, labels, items, class_names)
+    pictures = {
+        "confusion_matrix": plots.confusion_matrix_plot(report["confusion_matrix"], class_names,
+                                                        out / "confusion_matrix.png"),
+        "reliability": plots.reliability_plot(report["calibration_bins"], report["ece"], out / "reliability.png"),
+        "mistakes": plots.mistakes_gallery(report["mistakes"], out / "mistakes.png"),
+    }
+    if (context.get("history") or {}).get("loss"):  # none when the head is a linear probe (no epochs)
+        pictures["training_curves"] = plots.training_curves_plot(context["history"], out / "training_curves.png")
+    report["plots"] = {name: path.name for name, path in pictures.items()}
+    report["paths"] = {"json": str(out / "report.json"), "markdown": str(out / "report.md"),
+                       "html": str(out / "report.html")}
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    (out / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    (out / "report.html").write_text(render_html(report, out), encoding="utf-8")
+    return report
+
+
+# ----------------------------------------------------------------------------------- rendering
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _sections(report: dict) -> list:
+    """The report as (title, header, rows) tables; shared by Markdown and HTML."""
+    sections = [("Summary", ["metric", "value"], [
+        ["test images", report["num_test_images"]], ["accuracy", report["accuracy"]],
+        ["balanced accuracy", report["balanced_accuracy"]],
+        [f"top-{report['top_k']} accuracy", report["top_k_accuracy"]],
+        ["macro F1", report["averages"]["macro"]["f1"]], ["weighted F1", report["averages"]["weighted"]["f1"]],
+        ["ROC-AUC (one-vs-rest)", report["roc_auc_ovr"]], ["log loss", report["log_loss"]],
+        ["expected calibration error", report["ece"]], ["backbone", report.get("backbone")],
+        ["hyperparameters", report.get("hyperparameters")]])]
+    sections.append(("Per class", ["class", "precision", "recall", "F1", "support"],
+                     [[name, m["precision"], m["recall"], m["f1"], m["support"]]
+                      for name, m in report["per_class"].items()]))
+    names = report["class_names"]
+    sections.append(("Confusion matrix (rows: true, columns: predicted)", ["true \\ predicted", *names],
+                     [[name, *row] for name, row in zip(names, report["confusion_matrix"])]))
+    audit = report.get("audit") or {}
+    if audit:
+        counts = audit.get("counts", {})
+        sections.append(("Dataset", ["class", *counts.keys()],
+                         [[name, *(counts[s].get(name, 0) for s in counts)] for name in names]))
+        sections.append(("Dataset audit", ["item", "value"], [
+            ["source", audit.get("source")], ["layout", audit.get("layout")],
+            ["skipped files", audit.get("num_skipped")], ["duplicate groups", len(audit.get("duplicates", []))],
+            ["duplicates across splits", len(audit.get("cross_split_duplicates", []))],
+            ["imbalance ratio (largest / smallest class)", audit.get("imbalance_ratio")],
+            ["class weights", audit.get("class_weights")]]))
+        if audit.get("skipped"):
+            sections.append(("Skipped files", ["file", "reason"],
+                             [[s["path"], s["reason"]] for s in audit["skipped"][:200]]))
+    if report.get("selection"):
+        sections.append(("Backbone selection", ["candidate", "params", "GFLOPs", "probe img/s", "latency ms",
+                                                "est. minutes", "verdict", "reason"],
+                         [[r["name"], r.get("params"), r.get("gflops"), r.get("probe_images_per_s"),
+                           r.get("latency_ms"), r.get("estimated_minutes"), r.get("verdict"), r.get("reason")]
+                          for r in report["selection"]]))
+    if report.get("trials"):
+        sections.append(("Trials", ["trial", "hyperparameters", "score", "seconds", "status", "note"],
+                         [[t["trial_id"], t["hyperparameters"], t["score"], t["seconds"], t["status"],
+                           t.get("message", "")] for t in report["trials"]]))
+    rows = []
+    for key in ("pretrained", "latency_ms", "model", "budget", "timings", "export", "versions"):
+        if report.get(key) is not None:
+            rows.append([key.replace("_", " "), report[key]])
+    if rows:
+        sections.append(("Model, budget and export", ["item", "value"], rows))
+    if report.get("notes"):
+        sections.append(("Notes", ["note"], [[n] for n in report["notes"]]))
+    return sections
+
+
+def _md_cell(value) -> str:
+    """A table cell: text as it reads, with only what Markdown would act on escaped (backslashes,
+    pipes, and `<`, which would start raw HTML); HTML entity escaping belongs to the HTML page."""
+    text = _fmt(value).replace("\\", "\\\\").replace("|", "\\|").replace("<", "\\<")
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def render_markdown(report: dict) -> str:
+    """The report as GitHub-flavoured Markdown (`<`, `|` and backslashes in user strings escaped)."""
+    lines = ["# Evaluation report", ""]
+    for title, header, rows in _sections(report):
+        lines += [f"## {title}", "", "| " + " | ".join(_md_cell(h) for h in header) + " |",
+                  "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+        lines.append("")
+    for name, file in report.get("plots", {}).items():
+        lines.append(f"![{name}]({file})")
+    return "\n".join(lines) + "\n"
+
+
+def _html_table(header, rows) -> str:
+    head = "".join(f"<th>{html.escape(_fmt(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(report: dict, folder: Path) -> str:
+    """A self-contained page: no scripts, no external resources, plots embedded as data URIs."""
+    parts = []
+    for title, header, rows in _sections(report):
+        parts.append(f"<h2>{html.escape(title)}</h2>{_html_table(header, rows)}")
+    for name, file in report.get("plots", {}).items():
+        data = base64.b64encode((folder / file).read_bytes()).decode("ascii")
+        parts.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2>"
+                     f"<img alt=\"{html.escape(name)}\" src=\"data:image/png;base64,{data}\">")
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
+             "margin-bottom:1em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;"
+             "font-size:14px;vertical-align:top}th{background:#f0f0f0}img{max-width:100%}")
+    return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+            "style-src 'unsafe-inline'\"><title>resnet-automl evaluation report</title>"
+            f"<style>{style}</style></head><body><h1>Evaluation report</h1>{''.join(parts)}</body></html>\n")

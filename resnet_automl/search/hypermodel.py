@@ -1,0 +1,256 @@
+"""The Keras Tuner `HyperModel`: freeze depth x learning rate (x backbone) over one classifier."""
+from __future__ import annotations
+
+import math
+
+import keras
+import keras_tuner as kt
+
+from resnet_automl.modeling.augmentation import with_augmentation
+from resnet_automl.training.callbacks import BalancedAccuracyCallback, DeadlineCallback, KeepBestEpoch, StopOnNaN
+from resnet_automl.runtime.device import is_out_of_memory
+from resnet_automl.modeling.features import FeatureCache, feature_dataset, split_classifier
+from resnet_automl.training.lr_schedule import ReplannedCosine
+from resnet_automl.modeling.head import head_is_the_probe, initialise_head
+from resnet_automl.runtime.interrupts import StopOnCtrlC
+from resnet_automl.training.metrics import classification_metrics
+from resnet_automl.modeling.classifier import build_classifier, compile_classifier
+from resnet_automl.weights.source import cache_token, is_pretrained
+
+#: Default learning-rate range of the search (Adam, log-uniform).
+LEARNING_RATE_RANGE = (1e-4, 1e-2)
+
+
+class ResNetHyperModel(kt.HyperModel):
+    """Builds and fits one trial's classifier.
+
+    Args:
+        backbones: list of str, candidate backbones; more than one makes "backbone" a hyperparameter.
+        num_classes: int, classes of the head.
+        image_size: int, input side in pixels.
+        stage_choices: list of int in 0..5, values of "trainable_stages" to search.
+        weights: None, "imagenet", a path or a `pretrained.WeightsSource`, for the backbone.
+        epochs: int, epochs per trial (used for the learning-rate schedule).
+        steps_per_epoch: int, batches per epoch (used for the learning-rate schedule).
+        class_weight: dict or None, `{label: weight}` passed to `fit` (imbalanced data).
+        bn_momentum: float, BatchNorm momentum. Defaults to 0.9.
+        learning_rate_range: (low, high), log-uniform learning-rate range. Defaults to (1e-4, 1e-2).
+        balanced_val: (val_dataset, labels) or None; when given, trials report
+            `val_balanced_accuracy` for the objective.
+        deadline_fn: callable returning the `time.time()` a trial must end by, or None.
+        patience: int, epochs without improvement before a trial stops early. Defaults to 3.
+        objective: str, metric early stopping watches. Defaults to "val_accuracy".
+        batch_size: int or None, batch size of the datasets; an out-of-memory error retries the
+            trial once at half of it. Defaults to None (no retry).
+        feature_cache: a `FeatureCache` or None. With it (and `train_items`/`val_items`), a trial
+            with frozen stages trains only its tail on cached frozen-prefix features.
+        train_items, val_items: lists of (path, label) behind the datasets (the cache key).
+        seed: int, shuffle seed of the cached datasets (the image datasets' seed). Defaults to 0.
+        dropout: float, dropout before the head. Defaults to 0.2.
+        class_names: list of str or None, recorded in the trials' checkpoints. Defaults to None.
+        optimizer: "adam" (default) or "sgd", see `model.compile_classifier`.
+        augment: bool, trials that train the whole model see the final training's augmentation
+            (cached-feature trials cannot) and, like the final training, set their learning rate once
+            per epoch (`final_schedule.ReplannedCosine` over `epochs`, no deadline), so that every
+            trial compiles the same step. Defaults to False.
+    """
+
+    def __init__(self, *, backbones, num_classes, image_size, stage_choices, weights, epochs,
+                 steps_per_epoch, class_weight=None, bn_momentum=0.9,
+                 learning_rate_range=LEARNING_RATE_RANGE, balanced_val=None, deadline_fn=None,
+                 patience=3, objective="val_accuracy", batch_size=None, feature_cache=None, train_items=None,
+                 val_items=None, seed=0, dropout=0.2, class_names=None, optimizer="adam", augment=False):
+        super().__init__(name="resnet_automl")
+        self.backbones = list(backbones)
+        self.num_classes, self.image_size = num_classes, image_size
+        self.stage_choices = sorted(set(stage_choices))
+        self.weights, self.epochs, self.steps_per_epoch = weights, epochs, steps_per_epoch
+        self.class_weight, self.bn_momentum = class_weight, bn_momentum
+        self.learning_rate_range = learning_rate_range
+        self.balanced_val, self.deadline_fn = balanced_val, deadline_fn
+        self.patience, self.objective, self.batch_size = patience, objective, batch_size
+        self.feature_cache, self.train_items, self.val_items = feature_cache, train_items, val_items
+        self.seed, self.dropout = seed, dropout
+        self._probe_features: dict = {}  # backbone name -> pooled features of the probe images
+        self.class_names = None if class_names is None else list(class_names)
+        self.optimizer, self.augment = optimizer, augment
+
+    def declare(self, hp: kt.HyperParameters) -> dict:
+        """Declare the search space on `hp` and return this trial's values."""
+        if len(self.backbones) > 1:
+            backbone = hp.Choice("backbone", self.backbones)
+        else:
+            backbone = hp.Fixed("backbone", self.backbones[0])
+        if len(self.stage_choices) > 1:  # defaults: the centre of the space (the first trial's values)
+            stages = hp.Choice("trainable_stages", self.stage_choices,
+                               default=self.stage_choices[len(self.stage_choices) // 2])
+        else:
+            stages = hp.Fixed("trainable_stages", self.stage_choices[0])
+        low, high = self.learning_rate_range
+        rate = hp.Float("learning_rate", low, high, sampling="log", default=float(math.sqrt(low * high)))
+        return {"backbone": backbone, "trainable_stages": stages, "learning_rate": rate}
+
+    def weights_metadata(self, hp: kt.HyperParameters) -> dict:
+        """The description stored with a trial's checkpoint (see `weights_io.save_weights`)."""
+        from resnet_automl.backbones import get_spec
+
+        spec = get_spec(hp.values["backbone"])
+        return {"kind": "classifier", "backbone": spec.name, "layout": spec.layout, "num_classes": self.num_classes,
+                "class_names": self.class_names, "image_size": self.image_size,
+                "trainable_stages": int(hp.values["trainable_stages"])}
+
+    def build(self, hp):
+        values = self.declare(hp)
+        model = build_classifier(values["backbone"], self.num_classes, image_size=self.image_size,
+                                 trainable_stages=values["trainable_stages"], weights=self.weights,
+                                 bn_momentum=self.bn_momentum, dropout=self.dropout)
+        compile_classifier(model, values["learning_rate"], self.epochs * self.steps_per_epoch, self.optimizer)
+        return model
+
+    def _own_callbacks(self, balanced_val):
+        own = [StopOnCtrlC(), StopOnNaN(),
+               keras.callbacks.EarlyStopping(monitor=self.objective, mode="max", patience=self.patience)]
+        if balanced_val is not None:
+            own.insert(0, BalancedAccuracyCallback(*balanced_val))
+        if self.deadline_fn is not None:
+            own.append(DeadlineCallback(self.deadline_fn()))
+        return own
+
+    def _trainer(self, hp, model, callbacks):
+        """What trains: `model`, or (with `augment`) `model` behind the augmentation layers, whose
+        checkpoint still holds `model` alone."""
+        if not self.augment:
+            return model
+        trainer = with_augmentation(model, self.seed)
+        # the learning rate set once per epoch, as in the final training, not a schedule compiled in: every
+        # trial then compiles the same training step, which JAX's compilation cache serves after the first
+        # (`device.enable_compilation_cache`)
+        compile_classifier(trainer, hp.values["learning_rate"], self.epochs * self.steps_per_epoch, self.optimizer,
+                           learning_rate_schedule=False)
+        callbacks[:] = [c for c in callbacks if not isinstance(c, ReplannedCosine)]  # a retry at half batch
+        callbacks.append(ReplannedCosine(hp.values["learning_rate"], self.epochs, self.steps_per_epoch))
+        for callback in callbacks:
+            if isinstance(callback, KeepBestEpoch):
+                callback.save_model = model
+        return trainer
+
+    def head_is_the_probe(self, hp, train_data) -> bool:
+        """True when the trial trains nothing but the head (`head_init.head_is_the_probe`)."""
+        return head_is_the_probe(hp.values["trainable_stages"], len(train_data.labels), is_pretrained(self.weights))
+
+    def uses_feature_cache(self, hp) -> bool:
+        return (self.feature_cache is not None and self.train_items is not None and self.val_items is not None
+                and hp.values["trainable_stages"] < 5)
+
+    def fit(self, hp, model, *args, callbacks=None, **kwargs):
+        """Fit one trial; a NaN loss fails the trial, an out-of-memory error retries at half batch once.
+
+        `args[0]` (or `x`) and `validation_data` are `ArrayBatches`. With the feature cache and
+        frozen stages, only the tail trains, on cached features. With pretrained weights the head
+        starts from a linear probe on the pooled features (`head_init`, LP-FT); with every stage
+        frozen as well (`head_init.head_is_the_probe`) nothing trains: the probe is scored on val and
+        the trial returns that dict of metrics instead of a `History`.
+        """
+        train_data = args[0] if args else kwargs["x"]
+        self._initialise_head(hp, model, train_data)
+        if self.head_is_the_probe(hp, train_data):
+            return self._score_probe(model, kwargs["validation_data"], callbacks or [])
+        try:
+            if self.uses_feature_cache(hp):
+                history = self._fit_on_features(hp, model, list(callbacks or []), args, kwargs)
+            else:
+                callbacks = self._own_callbacks(self.balanced_val) + list(callbacks or [])
+                try:
+                    trainer = self._trainer(hp, model, callbacks)
+                    history = trainer.fit(*args, class_weight=self.class_weight, callbacks=callbacks, **kwargs)
+                except Exception as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    history = self._retry_at_half_batch(hp, model, args, kwargs, callbacks)
+        except kt.errors.FailedTrialError:
+            raise
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            raise kt.errors.FailedTrialError("out of memory while computing features; lower --batch-size or "
+                                             "--image-size") from None
+        losses = history.history.get("loss", [])
+        if not losses or any(not math.isfinite(value) for value in losses):
+            raise kt.errors.FailedTrialError(
+                f"the training loss became NaN or infinite ({values_repr(hp)}); "
+                "the trial is marked failed and the search goes on")
+        return history
+
+    def _initialise_head(self, hp, model, train_data) -> None:
+        """With pretrained weights: the head of `model` from a linear probe on its pooled features
+        (computed once per backbone: every trial starts from the same pretrained weights)."""
+        if not is_pretrained(self.weights):
+            return
+        backbone = hp.values["backbone"]
+        self._probe_features[backbone] = initialise_head(
+            model, train_data.array, train_data.labels, class_weight=self.class_weight, seed=self.seed,
+            features=self._probe_features.get(backbone))
+
+    def _score_probe(self, model, val_data, callbacks) -> dict:
+        """The val metrics of `model` with its probe head as it stands (no training), its checkpoint
+        written through the trial's `KeepBestEpoch`."""
+        names = self.class_names or [str(k) for k in range(self.num_classes)]
+        scores = classification_metrics(model.predict(val_data, verbose=0), val_data.labels, names)
+        metrics = {"val_accuracy": scores["accuracy"], "val_loss": scores["log_loss"]}
+        if self.balanced_val is not None:
+            metrics["val_balanced_accuracy"] = scores["balanced_accuracy"]
+        for callback in callbacks:
+            if isinstance(callback, KeepBestEpoch):
+                callback.set_model(model)
+                callback.on_train_end()
+        return metrics
+
+    def _fit_on_features(self, hp, model, callbacks, args, kwargs):
+        """Train the trainable tail + head on cached frozen-prefix features (same batches, same math)."""
+        values = hp.values
+        stages = values["trainable_stages"]
+        prefix, tail = split_classifier(model, stages)
+        train_data = args[0] if args else kwargs["x"]
+        val_data = kwargs["validation_data"]
+        batch = self.batch_size or train_data.batch_size
+        arrays = []
+        for items, data in ((self.train_items, train_data), (self.val_items, val_data)):
+            key = FeatureCache.key(values["backbone"], cache_token(self.weights), self.image_size, 5 - stages, items)
+            arrays.append(self.feature_cache.features(key, prefix, data.array, batch))
+        train = feature_dataset(arrays[0], train_data.labels, batch, shuffle=True, seed=train_data.seed)
+        val = feature_dataset(arrays[1], val_data.labels, batch)
+        compile_classifier(tail, values["learning_rate"], self.epochs * self.steps_per_epoch, self.optimizer)
+        for callback in callbacks:  # the trial's checkpoint holds the full classifier, not just the tail
+            if isinstance(callback, KeepBestEpoch):
+                callback.save_model = model
+        balanced = (val, val_data.labels) if self.balanced_val is not None else None
+        fit_kwargs = {k: v for k, v in kwargs.items() if k in ("epochs", "verbose", "initial_epoch")}
+        return tail.fit(train, validation_data=val, class_weight=self.class_weight,
+                        callbacks=self._own_callbacks(balanced) + callbacks, **fit_kwargs)
+
+    def _retry_at_half_batch(self, hp, model, args, kwargs, callbacks):
+        data = args[0] if args else kwargs.pop("x")
+        batch = data.batch_size
+        if batch < 2:
+            raise kt.errors.FailedTrialError("out of memory at batch 1; lower --image-size")
+        half = batch // 2
+        print(f"[trial] out of memory at batch {batch}: retrying once at batch {half}", flush=True)
+        keras.backend.clear_session(free_memory=True)
+        model = self.build(hp)
+        self._initialise_head(hp, model, data)
+        trainer = self._trainer(hp, model, callbacks)
+        kwargs = dict(kwargs)
+        if kwargs.get("validation_data") is not None:
+            kwargs["validation_data"] = kwargs["validation_data"].rebatched(half)
+        try:
+            return trainer.fit(data.rebatched(half), *args[1:], class_weight=self.class_weight, callbacks=callbacks,
+                               **kwargs)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            raise kt.errors.FailedTrialError(f"out of memory at batch {batch} and again at batch {half}; "
+                                             "lower --batch-size or --image-size") from None
+
+
+def values_repr(hp) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in hp.values.items())

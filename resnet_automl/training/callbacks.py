@@ -1,0 +1,224 @@
+"""Keras callbacks used by the search and the final training."""
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+from sklearn.metrics import balanced_accuracy_score
+
+
+class DeadlineCallback(keras.callbacks.Callback):
+    """Stop training when the next epoch would end after `deadline` (a `time.time()` value).
+
+    The next epoch is assumed to last as long as the slowest one so far, leaving out the first
+    once later ones are measured: the first also builds and compiles the training step (15-25 s
+    on 2 cores against 1-2 s for an epoch of a small set), and counting it stopped 6-minute final
+    trainings 14-22 epochs before their end, with the learning-rate schedule not yet decayed.
+    """
+
+    def __init__(self, deadline: float | None):
+        super().__init__()
+        self.deadline = deadline
+        self.stopped_for_time = False
+        self._epoch_start = 0.0
+        self._durations: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.time()
+
+    def next_epoch_seconds(self) -> float:
+        """Seconds the next epoch is assumed to take (0.0 before any epoch ended)."""
+        later = self._durations[1:]
+        return max(later) if later else (self._durations[0] if self._durations else 0.0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.time()
+        self._durations.append(now - self._epoch_start)
+        if self.deadline is not None and now + self.next_epoch_seconds() > self.deadline:
+            self.stopped_for_time = True
+            self.model.stop_training = True
+
+
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Keras' `TerminateOnNaN` (stop when a batch's loss is NaN or infinite), marked `async_safe`.
+
+    Any batch-end hook without that mark turns Keras' asynchronous dispatch off on JAX and PyTorch:
+    each step is then waited for before the next batch is gathered on the host, which halved
+    training throughput on one H200 (benchmarks/gpu_check.py). Keras' own check only reads the
+    loss and sets `stop_training`, which is safe from its callback thread: training stops a few
+    batches later at most.
+    """
+
+    async_safe = True
+
+
+class BalancedAccuracyCallback(keras.callbacks.Callback):
+    """Add `val_balanced_accuracy` (scikit-learn) to the epoch logs, for imbalanced data.
+
+    Must run before callbacks that read the logs (Keras Tuner's checkpoint and reporting).
+    """
+
+    def __init__(self, val_dataset, labels):
+        super().__init__()
+        self.val_dataset = val_dataset
+        self.labels = np.asarray(labels)
+
+    def on_epoch_end(self, epoch, logs=None):
+        probabilities = self.model.predict(self.val_dataset, verbose=0)
+        score = balanced_accuracy_score(self.labels, np.argmax(probabilities, axis=1))
+        if logs is not None:
+            logs["val_balanced_accuracy"] = float(score)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Append the training seconds of every epoch but the first of each `fit` to `durations` (a
+    list): from the epoch's start to the start of its validation (or its end without validation),
+    so validating and the other callbacks' work at the epoch's end (saving the best epoch) are left
+    out: a search trial's epoch timed whole ran about 20% longer than a final-training epoch on the
+    same images. The first epoch builds and compiles the training step: a trial cut to one epoch
+    by the deadline recorded 15 s for a 1.1 s epoch (ResNet-20, 340 images), and the final training
+    planned from it ran 4 epochs of a 3-minute budget's 137 (benchmarks/transfer.py, (c) at 100
+    per class). (No per-batch hook: one turns Keras' asynchronous dispatch off and slowed the trials
+    it timed.)"""
+
+    def __init__(self, durations: list):
+        super().__init__()
+        self.durations = durations
+        self._started = 0.0
+        self._trained = None
+        self._first = True
+
+    def on_train_begin(self, logs=None):
+        self._first = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started, self._trained = time.time(), None
+
+    def on_test_begin(self, logs=None):
+        if self._trained is None:
+            self._trained = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._first:  # compilation, not an epoch
+            self._first = False
+            return
+        self.durations.append((self._trained or time.time()) - self._started)
+
+
+class KeepBestEpoch(keras.callbacks.Callback):
+    """Keep the best epoch's weights in memory and write them once, when training ends.
+
+    Replaces Keras Tuner's `SaveBestEpoch`, which rewrites the weights and the optimizer state at
+    every better epoch. The snapshot covers `self.model` (a cached trial's trainable tail, or the
+    whole classifier); the file is written from `save_model` (the whole classifier), without
+    optimizer state, through `weights_io.save_weights`.
+
+    Args:
+        objective: a Keras Tuner `Objective` (`has_value`, `get_value`, `better_than`).
+        filepath: str, the trial's checkpoint (`.weights.h5`).
+        metadata: dict or None, the description stored with the weights (`weights_io.save_weights`).
+    """
+
+    def __init__(self, objective, filepath, metadata=None):
+        super().__init__()
+        self.objective, self.filepath, self.metadata = objective, filepath, metadata
+        self.best_value = float("-inf") if objective.direction == "max" else float("inf")
+        self.save_model = None
+        self._best = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.objective.has_value(logs):
+            current = self.objective.get_value(logs)
+            if not self.objective.better_than(current, self.best_value):
+                return
+            self.best_value = current
+        self._best = [np.array(variable.numpy()) for variable in self.model.weights]
+
+    def on_train_end(self, logs=None):
+        from resnet_automl.weights.io import save_weights
+
+        if self._best is not None:
+            for variable, value in zip(self.model.weights, self._best):
+                variable.assign(value)
+            self._best = None
+        save_weights(self.save_model or self.model, self.filepath, self.metadata)
+
+
+class EpochScalars(keras.callbacks.Callback):
+    """Epoch metrics as TensorBoard scalars without TensorFlow (`tensorboard.summary.Writer`).
+
+    Writes `epoch_<metric>` under `log_dir/train` and `log_dir/validation`, as Keras' TensorBoard
+    callback does, so both show the same in TensorBoard.
+
+    Args:
+        log_dir: str, the folder of this run's event files.
+    """
+
+    def __init__(self, log_dir):
+        super().__init__()
+        self.log_dir = str(log_dir)
+        self._writers = None
+
+    def on_train_begin(self, logs=None):
+        import sys
+        import types
+
+        if "tensorflow" not in sys.modules:  # tensorboard's documented switch to its TF-free file API
+            sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+        from tensorboard.summary import Writer
+
+        self._writers = {part: Writer(f"{self.log_dir}/{part}") for part in ("train", "validation")}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            if self._writers is None or not np.isscalar(value) and np.ndim(value) != 0:
+                continue
+            part, tag = ("validation", name[4:]) if name.startswith("val_") else ("train", name)
+            self._writers[part].add_scalar(f"epoch_{tag}", float(value), epoch)
+        for writer in (self._writers or {}).values():
+            writer.flush()
+
+    def on_train_end(self, logs=None):
+        for writer in (self._writers or {}).values():
+            writer.close()
+        self._writers = None
+
+
+def tensorboard_callback(log_dir) -> keras.callbacks.Callback:
+    """Keras' TensorBoard callback on the TensorFlow backend (Keras Tuner adds its HParams view to
+    it); `EpochScalars` on the others, which needs no TensorFlow."""
+    if keras.backend.backend() == "tensorflow":
+        return keras.callbacks.TensorBoard(str(log_dir), write_graph=False)
+    return EpochScalars(log_dir)
+
+
+class PeriodicBackup(keras.callbacks.BackupAndRestore):
+    """Keras' `BackupAndRestore` that writes at an epoch's end only when `min_interval_s` have
+    passed since the last backup (default 60 s).
+
+    A backup holds the weights and the optimizer state (for Adam, three times the model); written
+    every epoch of a 30-epoch final training that is 30 full rewrites. An interruption now loses
+    at most about a minute of training. The backup is deleted when training ends.
+
+    `async_safe`: its batch-end hook acts only with a batch `save_freq` (the default is "epoch"), so
+    it need not turn Keras' asynchronous dispatch off (see `StopOnNaN`).
+    """
+
+    async_safe = True
+
+    def __init__(self, backup_dir, min_interval_s: float = 60.0, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.min_interval_s = min_interval_s
+        self._last_backup = time.time()
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._last_backup = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.time() - self._last_backup >= self.min_interval_s:
+            super().on_epoch_end(epoch, logs)
+            self._last_backup = time.time()
+        else:
+            self._current_epoch = epoch + 1
