@@ -106,13 +106,13 @@ def main(argv=None) -> int:
 
     import keras
 
-    from resnet_automl.runtime import device
     from resnet_automl.data.batches import ArrayBatches
-    from resnet_automl.search.hypermodel import ResNetHyperModel
     from resnet_automl.modeling.classifier import build_classifier, compile_classifier
-    from resnet_automl.training.final import train_final
+    from resnet_automl.runtime import device
+    from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
+    from resnet_automl.training.final import FinalSettings, train_final
 
-    setup = device.configure("auto", log=print)
+    setup = device.configure("auto")
     print(f"backend {setup.backend}; device {setup.description}; precision {setup.precision}; "
           f"TensorFlow importable: {device.tensorflow_available()}", flush=True)
     n = args.steps * args.batch_size
@@ -136,9 +136,9 @@ def main(argv=None) -> int:
 
     import keras_tuner as kt
 
-    hypermodel = ResNetHyperModel(backbones=[args.backbone], num_classes=4, image_size=args.image_size,
-                                  stage_choices=[5], weights=None, epochs=args.epochs + 1, steps_per_epoch=args.steps,
-                                  batch_size=args.batch_size)
+    hypermodel = ResNetHyperModel(SearchSpace([args.backbone], [5]),
+                                  TrialSettings(num_classes=4, image_size=args.image_size, epochs=args.epochs + 1,
+                                                steps_per_epoch=args.steps, batch_size=args.batch_size))
     hp = kt.HyperParameters()
     trial_model = hypermodel.build(hp)
     batches = ArrayBatches(images, labels, args.batch_size, shuffle=True)
@@ -163,9 +163,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         train_final({"backbone": args.backbone, "trainable_stages": 5, "learning_rate": 1e-3},
                     arrays={"train": images, "val": images[:args.batch_size]},
-                    labels={"train": labels, "val": labels[:args.batch_size]}, num_classes=4,
-                    image_size=args.image_size, weights=None, epochs=args.epochs + 1, batch_size=args.batch_size,
-                    bn_momentum=0.9, out_dir=tmp, use_val=True, log=lambda line: None, extra_callbacks=[timer])
+                    labels={"train": labels, "val": labels[:args.batch_size]},
+                    settings=FinalSettings(num_classes=4, image_size=args.image_size, epochs=args.epochs + 1,
+                                           batch_size=args.batch_size, bn_momentum=0.9, use_val=True),
+                    weights=None, out_dir=tmp, extra_callbacks=[timer])
     final = n * args.epochs / sum(timer.seconds[1:])  # the first epoch compiles
     print(f"resnet-automl final training (augmentation layers on the device): {final:,.0f} img/s "
           f"= {final / raw:.2f}x raw Keras", flush=True)

@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     from resnet_automl.data.arrays import load_images
     from resnet_automl.data.batches import ArrayBatches
     from resnet_automl.modeling.features import FeatureCache
-    from resnet_automl.search.hypermodel import ResNetHyperModel
+    from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
     from resnet_automl.search.tuner import make_tuner
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="search-speed-"))
@@ -115,12 +115,12 @@ def main(argv=None) -> int:
         else:
             steps = int(np.ceil(len(splits.train) / batch))
             hypermodel = ResNetHyperModel(
-                backbones=["resnet50"], num_classes=len(names), image_size=size, stage_choices=[0, 1],
-                weights=ours_weights, epochs=args.epochs, steps_per_epoch=steps, batch_size=batch,
-                learning_rate_range=(low, high), patience=args.epochs, feature_cache=FeatureCache(work / "cache"),
-                train_items=splits.train, val_items=splits.val, seed=0)
+                SearchSpace(["resnet50"], [0, 1], (low, high)),
+                TrialSettings(num_classes=len(names), image_size=size, epochs=args.epochs, steps_per_epoch=steps,
+                              batch_size=batch, patience=args.epochs, seed=0),
+                weights=ours_weights, feature_cache=FeatureCache(work / "cache"), items=(splits.train, splits.val))
             tuner = make_tuner("random", hypermodel, objective="val_accuracy", max_trials=args.trials,
-                               directory=work / "ours", seed=0, overwrite=True, log=lambda line: print(line, flush=True))
+                               directory=work / "ours", seed=0, overwrite=True)
         tuner.search(train, validation_data=val, epochs=args.epochs, verbose=0)
         seconds = time.perf_counter() - start
         best = tuner.oracle.get_best_trials(1)[0]

@@ -28,3 +28,7 @@ class ExportError(ResNetAutoMLError, RuntimeError):
 
 class OutputDirError(ResNetAutoMLError, OSError):
     """The run directory cannot be written."""
+
+
+class RunInUseError(OutputDirError):
+    """Another process holds the run directory's lock; the message names it and what to do."""

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import make_class_folders
 
 pytest.importorskip("jax")
@@ -110,8 +109,8 @@ ASYNC_DISPATCH_CHECK = r"""
 import tempfile, threading
 import keras, keras_tuner as kt, numpy as np
 from resnet_automl.data.batches import ArrayBatches
-from resnet_automl.search.hypermodel import ResNetHyperModel
-from resnet_automl.training.final import train_final
+from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
+from resnet_automl.training.final import FinalSettings, train_final
 
 class WhereBatchEndsRun(keras.callbacks.Callback):
     async_safe = True
@@ -128,11 +127,11 @@ x, y = rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8), rng.integers(0, 2,
 final = WhereBatchEndsRun()
 with tempfile.TemporaryDirectory() as tmp:
     train_final({"backbone": "tiny_resnet", "trainable_stages": 5, "learning_rate": 1e-3},
-                arrays={"train": x, "val": x[:8]}, labels={"train": y, "val": y[:8]}, num_classes=2, image_size=32,
-                weights=None, epochs=2, batch_size=8, bn_momentum=0.9, out_dir=tmp, log=lambda line: None,
-                extra_callbacks=[final])
-hypermodel = ResNetHyperModel(backbones=["tiny_resnet"], num_classes=2, image_size=32, stage_choices=[5],
-                              weights=None, epochs=1, steps_per_epoch=4, batch_size=8)
+                arrays={"train": x, "val": x[:8]}, labels={"train": y, "val": y[:8]},
+                settings=FinalSettings(num_classes=2, image_size=32, epochs=2, batch_size=8, bn_momentum=0.9),
+                weights=None, out_dir=tmp, extra_callbacks=[final])
+hypermodel = ResNetHyperModel(SearchSpace(["tiny_resnet"], [5]),
+                              TrialSettings(num_classes=2, image_size=32, epochs=1, steps_per_epoch=4, batch_size=8))
 hp = kt.HyperParameters()
 trial = WhereBatchEndsRun()
 hypermodel.fit(hp, hypermodel.build(hp), ArrayBatches(x, y, 8, shuffle=True),
@@ -181,15 +180,16 @@ from pathlib import Path
 import keras_tuner as kt, numpy as np
 from resnet_automl.runtime import device
 from resnet_automl.data.batches import ArrayBatches
-from resnet_automl.search.hypermodel import ResNetHyperModel
+from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
 cache = Path(sys.argv[1])
 print("enabled", device.enable_compilation_cache(cache))
 import jax
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # every program, however quick to compile
 rng = np.random.default_rng(0)
 x, y = rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8), rng.integers(0, 3, 40)
-hypermodel = ResNetHyperModel(backbones=["tiny_resnet"], num_classes=3, image_size=32, stage_choices=[5],
-                              weights=None, epochs=3, steps_per_epoch=3, optimizer="sgd", augment=True)
+hypermodel = ResNetHyperModel(SearchSpace(["tiny_resnet"], [5]),
+                              TrialSettings(num_classes=3, image_size=32, epochs=3, steps_per_epoch=3, optimizer="sgd",
+                                            augment=True))
 entries = []
 for rate in (0.05, 0.2):
     hp = kt.HyperParameters()

@@ -5,13 +5,13 @@ import keras
 import keras_tuner as kt
 import numpy as np
 import pytest
-
 from conftest import batches, make_class_folders
+
 from resnet_automl.data import prepare_data
 from resnet_automl.data.arrays import load_images
-from resnet_automl.modeling.features import FeatureCache, feature_dataset, split_classifier
-from resnet_automl.search.hypermodel import ResNetHyperModel
 from resnet_automl.modeling.classifier import build_classifier
+from resnet_automl.modeling.features import FeatureCache, feature_dataset, split_classifier
+from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +20,10 @@ def splits(tmp_path_factory):
 
 
 def _hypermodel(splits, cache, stages):
-    return ResNetHyperModel(backbones=["tiny_resnet"], num_classes=3, image_size=32, stage_choices=[stages],
-                            weights=None, epochs=3, steps_per_epoch=3, batch_size=6, feature_cache=cache,
-                            train_items=splits.train, val_items=splits.val, seed=5, dropout=0.0)
+    settings = TrialSettings(num_classes=3, image_size=32, epochs=3, steps_per_epoch=3, batch_size=6, seed=5,
+                             dropout=0.0)
+    return ResNetHyperModel(SearchSpace(["tiny_resnet"], [stages]), settings, feature_cache=cache,
+                            items=(splits.train, splits.val))
 
 
 @pytest.mark.parametrize("stages", [0, 2])
@@ -69,8 +70,7 @@ def test_cached_trials_checkpoint_the_best_epoch_of_the_full_model(splits, tmp_p
     from resnet_automl.search.tuner import make_tuner
 
     hypermodel = _hypermodel(splits, FeatureCache(tmp_path / "cache"), 2)
-    tuner = make_tuner("random", hypermodel, objective="val_accuracy", max_trials=1, directory=tmp_path,
-                       log=lambda line: None)
+    tuner = make_tuner("random", hypermodel, objective="val_accuracy", max_trials=1, directory=tmp_path)
     train = batches(splits.train, 32, 6, shuffle=True, seed=5)
     val = batches(splits.val, 32, 6)
     tuner.search(train, validation_data=val, epochs=3, verbose=0)

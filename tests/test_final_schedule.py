@@ -3,6 +3,7 @@
 each epoch reaches the compiled training step on TensorFlow and on JAX."""
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -132,8 +133,8 @@ def test_the_rate_set_each_epoch_reaches_the_compiled_step(backend):
 def test_a_replanned_training_resumes_from_its_backup_with_the_plan_it_recorded(tmp_path):
     import keras
 
-    from resnet_automl.training.callbacks import PeriodicBackup
     from resnet_automl.modeling.classifier import build_classifier, compile_classifier
+    from resnet_automl.training.callbacks import PeriodicBackup
 
     x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
     y = np.arange(8) % 3
@@ -151,7 +152,7 @@ def test_a_replanned_training_resumes_from_its_backup_with_the_plan_it_recorded(
     model, callbacks = model_and_callbacks(ReplannedCosine(1e-3, 4, 1, deadline=None, most_epochs=9))
     with pytest.raises(KeyboardInterrupt):
         model.fit(x, y, epochs=9, verbose=0, callbacks=[*callbacks, InterruptAtEpoch()])
-    recorded = 4  # what run.json holds (`FinalStage.fitting_final_epochs`)
+    recorded = 4  # what run.json holds (`final_stage.fitting_final_epochs`)
     model, callbacks = model_and_callbacks(ReplannedCosine(1e-3, recorded, 1, deadline=None, most_epochs=9))
     history = model.fit(x, y, epochs=9, verbose=0, callbacks=callbacks)
     assert history.epoch == [2, 3]  # resumed after the interrupted epoch, ended at the recorded plan
@@ -186,19 +187,18 @@ def test_epochs_of_two_speeds_use_the_time_to_the_deadline(clock):
     assert ran == plan.epochs and rates[-1] < 0.1 * 0.1  # ended decayed, not cut by the deadline
 
 
-def test_a_replan_is_recorded_each_time_and_logged_when_it_moves_five_percent():
-    from resnet_automl.pipeline.final_stage import FinalStage
+def test_a_replan_is_recorded_each_time_and_logged_when_it_moves_five_percent(caplog):
+    from resnet_automl.pipeline.final_stage import ReplanLog
 
-    class Run(FinalStage):
-        def __init__(self):
-            self.record, self.lines, self._logged_plan = {}, [], 100
+    class Record(dict):
+        def update(self, **values):
+            super().update(values)
 
-        def log(self, line):
-            self.lines.append(line)
-
-    run, live = Run(), types.SimpleNamespace(epochs=100)
-    for epochs in (101, 103, 104, 106, 100, 99):
-        run._replanned(epochs, live)
-        assert run.record["final_epochs_run"] == epochs == live.epochs  # a resume keeps every plan
-    assert run.lines == ["[final] re-planned from its own epoch times: 106 epochs",
-                         "[final] re-planned from its own epoch times: 100 epochs"]
+    record, live = Record(), types.SimpleNamespace(epochs=100)
+    replan = ReplanLog(record, 100, live)
+    with caplog.at_level(logging.INFO, logger="resnet_automl"):
+        for epochs in (101, 103, 104, 106, 100, 99):
+            replan(epochs)
+            assert record["final_epochs_run"] == epochs == live.epochs  # a resume keeps every plan
+    assert [r.getMessage() for r in caplog.records] == ["[final] re-planned from its own epoch times: 106 epochs",
+                                                        "[final] re-planned from its own epoch times: 100 epochs"]

@@ -6,16 +6,16 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import make_class_folders
+
 from resnet_automl.data import prepare_data
 from resnet_automl.data.arrays import load_images
 from resnet_automl.data.batches import ArrayBatches
-from resnet_automl.modeling.head import PROBE_MAX_IMAGES, head_from_probe, head_is_the_probe, pooled_features
-from resnet_automl.search.hypermodel import ResNetHyperModel
 from resnet_automl.modeling.classifier import backbone_of, build_classifier
+from resnet_automl.modeling.head import PROBE_MAX_IMAGES, head_from_probe, head_is_the_probe, pooled_features
+from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
 from resnet_automl.search.tuner import make_tuner
-from resnet_automl.training.final import train_final
+from resnet_automl.training.final import FinalSettings, train_final
 
 
 def test_the_head_is_the_probe_only_frozen_pretrained_and_small():
@@ -50,11 +50,11 @@ def _data(splits, name):
 
 
 def test_a_frozen_pretrained_trial_is_the_probe_and_the_final_head_too(splits, pretrained_file, tmp_path):
-    hypermodel = ResNetHyperModel(backbones=["tiny_resnet"], num_classes=3, image_size=32, stage_choices=[0],
-                                  weights=pretrained_file, epochs=2, steps_per_epoch=2, batch_size=6,
-                                  train_items=splits.train, val_items=splits.val, dropout=0.0)
-    tuner = make_tuner("random", hypermodel, objective="val_accuracy", max_trials=1, directory=tmp_path,
-                       log=lambda line: None)
+    hypermodel = ResNetHyperModel(SearchSpace(["tiny_resnet"], [0]),
+                                  TrialSettings(num_classes=3, image_size=32, epochs=2, steps_per_epoch=2, batch_size=6,
+                                                dropout=0.0),
+                                  weights=pretrained_file, items=(splits.train, splits.val))
+    tuner = make_tuner("random", hypermodel, objective="val_accuracy", max_trials=1, directory=tmp_path)
     (train_images, train_labels), (val_images, val_labels) = _data(splits, "train"), _data(splits, "val")
     tuner.search(ArrayBatches(train_images, train_labels, 6, shuffle=True),
                  validation_data=ArrayBatches(val_images, val_labels, 6), epochs=2, verbose=0)
@@ -70,14 +70,15 @@ def test_a_frozen_pretrained_trial_is_the_probe_and_the_final_head_too(splits, p
 
     model, history = train_final({"backbone": "tiny_resnet", "trainable_stages": 0, "learning_rate": 1e-3},
                                  arrays={"train": train_images, "val": val_images},
-                                 labels={"train": train_labels, "val": val_labels}, num_classes=3, image_size=32,
-                                 weights=pretrained_file, epochs=5, batch_size=6, bn_momentum=0.9, out_dir=tmp_path,
-                                 use_val=True, log=lambda line: None)
+                                 labels={"train": train_labels, "val": val_labels},
+                                 settings=FinalSettings(num_classes=3, image_size=32, epochs=5, batch_size=6,
+                                                        bn_momentum=0.9, use_val=True),
+                                 weights=pretrained_file, out_dir=tmp_path)
     everything = np.concatenate([train_images, val_images])
     kernel, _ = head_from_probe(pooled_features(reference, everything), np.concatenate([train_labels, val_labels]), 3)
     assert history["linear_probe_images"] == len(everything) and history["epochs_completed"] == 0
     assert np.allclose(model.get_layer("predictions").get_weights()[0], kernel, atol=1e-5)
-    for mine, source in zip(backbone_of(model).get_weights(), backbone_of(reference).get_weights()):
+    for mine, source in zip(backbone_of(model).get_weights(), backbone_of(reference).get_weights(), strict=True):
         assert np.array_equal(mine, source)  # nothing of the backbone moved
     assert json.loads((tmp_path / "final" / "history.json").read_text())["linear_probe_images"] == len(everything)
 

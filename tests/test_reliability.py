@@ -14,18 +14,19 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import batches, make_class_folders, write_image
 from PIL import Image
 
-from conftest import batches, make_class_folders, write_image
 from resnet_automl.data import prepare_data, scan_folder
 from resnet_automl.errors import DataError
-from resnet_automl.search.hypermodel import ResNetHyperModel
+from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
 from resnet_automl.search.tuner import make_tuner, trials_table
 
 
 def _hypermodel(**extra):
-    return ResNetHyperModel(backbones=["tiny_resnet"], num_classes=3, image_size=32, stage_choices=[5],
-                            weights=None, epochs=1, steps_per_epoch=2, batch_size=8, **extra)
+    return ResNetHyperModel(SearchSpace(["tiny_resnet"], [5]),
+                            TrialSettings(num_classes=3, image_size=32, epochs=1, steps_per_epoch=2, batch_size=8),
+                            **extra)
 
 
 @pytest.fixture
@@ -43,13 +44,13 @@ class _OutOfMemoryOnce(keras.callbacks.Callback):
             raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor (simulated)")
 
 
-def test_out_of_memory_retries_once_at_half_batch(tiny_data, capsys):
+def test_out_of_memory_retries_once_at_half_batch(tiny_data, caplog):
     train, val = tiny_data
     hypermodel, hp = _hypermodel(), kt.HyperParameters()
     history = hypermodel.fit(hp, hypermodel.build(hp), train, validation_data=val, epochs=1, verbose=0,
                              callbacks=[_OutOfMemoryOnce()])
     assert _OutOfMemoryOnce.raised == 1 and len(history.history["loss"]) == 1
-    assert "retrying once at batch 4" in capsys.readouterr().out
+    assert "retrying once at batch 4" in caplog.text
 
 
 class _NaNInFirstTrial(keras.callbacks.Callback):
@@ -65,8 +66,7 @@ class _NaNInFirstTrial(keras.callbacks.Callback):
 
 def test_nan_trial_is_marked_failed_and_the_search_goes_on(tiny_data, tmp_path):
     train, val = tiny_data
-    tuner = make_tuner("random", _hypermodel(), objective="val_accuracy", max_trials=2, directory=tmp_path,
-                       log=lambda line: None)
+    tuner = make_tuner("random", _hypermodel(), objective="val_accuracy", max_trials=2, directory=tmp_path)
     tuner.search(train, validation_data=val, epochs=1, verbose=0, callbacks=[_NaNInFirstTrial()])
     table = trials_table(tuner)
     assert [row["status"] for row in table] == ["FAILED", "COMPLETED"]
@@ -179,8 +179,8 @@ class _InterruptAtEpoch(keras.callbacks.Callback):
 
 @pytest.mark.parametrize("interval,resumed_at", [(0.0, 2), (3600.0, 0)])
 def test_final_training_backup_is_periodic_and_resumes(tmp_path, interval, resumed_at):
-    from resnet_automl.training.callbacks import PeriodicBackup
     from resnet_automl.modeling.classifier import build_classifier, compile_classifier
+    from resnet_automl.training.callbacks import PeriodicBackup
 
     x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
     y = np.arange(8) % 3

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import keras
 
-
 #: Largest shift, as a fraction of the side (0.1 of 32 px: the CIFAR recipe's 4-pixel pad-and-crop, about).
 SHIFT = 0.1
 #: Random erasing (Zhong et al. 2017, tried on Fashion-MNIST there): a rectangle of 2-33% of the image,

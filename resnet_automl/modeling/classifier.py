@@ -6,10 +6,10 @@ import math
 
 import keras
 
-from resnet_automl.runtime import device
 from resnet_automl.backbones import build_backbone, get_spec, set_trainable_stages
-from resnet_automl.modeling.assembly import attach_head, backbone_of
+from resnet_automl.modeling.assembly import attach_head
 from resnet_automl.modeling.starting_weights import load_pretrained
+from resnet_automl.runtime import device
 
 LR_WARMUP_FRACTION = 0.1
 
@@ -113,7 +113,7 @@ def recalibrate_batchnorm(model: keras.Model, dataset, max_batches: int = 20) ->
                 layer.momentum = (used - 1) / used
             model(keras.ops.convert_to_tensor(images, "float32"), training=True)
     finally:
-        for layer, momentum in zip(layers, saved):
+        for layer, momentum in zip(layers, saved, strict=True):
             layer.momentum = momentum
     return used
 

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from resnet_automl.runtime import interrupts
 from resnet_automl.backbones import STAGES, stage_of
 from resnet_automl.data.batches import ArrayBatches
 from resnet_automl.modeling.assembly import backbone_of
+from resnet_automl.runtime import interrupts
+from resnet_automl.runtime.files import atomic_path
 
 DEFAULT_MEMORY_LIMIT = 2 * 2**30
 
@@ -101,21 +101,22 @@ class FeatureCache:
         shape = (len(images), *prefix.output.shape[1:])
         if path is None:
             out = np.empty(shape, self.dtype)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.stem + f".tmp-{os.getpid()}.npy")
+            self._fill(out, prefix, images, batch_size)
+            return out
+        with atomic_path(path) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=self.dtype, shape=shape)
+            self._fill(out, prefix, images, batch_size)
+            out.flush()
+            del out
+        return np.load(path, mmap_mode="r")
+
+    def _fill(self, out: np.ndarray, prefix, images, batch_size: int) -> None:
+        """Write the features of `images` through `prefix` into `out`, batch by batch."""
         for start in range(0, len(images), batch_size):
             interrupts.check()
             batch = np.asarray(images[start:start + batch_size])
             values = keras.ops.convert_to_numpy(prefix.predict_on_batch(batch))
             out[start:start + len(values)] = values.astype(self.dtype)
-        if path is None:
-            return out
-        out.flush()
-        del out
-        os.replace(tmp, path)
-        return np.load(path, mmap_mode="r")
 
 
 def feature_dataset(features, labels, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> ArrayBatches:

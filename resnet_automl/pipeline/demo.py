@@ -20,7 +20,7 @@ def write_demo_dataset(target) -> Path:
     with resources.files("resnet_automl").joinpath("demo_data", DEMO_FILE).open("rb") as handle:
         bundle = np.load(io.BytesIO(handle.read()))
     images, labels, names = bundle["images"], bundle["labels"], [str(n) for n in bundle["class_names"]]
-    for i, (pixels, label) in enumerate(zip(images, labels)):
+    for i, (pixels, label) in enumerate(zip(images, labels, strict=True)):
         folder = target / names[int(label)]
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{i:04d}.png"

@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 
 from resnet_automl.data import scan_folder
-from resnet_automl.errors import DataError
 from resnet_automl.data.images import SERVABLE_EXTENSIONS
-from resnet_automl.serving.predictor import load_model
+from resnet_automl.errors import DataError
+from resnet_automl.pipeline.run_dir import run_lock
 from resnet_automl.report.build import build_report
+from resnet_automl.serving.predictor import load_model
 
 BATCH = 64
 
@@ -38,9 +39,11 @@ def evaluate_exported(model_dir, data, out=None) -> dict:
     probabilities = np.concatenate([predictor.probabilities([p for p, _ in items[i:i + BATCH]])
                                     for i in range(0, len(items), BATCH)])
     out = Path(out) if out else predictor.version_dir.parent.parent / f"evaluation-{Path(data).resolve().name}"
+    out.mkdir(parents=True, exist_ok=True)
     context = {"model": {"version_dir": str(predictor.version_dir)},
                "audit": {"source": str(scan.root), "skipped": scan.skipped + [
                    {"path": p, "reason": "format the serving graph cannot decode (WebP)"} for p in skipped],
                    "num_skipped": len(scan.skipped) + len(skipped)},
                "notes": ["Evaluated through the exported serving_default signature (raw bytes in)."]}
-    return build_report(probabilities, items, predictor.class_names, context, out)
+    with run_lock(out):  # two evaluations into one folder would interleave their files
+        return build_report(probabilities, items, predictor.class_names, context, out)

@@ -5,31 +5,50 @@ finished stages and lets Keras Tuner resume the search (an interrupted trial is 
 """
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import sys
-import time
 
 from resnet_automl.config.budget import Budget
+from resnet_automl.config.options import FitOptions, budget_from
 from resnet_automl.data.scan import check_dataset_path
 from resnet_automl.data.tfds_source import is_tfds_source
 from resnet_automl.errors import ConfigError
-from resnet_automl.config.options import FitOptions, budget_from
+from resnet_automl.pipeline.clock import Clock
 from resnet_automl.pipeline.result import FitResult
-from resnet_automl.pipeline.run_dir import default_out_dir, distributed_role, prepare_out_dir
+from resnet_automl.pipeline.run_dir import default_out_dir, distributed_role, prepare_out_dir, reset_out_dir, run_lock
+from resnet_automl.runtime import console
 
 
-class Clock:
-    """The wall-clock budget of one fit call."""
+class _CallableHandler(logging.Handler):
+    """A logging handler that passes each message (one line, no level) to a callable."""
 
-    def __init__(self, budget: Budget):
-        self.start = time.time()
-        self.deadline = None if budget.seconds is None else self.start + budget.seconds
+    def __init__(self, write):
+        super().__init__(logging.INFO)
+        self.write = write
 
-    def remaining(self) -> float:
-        return float("inf") if self.deadline is None else self.deadline - time.time()
+    def emit(self, record: logging.LogRecord) -> None:
+        self.write(record.getMessage())
 
-    def elapsed(self) -> float:
-        return time.time() - self.start
 
+@contextlib.contextmanager
+def _messages_to(log, verbose: int):
+    """Within the block, the package's messages go to `log` (a callable) or, when it is None, to
+    stdout at `verbose` >= 1; the logger is left as it was afterwards."""
+    if log is None:
+        with console.log_to_console(verbose):
+            yield
+        return
+    logger = logging.getLogger(console.LOGGER_NAME)
+    handler, level = _CallableHandler(log), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 1, log=None, recipe=None,
@@ -43,7 +62,9 @@ def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 
             "balanced", "max-accuracy"). Defaults to no limits.
         overwrite: bool, start again instead of resuming. Defaults to False.
         verbose: int, 0 silent, 1 one line per stage and trial, 2 Keras progress bars too.
-        log: callable taking one line; defaults to printing to stdout when `verbose`.
+        log: callable taking one line, or None (default): lines go to stdout when `verbose`. Either
+            way they are records of the `logging` logger "resnet_automl", so a caller's own
+            handlers see them too.
         recipe: str or None, the recipe file the options came from (recorded in run.json).
         **options: any field of `FitOptions` (backbone, weights, image_size, epochs, final_epochs,
             final_data, batch_size, tuner, trainable_stages, learning_rate_range, seed, val_fraction, test_fraction).
@@ -57,27 +78,32 @@ def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 
         raise ConfigError(f"Unknown fit option(s) {unknown}; valid options are {FitOptions.field_names()}.")
     opts = FitOptions(**options)
     budget = budget_from(budget)
-    from resnet_automl.runtime import console as quiet
-
-    quiet.set_enabled(quiet.is_enabled())  # library start-up noise filtered unless --debug
-    if log is None:
-        log = (lambda line: print(line, flush=True)) if verbose else (lambda line: None)
     clock = Clock(budget)
+    # library start-up noise filtered unless --debug; the caller's environment, warnings filters and
+    # loggers are as they were when fit returns
+    with console.quiet_libraries(console.is_enabled()), _messages_to(log, verbose):
+        return _fit(data, out, opts, budget, clock, overwrite=overwrite, verbose=verbose, recipe=recipe)
+
+
+def _fit(data, out, opts: FitOptions, budget: Budget, clock: Clock, *, overwrite: bool, verbose: int, recipe):
     if not is_tfds_source(data):
         check_dataset_path(data)  # before the run directory is created: a typo leaves nothing behind
-    if distributed_role() == "worker":
-        overwrite = False  # only the chief may reset the shared run directory
+    role = distributed_role()
     from resnet_automl.weights.source import backbone_for, resolve_weights
 
     source = resolve_weights(opts.weights)  # a bad source stops here, before the run folder exists
-    quiet.load_backend()  # Keras (and TensorFlow, on its backend) loads here, after the cheap checks
+    console.load_backend()  # Keras (and TensorFlow, on its backend) loads here, after the cheap checks
     backbone_for(source, opts.backbone)  # a run or file of another backbone than the one asked for
-    out = prepare_out_dir(out or default_out_dir(data), overwrite)
-    from resnet_automl.runtime.interrupts import remember_ctrl_c
+    out = prepare_out_dir(out or default_out_dir(data))
     from resnet_automl.pipeline.run import run_pipeline
+    from resnet_automl.runtime.interrupts import remember_ctrl_c
 
-    with remember_ctrl_c():
-        return run_pipeline(data, out, opts, budget, clock, log=log, verbose=verbose, recipe=recipe, source=source)
+    # the chief (or a single process) owns the folder; each worker holds a lock of its own
+    owner = f"worker-{os.environ.get('KERASTUNER_TUNER_ID', os.getpid())}" if role == "worker" else "run"
+    with run_lock(out, owner), remember_ctrl_c():
+        if overwrite and role != "worker":  # only the owner may reset the shared run directory
+            reset_out_dir(out)
+        return run_pipeline(data, out, opts, budget, clock, source=source, verbose=verbose, recipe=recipe)
 
 
 def fit_from_cli(args) -> int:

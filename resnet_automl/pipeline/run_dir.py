@@ -1,13 +1,16 @@
 """The run directory: its layout, run.json (read, update, atomic write) and version stamps."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 
-from resnet_automl.errors import OutputDirError
+from resnet_automl.errors import OutputDirError, RunInUseError
+from resnet_automl.runtime.files import write_json_atomic
 
 RUN_FILE = "run.json"
 #: Entries `--overwrite` removes. `model/` is kept: exports never overwrite a version.
@@ -32,8 +35,12 @@ def default_out_dir(source) -> Path:
     return Path("runs") / (name.replace("/", "_") or "dataset")
 
 
-def prepare_out_dir(out, overwrite: bool) -> Path:
-    """Create the run directory, check it is writable, and reset it when `overwrite`."""
+def prepare_out_dir(out, overwrite: bool = False) -> Path:
+    """Create the run directory, check it is writable and has room, and reset it when `overwrite`.
+
+    Call `reset_out_dir` instead of `overwrite=True` once the run's lock is held (`run_lock`), so
+    that a second process never wipes a folder another one is writing.
+    """
     out = Path(out).expanduser()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -48,13 +55,69 @@ def prepare_out_dir(out, overwrite: bool) -> Path:
         raise OutputDirError(f"Only {free / 2**20:.0f} MiB free under {str(out)!r}; a run needs at least "
                              "200 MiB. Free some space or pass --out on another disk.")
     if overwrite:
-        for name in RESETTABLE:
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
+        reset_out_dir(out)
     return out
+
+
+def reset_out_dir(out: Path) -> None:
+    """Remove what `--overwrite` starts again from (`RESETTABLE`); exported model versions stay."""
+    for name in RESETTABLE:
+        target = Path(out) / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+#: The lock file of the run directory's owner (`run_lock`).
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def run_lock(out, owner: str = "run"):
+    """Hold an exclusive OS lock on the run directory `out` for the block.
+
+    Args:
+        out: the run directory (it must exist).
+        owner: str, the lock's name: "run" for a fit, export or evaluation that owns the folder; a
+            distributed worker passes its own name ("worker-<id>"), since the chief owns the run.
+
+    The lock is `fcntl.flock` on `out/.lock` (`.lock-<owner>` for other owners): the OS releases it
+    when the process ends, even killed by SIGKILL, so no stale lock ever blocks a rerun. The
+    holder's pid, host and start time are written into the lock file for the message a second
+    process gets (`RunInUseError`, exit 2). Where `fcntl` does not exist (Windows) there is no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path = Path(out) / (LOCK_FILE if owner == "run" else f"{LOCK_FILE}-{owner}")
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            raise RunInUseError(_in_use_message(Path(out), handle.read())) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing the descriptor releases the lock
+
+
+def _in_use_message(out: Path, holder_text: str) -> str:
+    try:
+        holder = json.loads(holder_text)
+        who = f"pid {holder['pid']} on host {holder['host']} since {holder['since']}"
+    except (ValueError, KeyError, TypeError):
+        who = "another process"
+    return (f"The run folder {str(out)!r} is in use by {who}: another fit, export or evaluation is writing it. "
+            "Wait for it to finish, or pass another --out.")
 
 
 class RunRecord:
@@ -70,9 +133,7 @@ class RunRecord:
     def update(self, **values) -> None:
         self.data.update(values)
         self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, default=str))
-        os.replace(tmp, self.path)
+        write_json_atomic(self.path, self.data)
 
     def stage_done(self, stage: str) -> bool:
         return stage in self.data.get("stages_done", [])

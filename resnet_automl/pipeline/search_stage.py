@@ -3,113 +3,158 @@ early when the time budget would not leave room for the final training, export a
 from __future__ import annotations
 
 import json
+import logging
 import time
+from dataclasses import dataclass
 
-from resnet_automl.training.callbacks import tensorboard_callback
 from resnet_automl.errors import ResNetAutoMLError
 from resnet_automl.modeling.features import FeatureCache
 from resnet_automl.modeling.head import head_is_the_probe
-from resnet_automl.search.hypermodel import ResNetHyperModel
+from resnet_automl.pipeline.context import BackboneChoice, RunContext, RunData, TrainingPlan
 from resnet_automl.pipeline.result import FitResult
-from resnet_automl.planning.schedule import final_training_seconds
-from resnet_automl.search.tuner import best_trial, make_tuner, trials_table
+from resnet_automl.planning.schedule import final_training_seconds, median_epoch_seconds
+from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
+from resnet_automl.search.tuner import SearchFailedError, best_trial, make_tuner, trials_table
+from resnet_automl.training.callbacks import tensorboard_callback
+
+logger = logging.getLogger(__name__)
 
 
-class SearchStage:
-    """`FitRun`'s search methods (a mixin: they read the run's settings, data and clock).
+class SearchClock:
+    """When the search must stop starting trials, and how long the final training will take.
 
-    Needs from the run: opts, splits, clock, record, chosen, image_size, epochs, final_epochs,
-    steps, class_weight, bn_momentum, objective, batch_size, max_trials, strategy, source,
-    final_reserve, reserve, trial_estimate_s, final_images, role, live, verbose, log, out, and
-    the methods batches, labels, _timed, _measured_epoch_seconds.
+    Args:
+        ctx: the `RunContext` (its clock and options).
+        plan: the `TrainingPlan`.
+        choice: the `BackboneChoice` (estimates from the probe).
     """
 
-    def _out_of_time(self) -> bool:
-        tuner = self.tuner
-        if self.clock.deadline is None or not any(t.score is not None for t in tuner.oracle.trials.values()):
-            return False  # no limit, or nothing to export yet: at least one trial runs
-        mean = tuner.mean_trial_seconds() or self.trial_estimate_s
-        return self.clock.remaining() < mean + self.final_seconds() + self.reserve
+    def __init__(self, ctx: RunContext, plan: TrainingPlan, choice: BackboneChoice):
+        self.ctx, self.plan, self.choice = ctx, plan, choice
+        self.tuner = None
+
+    def measured_epoch_seconds(self) -> float | None:
+        """Median training seconds of the epochs of this process's trials that trained the whole model
+        (validation and checkpointing left out: `callbacks.EpochTimer`), or None before any."""
+        return median_epoch_seconds(self.tuner.full_model_epoch_seconds if self.tuner is not None else None)
 
     def final_seconds(self) -> float:
         """Seconds the final training needs: the plan's estimate from the probe, or more when the
         trials so far ran slower per epoch than the probe promised."""
-        per_epoch = self._measured_epoch_seconds()
+        per_epoch = self.measured_epoch_seconds()
         if not per_epoch:
-            return self.final_reserve
-        return max(self.final_reserve, final_training_seconds(per_epoch, len(self.splits.train), self.final_images,
-                                                              self.final_epochs, self.final_val_images))
+            return self.choice.final_reserve
+        plan = self.plan
+        return max(self.choice.final_reserve, final_training_seconds(
+            per_epoch, plan.train_images, plan.final_images, plan.final_epochs, plan.final_val_images))
 
-    def _make_tuner(self):
-        opts, splits, clock = self.opts, self.splits, self.clock
-        self.hypermodel = ResNetHyperModel(
-            backbones=self.chosen, num_classes=splits.num_classes, image_size=self.image_size,
-            stage_choices=opts.stage_choices(), weights=self.source, epochs=self.epochs,
-            class_names=splits.class_names,
-            steps_per_epoch=self.steps, class_weight=self.class_weight, bn_momentum=self.bn_momentum,
-            learning_rate_range=opts.resolved_learning_rate_range(), optimizer=opts.resolved_optimizer(),
-            augment=not self.source.pretrained,
-            balanced_val=(self.batches("val"), self.labels["val"]) if self.class_weight else None,
-            deadline_fn=(lambda: clock.deadline - self.final_seconds() - self.reserve) if clock.deadline else None,
-            objective=self.objective, batch_size=self.batch_size, seed=opts.seed,
-            feature_cache=(FeatureCache(self.out / "cache", opts.feature_cache_memory_mb * 2**20)
-                           if opts.feature_cache else None),
-            train_items=splits.train, val_items=splits.val)
-        self.tuner = make_tuner(opts.tuner, self.hypermodel, objective=self.objective, max_trials=self.max_trials,
-                                directory=self.out, seed=opts.seed, overwrite=False, epochs=self.epochs,
-                                should_stop=self._out_of_time, distribution_strategy=self.strategy, log=self.log,
-                                live_progress=self.live, budget_left=self.clock.remaining)
-        self.tuner.after_search_seconds = self.final_reserve + self.reserve
-        choices = opts.stage_choices()
-        if 0 in choices and len(choices) > 1 and head_is_the_probe(0, len(splits.train), self.source.pretrained):
-            # a frozen trial is a linear probe (seconds): it opens the search, then the centre of the space
-            self.tuner.oracle.openings = [{"trainable_stages": 0}, {}]
+    def trial_deadline(self) -> float:
+        """The `time.time()` a trial must end by to leave the final training, export and report their time."""
+        return self.ctx.clock.deadline - self.final_seconds() - self.choice.reserve
 
-    def search(self):
-        """Run (or resume) the search; return the best trial, or None in a distributed worker."""
-        self._make_tuner()
-        tuner, started = self.tuner, time.time()
-        if not self.record.stage_done("search"):
-            choices = self.opts.stage_choices()
-            backbones = "x backbone " + str(self.chosen) if len(self.chosen) > 1 else self.chosen[0]
-            self.log(f"[search] {self.opts.tuner} over trainable_stages {choices} x learning rate "
-                     f"{self.opts.resolved_learning_rate_range()} ({self.opts.resolved_optimizer()}, {backbones}), "
-                     f"up to {self.max_trials} trials of "
-                     f"{self.epochs} epochs, objective {self.objective}")
-            try:
-                tuner.search(self.batches("train", shuffle=True), validation_data=self.batches("val"), epochs=self.epochs,
-                             verbose=1 if self.verbose > 1 else 0,
-                             callbacks=[tensorboard_callback(self.out / "logs" / "search")])
-            except RuntimeError as exc:
-                if "consecutive failures" not in str(exc):
-                    raise
-                last = str(exc).strip().splitlines()[-1]
-                raise ResNetAutoMLError(f"The search stopped: {tuner.oracle.max_consecutive_failed_trials} trials "
-                                        f"in a row failed (last: {last}). Lower the learning-rate range or the "
-                                        "batch size, then rerun the same command to resume.") from None
-            if self.role == "worker":
-                return None
-            tuner.prune_checkpoints()  # the chief of a distributed search: workers left one per trial
-            self._timed("search_s", started)
-            cache = self.hypermodel.feature_cache
-            self.record.mark_done("search", trials=trials_table(tuner), search_stopped_for_time=self._out_of_time(),
-                                  feature_cache=None if cache is None else
-                                  {"computed": cache.computed, "reused": cache.reused})
-        self.trials = trials_table(tuner)
-        best = best_trial(tuner.oracle)
-        if best is None:
-            reasons = "; ".join(f"trial {t['trial_id']}: {t['status']} {t['message']}" for t in self.trials)
-            raise ResNetAutoMLError(f"No tuner trial completed ({reasons or 'none ran'}). Give the fit more time "
-                                    "(--minutes) or check the data; rerun with --overwrite to start the search "
-                                    "again.")
-        self.best_values = dict(best.hyperparameters.values)
-        self.log(f"[search] best: {self.best_values} ({self.objective} {best.score:.4f}; ties broken by val loss)")
-        return best
-
-    def worker_result(self) -> FitResult:
+    def out_of_time(self) -> bool:
+        """True when another trial would not leave the final training, export and report their time."""
         tuner = self.tuner
-        self.log(f"[worker {tuner.tuner_id}] the chief reports the search finished; it trains and exports")
-        mine = json.loads(tuner.timings_path.read_text()) if tuner.timings_path.exists() else {}
-        return FitResult(model=None, class_names=self.splits.class_names, backbone=self.chosen[0],
-                         best_hyperparameters={}, trials=[{"trial_id": k, "seconds": v} for k, v in mine.items()],
-                         paths={"run_dir": str(self.out)})
+        if self.ctx.clock.deadline is None or tuner is None \
+                or not any(t.score is not None for t in tuner.oracle.trials.values()):
+            return False  # no limit, or nothing to export yet: at least one trial runs
+        mean = tuner.mean_trial_seconds() or self.choice.trial_estimate_s
+        return self.ctx.clock.remaining() < mean + self.final_seconds() + self.choice.reserve
+
+
+@dataclass
+class SearchOutcome:
+    """What the search produced.
+
+    Attributes:
+        tuner: the `TimedTuner` (its project holds the best trial's checkpoint).
+        best_trial: the best completed Keras Tuner trial.
+        best_values: dict, its hyperparameters (backbone, trainable_stages, learning_rate).
+        trials: list of dicts, the trials table.
+        clock: the `SearchClock`, with the trials' measured epoch times.
+    """
+
+    tuner: object
+    best_trial: object
+    best_values: dict
+    trials: list
+    clock: SearchClock
+
+
+def _make_tuner(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: BackboneChoice, clock: SearchClock):
+    opts, splits = ctx.opts, data.splits
+    settings = TrialSettings(
+        num_classes=splits.num_classes, image_size=data.image_size, epochs=plan.epochs, steps_per_epoch=plan.steps,
+        class_weight=plan.class_weight, bn_momentum=plan.bn_momentum, objective=plan.objective,
+        batch_size=ctx.batch_size, seed=opts.seed, class_names=list(splits.class_names),
+        optimizer=opts.resolved_optimizer(), augment=not ctx.source.pretrained)
+    space = SearchSpace(backbones=list(choice.chosen), stage_choices=opts.stage_choices(),
+                        learning_rate_range=opts.resolved_learning_rate_range())
+    hypermodel = ResNetHyperModel(
+        space, settings, weights=ctx.source,
+        balanced_val=(data.batches("val"), data.labels["val"]) if plan.class_weight else None,
+        deadline_fn=clock.trial_deadline if ctx.clock.deadline else None,
+        feature_cache=(FeatureCache(ctx.out / "cache", opts.feature_cache_memory_mb * 2**20)
+                       if opts.feature_cache else None),
+        items=(splits.train, splits.val))
+    tuner = make_tuner(opts.tuner, hypermodel, objective=plan.objective, max_trials=plan.max_trials,
+                       directory=ctx.out, seed=opts.seed, overwrite=False, epochs=plan.epochs,
+                       distribution_strategy=ctx.setup.strategy)
+    tuner.oracle.should_stop = clock.out_of_time
+    tuner.live_progress, tuner.budget_left = ctx.live, ctx.clock.remaining
+    tuner.after_search_seconds = choice.final_reserve + choice.reserve
+    choices = opts.stage_choices()
+    if 0 in choices and len(choices) > 1 and head_is_the_probe(0, len(splits.train), ctx.source.pretrained):
+        # a frozen trial is a linear probe (seconds): it opens the search, then the centre of the space
+        tuner.oracle.openings = [{"trainable_stages": 0}, {}]
+    return tuner
+
+
+def _run_search(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: BackboneChoice, tuner) -> None:
+    opts = ctx.opts
+    backbones = "x backbone " + str(choice.chosen) if len(choice.chosen) > 1 else choice.chosen[0]
+    logger.info(f"[search] {opts.tuner} over trainable_stages {opts.stage_choices()} x learning rate "
+                f"{opts.resolved_learning_rate_range()} ({opts.resolved_optimizer()}, {backbones}), "
+                f"up to {plan.max_trials} trials of {plan.epochs} epochs, objective {plan.objective}")
+    try:
+        tuner.search(data.batches("train", shuffle=True), validation_data=data.batches("val"), epochs=plan.epochs,
+                     verbose=ctx.keras_verbose, callbacks=[tensorboard_callback(ctx.out / "logs" / "search")])
+    except SearchFailedError as exc:
+        raise ResNetAutoMLError(f"The search stopped: {exc.failures} trials in a row failed (last: {exc.last}). "
+                                "Lower the learning-rate range or the batch size, then rerun the same command "
+                                "to resume.") from None
+
+
+def search(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: BackboneChoice) -> SearchOutcome:
+    """Run (or resume) the search and return its outcome (in a distributed worker, without a best trial)."""
+    clock = SearchClock(ctx, plan, choice)
+    tuner = clock.tuner = _make_tuner(ctx, data, plan, choice, clock)
+    started = time.time()
+    if not ctx.record.stage_done("search"):
+        _run_search(ctx, data, plan, choice, tuner)
+        if ctx.role == "worker":
+            return SearchOutcome(tuner=tuner, best_trial=None, best_values={}, trials=[], clock=clock)
+        tuner.prune_checkpoints()  # the chief of a distributed search: workers left one per trial
+        ctx.timed("search_s", started)
+        cache = tuner.hypermodel.feature_cache
+        ctx.record.mark_done("search", trials=trials_table(tuner), search_stopped_for_time=clock.out_of_time(),
+                             feature_cache=None if cache is None else
+                             {"computed": cache.computed, "reused": cache.reused})
+    trials = trials_table(tuner)
+    best = best_trial(tuner.oracle)
+    if best is None:
+        reasons = "; ".join(f"trial {t['trial_id']}: {t['status']} {t['message']}" for t in trials)
+        raise ResNetAutoMLError(f"No tuner trial completed ({reasons or 'none ran'}). Give the fit more time "
+                                "(--minutes) or check the data; rerun with --overwrite to start the search again.")
+    values = dict(best.hyperparameters.values)
+    logger.info(f"[search] best: {values} ({plan.objective} {best.score:.4f}; ties broken by val loss)")
+    return SearchOutcome(tuner=tuner, best_trial=best, best_values=values, trials=trials, clock=clock)
+
+
+def worker_result(ctx: RunContext, data: RunData, choice: BackboneChoice, tuner) -> FitResult:
+    """What `fit` returns in a distributed worker: the trials it ran (the chief trains and exports)."""
+    logger.info(f"[worker {tuner.tuner_id}] the chief reports the search finished; it trains and exports")
+    mine = json.loads(tuner.timings_path.read_text()) if tuner.timings_path.exists() else {}
+    return FitResult(model=None, class_names=data.splits.class_names, backbone=choice.chosen[0],
+                     best_hyperparameters={}, trials=[{"trial_id": k, "seconds": v} for k, v in mine.items()],
+                     paths={"run_dir": str(ctx.out)})

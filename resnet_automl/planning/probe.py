@@ -13,8 +13,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from resnet_automl.runtime.device import describe
 from resnet_automl.modeling.classifier import build_classifier, compile_classifier
+from resnet_automl.runtime.device import describe
+from resnet_automl.runtime.files import write_json_atomic
 
 
 def measure_latency(model: keras.Model, image_size: int, *, runs: int = 10, warmup: int = 3,
@@ -60,10 +61,7 @@ class ProbeCache:
         value = measure()
         self.data[full_key] = value
         if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.data, indent=1))
-            os.replace(tmp, self.path)
+            write_json_atomic(self.path, self.data, indent=1)
         return {**value, "cached": False}
 
 

@@ -18,17 +18,20 @@ full ResNet-20's 133 and 158 in the same six minutes.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 
-from resnet_automl.runtime import device
 from resnet_automl.backbones import REGISTRY, get_spec
 from resnet_automl.config.budget import Budget
-from resnet_automl.errors import ConfigError
 from resnet_automl.config.options import SMALL_DATA_IMAGES, backbone_names
+from resnet_automl.errors import ConfigError
+from resnet_automl.planning.probe import ProbeCache, latency_of, probe_training
+from resnet_automl.runtime import device
+
+logger = logging.getLogger(__name__)
 
 #: Largest image side at which "auto" considers the CIFAR-style nets (their stem keeps full resolution).
 CIFAR_STEM_MAX_SIZE = 64
-from resnet_automl.planning.probe import ProbeCache, latency_of, probe_training
 
 #: Extra seconds of an export that runs in a TensorFlow child process (every backend but TensorFlow):
 #: TensorFlow's import and the model rebuilt there. resnet20_lean on fm10-100: export 25.6 s from JAX
@@ -137,107 +140,109 @@ def _preference(names: list, weights, train_images: int) -> list:
     return [s.name for s in sorted(specs, key=lambda s: -(s.imagenet_top1 or 0.0))]
 
 
-def select_backbones(requested, budget: Budget, *, image_size: int, weights, plan: Plan,
-                     probe_cache: ProbeCache | None = None, log=print) -> Selection:
-    """Filter and rank candidates; return the `Selection`.
+def _constraint_verdict(row: dict, budget: Budget, *, auto: bool, weights, image_size: int,
+                        probe_cache: ProbeCache) -> bool:
+    """Apply the hard constraints to one candidate's `row` (verdict and reason when excluded).
 
-    Args:
-        requested: "auto", a name, a comma-separated string or a list of names. A list keeps every
-            candidate that fits (the tuner then searches over them).
-        budget: the `Budget`.
-        image_size: int, input side in pixels (GFLOPs and probes use it).
-        weights: "imagenet", None or a path (with "imagenet", "auto" only considers backbones that
-            have ImageNet weights).
-        plan: the `Plan` of work, for time estimates.
-        probe_cache: where probe and latency results are cached. Defaults to none (in memory).
-        log: callable for progress lines.
+    Returns True when the candidate passes every constraint of `budget`.
     """
-    probe_cache = probe_cache or ProbeCache(None)
-    auto = requested is None or requested == "auto"
-    names = _preference(_candidate_names(requested), weights, plan.train_images)
-    several = not auto and len(names) > 1
-    rows, passing = [], []
-    for name in names:
-        spec = get_spec(name)
-        row = {"name": name, "params": spec.params, "gflops": round(spec.gflops(image_size), 4),
-               "imagenet_top1": spec.imagenet_top1, "probe_images_per_s": None, "latency_ms": None,
-               "estimated_minutes": None, "estimated_final_epochs": None, "verdict": "", "reason": ""}
-        rows.append(row)
-        if auto and weights == "imagenet" and not spec.has_imagenet_weights:
-            row.update(verdict="excluded", reason="no ImageNet weights (use weights=None)")
-        elif auto and spec.stem == "cifar" and image_size > CIFAR_STEM_MAX_SIZE:
-            row.update(verdict="excluded",
-                       reason=f"CIFAR-style stem (no downsampling) is for images up to {CIFAR_STEM_MAX_SIZE} px")
-        elif budget.max_params is not None and spec.params > budget.max_params:
-            row.update(verdict="excluded", reason=f"{spec.params:,} parameters > max_params {budget.max_params:,}")
-        elif budget.max_gflops is not None and row["gflops"] > budget.max_gflops:
-            row.update(verdict="excluded",
-                       reason=f"{row['gflops']:.3g} GFLOPs at {image_size} px > max_gflops {budget.max_gflops:g}")
-        else:
-            if budget.max_latency_ms is not None:
-                latency = probe_cache.get_or_measure(f"latency|{name}|{image_size}",
-                                                     lambda: latency_of(name, image_size=image_size))
-                row["latency_ms"] = latency["batch1_p50"]
-                if latency["batch1_p50"] > budget.max_latency_ms:
-                    row.update(verdict="excluded", reason=(f"batch-1 latency {latency['batch1_p50']:.1f} ms > "
-                                                           f"max_latency_ms {budget.max_latency_ms:g}"))
-                    continue
-            passing.append(row)
-    if not passing:
-        reasons = "; ".join(f"{r['name']}: {r['reason']}" for r in rows)
-        raise ConfigError(f"No backbone satisfies the budget ({reasons}). Loosen max_params, max_gflops or "
-                          "max_latency_ms, lower the image size, or name another backbone.")
-    chosen, short = [], []  # short: probed rows that fit only with too few final epochs; the first is the fallback
+    spec = get_spec(row["name"])
+    if auto and weights == "imagenet" and not spec.has_imagenet_weights:
+        row.update(verdict="excluded", reason="no ImageNet weights (use weights=None)")
+    elif auto and spec.stem == "cifar" and image_size > CIFAR_STEM_MAX_SIZE:
+        row.update(verdict="excluded",
+                   reason=f"CIFAR-style stem (no downsampling) is for images up to {CIFAR_STEM_MAX_SIZE} px")
+    elif budget.max_params is not None and spec.params > budget.max_params:
+        row.update(verdict="excluded", reason=f"{spec.params:,} parameters > max_params {budget.max_params:,}")
+    elif budget.max_gflops is not None and row["gflops"] > budget.max_gflops:
+        row.update(verdict="excluded",
+                   reason=f"{row['gflops']:.3g} GFLOPs at {image_size} px > max_gflops {budget.max_gflops:g}")
+    elif budget.max_latency_ms is not None:
+        name = row["name"]
+        latency = probe_cache.get_or_measure(f"latency|{name}|{image_size}",
+                                             lambda: latency_of(name, image_size=image_size))
+        row["latency_ms"] = latency["batch1_p50"]
+        if latency["batch1_p50"] > budget.max_latency_ms:
+            row.update(verdict="excluded", reason=(f"batch-1 latency {latency['batch1_p50']:.1f} ms > "
+                                                   f"max_latency_ms {budget.max_latency_ms:g}"))
+    return row["verdict"] != "excluded"
+
+
+def _skip_reason(row: dict, passing: list, short: list, budget: Budget, plan: Plan) -> tuple | None:
+    """(verdict, reason) for a candidate that need not be probed, or None when it must be."""
+    cheaper = next((r for r in passing if r["verdict"] == "over budget" and r["estimated_minutes"] is not None
+                    and _as_costly(row, r)), None)
+    if cheaper is not None:  # a probe costs time the budget no longer has; it could only say "over" again
+        return "over budget", (f"not probed: at least as costly as {cheaper['name']} (parameters and GFLOPs), "
+                               f"estimated {cheaper['estimated_minutes']:.1f} min > budget {budget.minutes:g} min")
+    shorter = next((r for r in short if _as_costly(row, r)), None)
+    if shorter is not None:  # it could only train fewer epochs than the fallback already found
+        return "not probed", (f"at least as costly as {shorter['name']} (parameters and GFLOPs), which gets "
+                              f"fewer than {plan.preferred_final_epochs} final epochs")
+    return None
+
+
+def _probe_verdict(row: dict, budget: Budget, plan: Plan, *, image_size: int, several: bool,
+                   probe_cache: ProbeCache) -> str:
+    """Probe one candidate on this device and set its estimate and verdict.
+
+    Returns "chosen", "short" (fits, but with fewer final epochs than preferred) or "over".
+    """
+    name = row["name"]
+    probe = probe_cache.get_or_measure(
+        f"train|{name}|{image_size}|{plan.trainable_stages}|{plan.batch_size}|augment={plan.augment}",
+        lambda: probe_training(name, image_size=image_size, trainable_stages=plan.trainable_stages,
+                               batch_size=plan.batch_size, augment=plan.augment))
+    minutes = plan.seconds(probe["first_step_s"], probe["images_per_s"], name) / 60.0
+    row.update(probe_images_per_s=probe["images_per_s"], probe_first_step_s=probe["first_step_s"],
+               estimated_minutes=round(minutes, 2))
+    logger.info(f"[selection] {name}: {probe['images_per_s']:.1f} img/s training, "
+                f"estimated {minutes:.1f} min for the whole fit")
+    epochs = plan.final_epochs_within(budget.seconds, probe["first_step_s"], probe["images_per_s"], name)
+    row["estimated_final_epochs"] = epochs
+    too_short = not several and plan.preferred_final_epochs is not None and epochs < plan.preferred_final_epochs
+    if minutes > budget.minutes:
+        row.update(verdict="over budget", reason=f"estimated {minutes:.1f} min > budget {budget.minutes:g} min")
+        return "over"
+    if too_short:
+        row.update(verdict="fits", reason=(
+            f"estimated {minutes:.1f} min <= budget {budget.minutes:g} min, but only about {epochs} final "
+            f"epochs (< {plan.preferred_final_epochs} preferred from random initialisation): the next "
+            "candidate is probed, in case it trains longer"))
+        return "short"
+    row.update(verdict="chosen", reason=f"estimated {minutes:.1f} min <= budget {budget.minutes:g} min"
+                                        f" (about {epochs} final epochs)")
+    return "chosen"
+
+
+def _choose_without_time_budget(passing: list, several: bool) -> list:
+    chosen = []
     for row in passing:
-        if budget.seconds is None:
-            if chosen and not several:
-                row.update(verdict="fits", reason="a preferred candidate was chosen")
-                continue
+        if chosen and not several:
+            row.update(verdict="fits", reason="a preferred candidate was chosen")
+        else:
             row.update(verdict="chosen", reason="best-ranked candidate within the constraints (no time budget)")
             chosen.append(row["name"])
-            continue
+    return chosen
+
+
+def _choose_within_time_budget(passing: list, budget: Budget, plan: Plan, *, image_size: int, several: bool,
+                               probe_cache: ProbeCache) -> list:
+    chosen, short = [], []  # short: probed rows that fit only with too few final epochs; the first is the fallback
+    for row in passing:
         if chosen and not several:
             row.update(verdict="not probed", reason="a preferred candidate fits the time budget")
             continue
-        cheaper = next((r for r in passing if r["verdict"] == "over budget" and r["estimated_minutes"] is not None
-                        and _as_costly(row, r)), None)
-        if cheaper is not None:  # a probe costs time the budget no longer has; it could only say "over" again
-            row.update(verdict="over budget",
-                       reason=f"not probed: at least as costly as {cheaper['name']} (parameters and GFLOPs), "
-                              f"estimated {cheaper['estimated_minutes']:.1f} min > budget {budget.minutes:g} min")
+        skip = _skip_reason(row, passing, short, budget, plan)
+        if skip is not None:
+            row.update(verdict=skip[0], reason=skip[1])
             continue
-        shorter = next((r for r in short if _as_costly(row, r)), None)
-        if shorter is not None:  # it could only train fewer epochs than the fallback already found
-            row.update(verdict="not probed",
-                       reason=f"at least as costly as {shorter['name']} (parameters and GFLOPs), which gets "
-                              f"fewer than {plan.preferred_final_epochs} final epochs")
-            continue
-        probe = probe_cache.get_or_measure(
-            f"train|{row['name']}|{image_size}|{plan.trainable_stages}|{plan.batch_size}|augment={plan.augment}",
-            lambda: probe_training(row["name"], image_size=image_size, trainable_stages=plan.trainable_stages,
-                                   batch_size=plan.batch_size, augment=plan.augment))
-        minutes = plan.seconds(probe["first_step_s"], probe["images_per_s"], row["name"]) / 60.0
-        row.update(probe_images_per_s=probe["images_per_s"], probe_first_step_s=probe["first_step_s"],
-                   estimated_minutes=round(minutes, 2))
-        log(f"[selection] {row['name']}: {probe['images_per_s']:.1f} img/s training, "
-            f"estimated {minutes:.1f} min for the whole fit")
-        epochs = plan.final_epochs_within(budget.seconds, probe["first_step_s"], probe["images_per_s"], row["name"])
-        row["estimated_final_epochs"] = epochs
-        too_short = (not several and plan.preferred_final_epochs is not None
-                     and epochs < plan.preferred_final_epochs)
-        if minutes <= budget.minutes and not too_short:
-            row.update(verdict="chosen", reason=f"estimated {minutes:.1f} min <= budget {budget.minutes:g} min"
-                                                f" (about {epochs} final epochs)")
+        outcome = _probe_verdict(row, budget, plan, image_size=image_size, several=several,
+                                 probe_cache=probe_cache)
+        if outcome == "chosen":
             chosen.append(row["name"])
-        elif minutes <= budget.minutes:
-            row.update(verdict="fits", reason=(
-                f"estimated {minutes:.1f} min <= budget {budget.minutes:g} min, but only about {epochs} final "
-                f"epochs (< {plan.preferred_final_epochs} preferred from random initialisation): the next "
-                "candidate is probed, in case it trains longer"))
+        elif outcome == "short":
             short.append(row)
-        else:
-            row.update(verdict="over budget",
-                       reason=f"estimated {minutes:.1f} min > budget {budget.minutes:g} min")
     if not chosen and short:
         fallback = short[0]
         fallback.update(verdict="chosen", reason=(
@@ -251,5 +256,43 @@ def select_backbones(requested, budget: Budget, *, image_size: int, weights, pla
                         reason=f"no candidate fits {budget.minutes:g} min; this is the cheapest "
                                f"({cheapest['estimated_minutes']:.1f} min): the search will be cut short")
         chosen = [cheapest["name"]]
+    return chosen
+
+
+def select_backbones(requested, budget: Budget, *, image_size: int, weights, plan: Plan,
+                     probe_cache: ProbeCache | None = None) -> Selection:
+    """Filter and rank candidates; return the `Selection`.
+
+    Args:
+        requested: "auto", a name, a comma-separated string or a list of names. A list keeps every
+            candidate that fits (the tuner then searches over them).
+        budget: the `Budget`.
+        image_size: int, input side in pixels (GFLOPs and probes use it).
+        weights: "imagenet", None or a path (with "imagenet", "auto" only considers backbones that
+            have ImageNet weights).
+        plan: the `Plan` of work, for time estimates.
+        probe_cache: where probe and latency results are cached. Defaults to none (in memory).
+    """
+    probe_cache = probe_cache or ProbeCache(None)
+    auto = requested is None or requested == "auto"
+    names = _preference(_candidate_names(requested), weights, plan.train_images)
+    several = not auto and len(names) > 1
+    rows = []
+    for name in names:
+        spec = get_spec(name)
+        rows.append({"name": name, "params": spec.params, "gflops": round(spec.gflops(image_size), 4),
+                     "imagenet_top1": spec.imagenet_top1, "probe_images_per_s": None, "latency_ms": None,
+                     "estimated_minutes": None, "estimated_final_epochs": None, "verdict": "", "reason": ""})
+    passing = [row for row in rows if _constraint_verdict(row, budget, auto=auto, weights=weights,
+                                                          image_size=image_size, probe_cache=probe_cache)]
+    if not passing:
+        reasons = "; ".join(f"{r['name']}: {r['reason']}" for r in rows)
+        raise ConfigError(f"No backbone satisfies the budget ({reasons}). Loosen max_params, max_gflops or "
+                          "max_latency_ms, lower the image size, or name another backbone.")
+    if budget.seconds is None:
+        chosen = _choose_without_time_budget(passing, several)
+    else:
+        chosen = _choose_within_time_budget(passing, budget, plan, image_size=image_size, several=several,
+                                            probe_cache=probe_cache)
     summary = (f"chose {', '.join(chosen)}: " + next(r["reason"] for r in rows if r["name"] == chosen[0]))
     return Selection(chosen=chosen, table=rows, summary=summary)

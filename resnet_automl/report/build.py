@@ -1,15 +1,15 @@
-"""The evaluation report: report.json (schema in README.md, "report.json"), report.md and a self-contained
+"""The evaluation report: report.json (schema in docs/report-schema.md), report.md and a self-contained
 report.html with embedded PNG plots. Every string from the user's data is escaped."""
 from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 import numpy as np
 
 from resnet_automl.report import plots
+from resnet_automl.runtime.files import write_json_atomic, write_text_atomic
 from resnet_automl.training.metrics import classification_metrics
 
 SCHEMA_VERSION = 1
@@ -33,7 +33,8 @@ def build_report(probabilities, items, class_names, context: dict, out_dir) -> d
         items: list of (path, label) of the test images (never used for tuning).
         class_names: list of str.
         context: dict with any of: backbone, hyperparameters, trials, selection, latency_ms, model,
-            budget, timings, audit, export, versions, history, notes.
+            budget, timings, audit, export, versions, history, notes, warnings (sentences shown at
+            the top of the report: a failed export check, say).
         out_dir: folder to write into (created).
     Returns the report dict (as written to report.json) with "paths" added.
     """
@@ -44,7 +45,7 @@ def build_report(probabilities, items, class_names, context: dict, out_dir) -> d
     report = {"schema_version": SCHEMA_VERSION, "class_names": list(class_names),
               **classification_metrics(probabilities, labels, class_names)}
     for key in ("backbone", "hyperparameters", "pretrained", "trials", "selection", "latency_ms", "model", "budget",
-                "timings", "audit", "export", "versions", "notes"):
+                "timings", "audit", "export", "versions", "notes", "warnings"):
         report[key] = context.get(key)
     report["mistakes"] = most_confident_mistakes(probabilities, labels, items, class_names)
     pictures = {
@@ -58,9 +59,9 @@ def build_report(probabilities, items, class_names, context: dict, out_dir) -> d
     report["plots"] = {name: path.name for name, path in pictures.items()}
     report["paths"] = {"json": str(out / "report.json"), "markdown": str(out / "report.md"),
                        "html": str(out / "report.html")}
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-    (out / "report.md").write_text(render_markdown(report), encoding="utf-8")
-    (out / "report.html").write_text(render_html(report, out), encoding="utf-8")
+    write_json_atomic(out / "report.json", report)
+    write_text_atomic(out / "report.md", render_markdown(report))
+    write_text_atomic(out / "report.html", render_html(report, out))
     return report
 
 
@@ -79,20 +80,21 @@ def _fmt(value) -> str:
 
 def _sections(report: dict) -> list:
     """The report as (title, header, rows) tables; shared by Markdown and HTML."""
-    sections = [("Summary", ["metric", "value"], [
+    sections = [("Warnings", ["warning"], [[w] for w in report["warnings"]])] if report.get("warnings") else []
+    sections.append(("Summary", ["metric", "value"], [
         ["test images", report["num_test_images"]], ["accuracy", report["accuracy"]],
         ["balanced accuracy", report["balanced_accuracy"]],
         [f"top-{report['top_k']} accuracy", report["top_k_accuracy"]],
         ["macro F1", report["averages"]["macro"]["f1"]], ["weighted F1", report["averages"]["weighted"]["f1"]],
         ["ROC-AUC (one-vs-rest)", report["roc_auc_ovr"]], ["log loss", report["log_loss"]],
         ["expected calibration error", report["ece"]], ["backbone", report.get("backbone")],
-        ["hyperparameters", report.get("hyperparameters")]])]
+        ["hyperparameters", report.get("hyperparameters")]]))
     sections.append(("Per class", ["class", "precision", "recall", "F1", "support"],
                      [[name, m["precision"], m["recall"], m["f1"], m["support"]]
                       for name, m in report["per_class"].items()]))
     names = report["class_names"]
     sections.append(("Confusion matrix (rows: true, columns: predicted)", ["true \\ predicted", *names],
-                     [[name, *row] for name, row in zip(names, report["confusion_matrix"])]))
+                     [[name, *row] for name, row in zip(names, report["confusion_matrix"], strict=True)]))
     audit = report.get("audit") or {}
     if audit:
         counts = audit.get("counts", {})

@@ -12,6 +12,7 @@ half-precision policy buys activation memory (larger batches), not speed there.
 """
 from __future__ import annotations
 
+import logging
 import os
 import platform
 from dataclasses import dataclass
@@ -19,8 +20,10 @@ from pathlib import Path
 
 import keras
 
-from resnet_automl.runtime.backend import module_installed
 from resnet_automl.config.options import PRECISIONS  # noqa: F401  (re-exported: the policies `configure` accepts)
+from resnet_automl.runtime.backend import module_installed
+
+logger = logging.getLogger(__name__)
 
 
 def backend() -> str:
@@ -128,7 +131,7 @@ def enable_compilation_cache(folder) -> bool:
     if not _CACHE_SETTINGS_BEFORE:  # a second fit before the first one's disable keeps the caller's settings
         _CACHE_SETTINGS_BEFORE.update({name: getattr(jax.config, name) for name in _CACHE_SETTINGS})
     compilation_cache.reset_cache()  # JAX opens its cache once: another fit in this process names another folder
-    for name, value in zip(_CACHE_SETTINGS, (str(folder), COMPILE_CACHE_MIN_SECONDS, 0)):
+    for name, value in zip(_CACHE_SETTINGS, (str(folder), COMPILE_CACHE_MIN_SECONDS, 0), strict=True):
         jax.config.update(name, value)
     return True
 
@@ -186,13 +189,12 @@ def _enable_tensorflow_memory_growth() -> None:
             pass
 
 
-def configure(precision: str = "auto", log=print) -> DeviceSetup:
+def configure(precision: str = "auto") -> DeviceSetup:
     """Set the dtype policy and data parallelism for the device in use, and say what was chosen.
 
     Args:
         precision: "auto" (default: `default_precision`), or a Keras policy name: "float32",
             "mixed_bfloat16", "mixed_float16".
-        log: callable taking one line.
 
     Several GPUs: `tf.distribute.MirroredStrategy` on TensorFlow, `keras.distribution.DataParallel`
     on JAX (set globally); one process per GPU is also possible with `CUDA_VISIBLE_DEVICES`.
@@ -207,7 +209,7 @@ def configure(precision: str = "auto", log=print) -> DeviceSetup:
     if not gpus:
         return DeviceSetup("cpu", 1, policy, None, kind, description)
     if len(gpus) == 1:
-        log(f"[device] {description}: precision {policy}")
+        logger.info(f"[device] {description}: precision {policy}")
         return DeviceSetup("gpu", 1, policy, None, kind, description)
     strategy = None
     if kind == "tensorflow":
@@ -219,10 +221,10 @@ def configure(precision: str = "auto", log=print) -> DeviceSetup:
         keras.distribution.set_distribution(keras.distribution.DataParallel())
         how = "keras.distribution.DataParallel"
     else:
-        log(f"[device] {len(gpus)} GPUs seen by the torch backend: training uses one (set CUDA_VISIBLE_DEVICES, "
+        logger.info(f"[device] {len(gpus)} GPUs seen by the torch backend: training uses one (set CUDA_VISIBLE_DEVICES, "
             "or use the jax or tensorflow backend for data parallelism)")
         return DeviceSetup("gpu", 1, policy, None, kind, description)
-    log(f"[device] {description}: {how} over {len(gpus)} GPUs, precision {policy}")
+    logger.info(f"[device] {description}: {how} over {len(gpus)} GPUs, precision {policy}")
     return DeviceSetup("multi-gpu", len(gpus), policy, strategy, kind, description)
 
 

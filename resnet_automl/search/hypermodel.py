@@ -1,79 +1,116 @@
 """The Keras Tuner `HyperModel`: freeze depth x learning rate (x backbone) over one classifier."""
 from __future__ import annotations
 
+import logging
 import math
+from dataclasses import dataclass
 
 import keras
 import keras_tuner as kt
 
 from resnet_automl.modeling.augmentation import with_augmentation
-from resnet_automl.training.callbacks import BalancedAccuracyCallback, DeadlineCallback, KeepBestEpoch, StopOnNaN
-from resnet_automl.runtime.device import is_out_of_memory
-from resnet_automl.modeling.features import FeatureCache, feature_dataset, split_classifier
-from resnet_automl.training.lr_schedule import ReplannedCosine
-from resnet_automl.modeling.head import head_is_the_probe, initialise_head
-from resnet_automl.runtime.interrupts import StopOnCtrlC
-from resnet_automl.training.metrics import classification_metrics
 from resnet_automl.modeling.classifier import build_classifier, compile_classifier
+from resnet_automl.modeling.features import FeatureCache, feature_dataset, split_classifier
+from resnet_automl.modeling.head import head_is_the_probe, initialise_head
+from resnet_automl.runtime.device import is_out_of_memory
+from resnet_automl.runtime.interrupts import StopOnCtrlC
+from resnet_automl.training.callbacks import BalancedAccuracyCallback, DeadlineCallback, KeepBestEpoch, StopOnNaN
+from resnet_automl.training.lr_schedule import ReplannedCosine
+from resnet_automl.training.metrics import classification_metrics
 from resnet_automl.weights.source import cache_token, is_pretrained
+
+logger = logging.getLogger(__name__)
 
 #: Default learning-rate range of the search (Adam, log-uniform).
 LEARNING_RATE_RANGE = (1e-4, 1e-2)
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """How every trial of a search trains (the hyperparameters aside).
+
+    Attributes:
+        num_classes: int, classes of the head.
+        image_size: int, input side in pixels.
+        epochs: int, epochs per trial (used for the learning-rate schedule).
+        steps_per_epoch: int, batches per epoch (used for the learning-rate schedule).
+        class_weight: dict or None, `{label: weight}` passed to `fit` (imbalanced data). Defaults to None.
+        bn_momentum: float, BatchNorm momentum. Defaults to 0.9.
+        patience: int, epochs without improvement before a trial stops early. Defaults to 3.
+        objective: str, metric early stopping watches. Defaults to "val_accuracy".
+        batch_size: int or None, batch size of the datasets; an out-of-memory error retries the
+            trial once at half of it. Defaults to None (the datasets' own).
+        seed: int, shuffle seed of the cached datasets (the image datasets' seed). Defaults to 0.
+        dropout: float, dropout before the head. Defaults to 0.2.
+        class_names: list of str or None, recorded in the trials' checkpoints. Defaults to None.
+        optimizer: "adam" (default) or "sgd", see `modeling.classifier.compile_classifier`.
+        augment: bool, trials that train the whole model see the final training's augmentation
+            (cached-feature trials cannot) and, like the final training, set their learning rate once
+            per epoch (`lr_schedule.ReplannedCosine` over `epochs`, no deadline), so that every
+            trial compiles the same step. Defaults to False.
+    """
+
+    num_classes: int
+    image_size: int
+    epochs: int
+    steps_per_epoch: int
+    class_weight: dict | None = None
+    bn_momentum: float = 0.9
+    patience: int = 3
+    objective: str = "val_accuracy"
+    batch_size: int | None = None
+    seed: int = 0
+    dropout: float = 0.2
+    class_names: list | None = None
+    optimizer: str = "adam"
+    augment: bool = False
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What a search varies.
+
+    Attributes:
+        backbones: list of str, candidate backbones; more than one makes "backbone" a hyperparameter.
+        stage_choices: list of int in 0..5, values of "trainable_stages" to search.
+        learning_rate_range: (low, high), log-uniform learning-rate range. Defaults to (1e-4, 1e-2).
+    """
+
+    backbones: list
+    stage_choices: list
+    learning_rate_range: tuple = LEARNING_RATE_RANGE
 
 
 class ResNetHyperModel(kt.HyperModel):
     """Builds and fits one trial's classifier.
 
     Args:
-        backbones: list of str, candidate backbones; more than one makes "backbone" a hyperparameter.
-        num_classes: int, classes of the head.
-        image_size: int, input side in pixels.
-        stage_choices: list of int in 0..5, values of "trainable_stages" to search.
-        weights: None, "imagenet", a path or a `pretrained.WeightsSource`, for the backbone.
-        epochs: int, epochs per trial (used for the learning-rate schedule).
-        steps_per_epoch: int, batches per epoch (used for the learning-rate schedule).
-        class_weight: dict or None, `{label: weight}` passed to `fit` (imbalanced data).
-        bn_momentum: float, BatchNorm momentum. Defaults to 0.9.
-        learning_rate_range: (low, high), log-uniform learning-rate range. Defaults to (1e-4, 1e-2).
+        space: the `SearchSpace`.
+        weights: None, "imagenet", a path or a `weights.source.WeightsSource`, for the backbone.
+        settings: the `TrialSettings` every trial trains with.
         balanced_val: (val_dataset, labels) or None; when given, trials report
             `val_balanced_accuracy` for the objective.
         deadline_fn: callable returning the `time.time()` a trial must end by, or None.
-        patience: int, epochs without improvement before a trial stops early. Defaults to 3.
-        objective: str, metric early stopping watches. Defaults to "val_accuracy".
-        batch_size: int or None, batch size of the datasets; an out-of-memory error retries the
-            trial once at half of it. Defaults to None (no retry).
-        feature_cache: a `FeatureCache` or None. With it (and `train_items`/`val_items`), a trial
-            with frozen stages trains only its tail on cached frozen-prefix features.
-        train_items, val_items: lists of (path, label) behind the datasets (the cache key).
-        seed: int, shuffle seed of the cached datasets (the image datasets' seed). Defaults to 0.
-        dropout: float, dropout before the head. Defaults to 0.2.
-        class_names: list of str or None, recorded in the trials' checkpoints. Defaults to None.
-        optimizer: "adam" (default) or "sgd", see `model.compile_classifier`.
-        augment: bool, trials that train the whole model see the final training's augmentation
-            (cached-feature trials cannot) and, like the final training, set their learning rate once
-            per epoch (`final_schedule.ReplannedCosine` over `epochs`, no deadline), so that every
-            trial compiles the same step. Defaults to False.
+        feature_cache: a `FeatureCache` or None. With it (and `items`), a trial with frozen stages
+            trains only its tail on cached frozen-prefix features.
+        items: (train items, val items), the lists of (path, label) behind the datasets (the cache
+            key), or None.
     """
 
-    def __init__(self, *, backbones, num_classes, image_size, stage_choices, weights, epochs,
-                 steps_per_epoch, class_weight=None, bn_momentum=0.9,
-                 learning_rate_range=LEARNING_RATE_RANGE, balanced_val=None, deadline_fn=None,
-                 patience=3, objective="val_accuracy", batch_size=None, feature_cache=None, train_items=None,
-                 val_items=None, seed=0, dropout=0.2, class_names=None, optimizer="adam", augment=False):
+    def __init__(self, space: SearchSpace, settings: TrialSettings, *, weights=None, balanced_val=None,
+                 deadline_fn=None, feature_cache=None, items: tuple | None = None):
         super().__init__(name="resnet_automl")
-        self.backbones = list(backbones)
-        self.num_classes, self.image_size = num_classes, image_size
-        self.stage_choices = sorted(set(stage_choices))
-        self.weights, self.epochs, self.steps_per_epoch = weights, epochs, steps_per_epoch
-        self.class_weight, self.bn_momentum = class_weight, bn_momentum
-        self.learning_rate_range = learning_rate_range
+        self.backbones = list(space.backbones)
+        self.stage_choices = sorted(set(space.stage_choices))
+        self.learning_rate_range = tuple(space.learning_rate_range)
+        self.weights, self.settings = weights, settings
+        for name, value in vars(settings).items():  # the settings read as attributes of the hypermodel
+            setattr(self, name, value)
+        self.class_names = None if settings.class_names is None else list(settings.class_names)
         self.balanced_val, self.deadline_fn = balanced_val, deadline_fn
-        self.patience, self.objective, self.batch_size = patience, objective, batch_size
-        self.feature_cache, self.train_items, self.val_items = feature_cache, train_items, val_items
-        self.seed, self.dropout = seed, dropout
+        self.feature_cache = feature_cache
+        self.train_items, self.val_items = items if items is not None else (None, None)
         self._probe_features: dict = {}  # backbone name -> pooled features of the probe images
-        self.class_names = None if class_names is None else list(class_names)
-        self.optimizer, self.augment = optimizer, augment
 
     def declare(self, hp: kt.HyperParameters) -> dict:
         """Declare the search space on `hp` and return this trial's values."""
@@ -234,7 +271,7 @@ class ResNetHyperModel(kt.HyperModel):
         if batch < 2:
             raise kt.errors.FailedTrialError("out of memory at batch 1; lower --image-size")
         half = batch // 2
-        print(f"[trial] out of memory at batch {batch}: retrying once at batch {half}", flush=True)
+        logger.warning(f"[trial] out of memory at batch {batch}: retrying once at batch {half}")
         keras.backend.clear_session(free_memory=True)
         model = self.build(hp)
         self._initialise_head(hp, model, data)

@@ -8,19 +8,49 @@ checkpoint is kept once a trial ends.
 """
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import os
 import time
 from pathlib import Path
 
+import keras
 import keras_tuner as kt
 
-from resnet_automl.runtime import interrupts
-from resnet_automl.training.callbacks import EpochScalars, EpochTimer, KeepBestEpoch
-from resnet_automl.errors import ConfigError
 from resnet_automl.config.options import TUNERS
+from resnet_automl.errors import ConfigError
+from resnet_automl.runtime import interrupts
+from resnet_automl.runtime.files import write_json_atomic
 from resnet_automl.runtime.progress import live_progress
+from resnet_automl.training.callbacks import EpochScalars, EpochTimer, KeepBestEpoch
 from resnet_automl.weights.io import load_weights
+
+logger = logging.getLogger(__name__)
+
+#: A trial's checkpoint inside its Keras Tuner trial folder (the name Keras Tuner itself uses on Keras 3).
+CHECKPOINT_FILE = "checkpoint.weights.h5"
+
+
+class SearchFailedError(RuntimeError):
+    """Keras Tuner stopped the search after `failures` trials in a row failed; `last` is the last reason."""
+
+    def __init__(self, failures: int, last: str):
+        super().__init__(f"{failures} trials in a row failed (last: {last})")
+        self.failures, self.last = failures, last
+
+
+def consecutive_failures(oracle) -> tuple[int, str]:
+    """(number of trials that failed in a row at the end of the search, the last one's message)."""
+    count, last = 0, ""
+    for trial in sorted(oracle.trials.values(), key=lambda item: int(item.trial_id), reverse=True):
+        if trial.status != kt.engine.trial.TrialStatus.FAILED:
+            break
+        if not last:
+            lines = (trial.message or "").strip().splitlines()
+            last = lines[-1] if lines else "no message"
+        count += 1
+    return count, last
 
 
 class _StopsWhenOutOfTime:
@@ -59,15 +89,18 @@ class HyperbandOracle(_StopsWhenOutOfTime, kt.oracles.HyperbandOracle):
 
 
 class TimedTuner(kt.Tuner):
-    """A Keras Tuner `Tuner` that records seconds per trial and prints one line per trial.
+    """A Keras Tuner `Tuner` that records seconds per trial and logs one line per trial.
 
+    It extends Keras Tuner through its documented hooks: `run_trial` (build with the hypermodel,
+    fit with it, as Keras Tuner's own documentation shows), `on_trial_begin`/`on_trial_end`, and
+    `load_model`. A trial's best epoch is kept in memory and written once, without optimizer state
+    (`callbacks.KeepBestEpoch`), instead of Keras Tuner's checkpoint at every better epoch.
     Timings persist in `<project>/trial_seconds-<tuner id>.json` (one file per process, so
     distributed workers never write the same file) and survive resume.
     """
 
-    def __init__(self, *args, log=print, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._log = log
         self._started = {}
         #: Seconds the fit needs after the search (final training, export, report), for the ETA.
         self.after_search_seconds = 0.0
@@ -92,31 +125,58 @@ class TimedTuner(kt.Tuner):
                 continue
         return merged
 
-    def run_trial(self, trial, *args, **kwargs):
-        """Keras Tuner's `run_trial` (one execution) with `KeepBestEpoch` for `SaveBestEpoch`."""
-        callbacks = self._deepcopy_callbacks(kwargs.pop("callbacks", []))
-        self._configure_tensorboard_dir(callbacks, trial)  # TensorFlow backend: per-trial folder + HParams
+    def checkpoint_path(self, trial_id) -> str:
+        """The weights file of trial `trial_id` (written by `KeepBestEpoch`)."""
+        return os.path.join(self.get_trial_dir(trial_id), CHECKPOINT_FILE)
+
+    def _trial_callbacks(self, trial, callbacks: list, epochs: int) -> list:
+        """The search's callbacks copied for this trial (each trial needs fresh ones), with per-trial
+        TensorBoard folders, the best-epoch checkpoint, the live line and the epoch timer."""
+        callbacks = [copy.deepcopy(callback) for callback in callbacks]
         for callback in callbacks:
-            if isinstance(callback, EpochScalars):
+            if isinstance(callback, (EpochScalars, keras.callbacks.TensorBoard)):
                 callback.log_dir = os.path.join(callback.log_dir, str(trial.trial_id))
         describe = getattr(self.hypermodel, "weights_metadata", None)
-        callbacks.append(KeepBestEpoch(self.oracle.objective, self._get_checkpoint_fname(trial.trial_id),
+        callbacks.append(KeepBestEpoch(self.oracle.objective, self.checkpoint_path(trial.trial_id),
                                        describe(trial.hyperparameters) if describe else None))
         total = self.oracle.max_trials or "?"
         label = f"trial {trial.trial_id} ({int(trial.trial_id) + 1}/{total})"
-        progress = live_progress(label, kwargs.get("epochs", self.epochs), self.budget_left, self.oracle.objective.name,
-                                 enabled=None if self.live_progress is None else self.live_progress)
+        progress = live_progress(label, epochs, self.budget_left, self.oracle.objective.name,
+                                 enabled=self.live_progress)
         if progress is not None:
             callbacks.append(progress)
-        cached = getattr(self.hypermodel, "uses_feature_cache", lambda hp: False)(trial.hyperparameters)
-        if not cached:
+        if not getattr(self.hypermodel, "uses_feature_cache", lambda hp: False)(trial.hyperparameters):
             callbacks.append(EpochTimer(self.full_model_epoch_seconds))
-        return [self._build_and_fit_model(trial, *args, callbacks=callbacks, **kwargs)]
+        return callbacks
+
+    def _build(self, hp):
+        """The hypermodel's model for `hp`, on a fresh Keras session (as Keras Tuner builds each trial)."""
+        keras.backend.clear_session()
+        if self.distribution_strategy is None:
+            return self.hypermodel.build(hp)
+        with self.distribution_strategy.scope():
+            return self.hypermodel.build(hp)
+
+    def run_trial(self, trial, *args, **kwargs):
+        """Build the trial's model with the hypermodel and fit it with the hypermodel (one execution)."""
+        callbacks = self._trial_callbacks(trial, kwargs.pop("callbacks", []), kwargs.get("epochs", self.epochs))
+        hp = trial.hyperparameters
+        return self.hypermodel.fit(hp, self._build(hp), *args, callbacks=callbacks, **kwargs)
+
+    def search(self, *args, **kwargs):
+        """Keras Tuner's search; a stop after too many failed trials in a row raises `SearchFailedError`."""
+        try:
+            return super().search(*args, **kwargs)
+        except RuntimeError as exc:
+            failures, last = consecutive_failures(self.oracle)
+            if failures and failures >= self.oracle.max_consecutive_failed_trials:
+                raise SearchFailedError(failures, last) from exc
+            raise
 
     def load_model(self, trial):
         """The trial's model with its best epoch's weights (no optimizer state is read)."""
-        model = self._try_build(trial.hyperparameters)
-        load_weights(model, self._get_checkpoint_fname(trial.trial_id))
+        model = self._build(trial.hyperparameters)
+        load_weights(model, self.checkpoint_path(trial.trial_id))
         return model
 
     def prune_checkpoints(self) -> int:
@@ -132,7 +192,7 @@ class TimedTuner(kt.Tuner):
         for trial_id, trial in list(self.oracle.trials.items()):
             if trial.status == kt.engine.trial.TrialStatus.RUNNING or (best is not None and trial_id == best.trial_id):
                 continue
-            path = Path(self._get_checkpoint_fname(trial_id))
+            path = Path(self.checkpoint_path(trial_id))
             if path.exists():
                 path.unlink()
                 removed += 1
@@ -149,16 +209,14 @@ class TimedTuner(kt.Tuner):
         seconds = time.time() - self._started.pop(trial.trial_id, time.time())
         mine = json.loads(self.timings_path.read_text()) if self.timings_path.exists() else {}
         mine[trial.trial_id] = round(seconds, 2)
-        tmp = self.timings_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(mine, indent=1))
-        os.replace(tmp, self.timings_path)
+        write_json_atomic(self.timings_path, mine)
         done = len(self.trial_seconds)
         score = "failed" if trial.score is None else f"{self.oracle.objective.name} {trial.score:.4f}"
         values = ", ".join(f"{k}={v:.2g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in trial.hyperparameters.values.items())
         left = max(0, (self.oracle.max_trials or done) - done)
         eta = left * self.mean_trial_seconds() + self.after_search_seconds
-        self._log(f"[trial {trial.trial_id}] {values} -> {score} ({trial.status.lower()}) in {seconds:.0f} s;"
+        logger.info(f"[trial {trial.trial_id}] {values} -> {score} ({trial.status.lower()}) in {seconds:.0f} s;"
                   f" {done} trial(s) done, ETA {eta / 60:.1f} min")
         interrupts.check()
 
@@ -169,8 +227,7 @@ class TimedTuner(kt.Tuner):
 
 
 def make_tuner(kind: str, hypermodel, *, objective: str, max_trials: int, directory, seed: int = 0,
-               overwrite: bool = False, epochs: int = 3, should_stop=None, distribution_strategy=None,
-               log=print, live_progress=None, budget_left=None) -> TimedTuner:
+               overwrite: bool = False, epochs: int = 3, **tuner_options) -> TimedTuner:
     """Build the tuner.
 
     Args:
@@ -183,11 +240,11 @@ def make_tuner(kind: str, hypermodel, *, objective: str, max_trials: int, direct
         seed: int, oracle seed. Defaults to 0.
         overwrite: bool, start again instead of resuming. Defaults to False (resume).
         epochs: int, epochs per trial (hyperband's max_epochs). Defaults to 3.
-        should_stop: callable or None; when it returns True no new trial starts.
-        distribution_strategy: a `tf.distribute.Strategy` or None.
-        log: callable taking one line of progress. Defaults to print.
-        live_progress: bool or None, a live line per trial (None: when stdout is a terminal).
-        budget_left: callable returning the seconds left in the fit's budget, or None.
+        **tuner_options: further keyword arguments of `keras_tuner.Tuner` (`distribution_strategy`).
+
+    The returned tuner runs the search; set `tuner.oracle.should_stop` (a callable: no new trial
+    starts once it returns True), `tuner.live_progress` and `tuner.budget_left` to tie it to a
+    time budget.
     """
     if kind not in TUNERS:
         raise ConfigError(f"The `tuner` argument must be one of {TUNERS}. Received: tuner={kind!r}")
@@ -200,10 +257,9 @@ def make_tuner(kind: str, hypermodel, *, objective: str, max_trials: int, direct
     else:
         oracle = HyperbandOracle(objective=goal, max_epochs=max(epochs, 2), factor=3, seed=seed,
                                  hyperband_iterations=1)
-    oracle.should_stop = should_stop
     tuner = TimedTuner(oracle=oracle, hypermodel=hypermodel, directory=str(directory), project_name="tuner",
-                       overwrite=overwrite, distribution_strategy=distribution_strategy, log=log)
-    tuner.live_progress, tuner.budget_left, tuner.epochs = live_progress, budget_left, epochs
+                       overwrite=overwrite, **tuner_options)
+    tuner.epochs = epochs
     return tuner
 
 

@@ -15,17 +15,42 @@ def tensorflow_env() -> dict:
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
 
 
+def child_failure(stderr: str) -> str:
+    """The one-sentence cause of a failed Python child process: its traceback's last line."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "it printed nothing"
+
+
 def export_in_tensorflow_process(weights_path, model_root, *, model_name: str = "classifier",
-                                 warmup_paths: list = (), timeout: float = 1800) -> Path:
+                                 warmup_paths: list = (), log_path=None, timeout: float = 1800) -> Path:
     """`export_from_weights_file` in a child process on Keras' TensorFlow backend.
 
     For models trained on another backend (JAX): this process then never imports TensorFlow.
-    Raises `ExportError` with the child's last lines when it fails.
+
+    Args:
+        weights_path: the classifier's `.weights.h5` file (with its description).
+        model_root: the TF Serving base path (`DIR/model`).
+        model_name: str, the name in models.config and the warm-up requests. Defaults to "classifier".
+        warmup_paths: image files for the warm-up requests. Defaults to none.
+        log_path: Path or None, where the child's output is kept when it fails. Defaults to None.
+        timeout: float, seconds the child may take. Defaults to 1800.
+
+    Raises `ExportError` with the cause in one sentence (the child's traceback is in `log_path`
+    and in the error's `details`).
     """
     command = [sys.executable, "-m", "resnet_automl.serving.export", str(weights_path), str(model_root),
                "--model-name", model_name, *[arg for path in warmup_paths for arg in ("--warmup", str(path))]]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=tensorflow_env())
     if proc.returncode != 0:
-        last = "\n".join(proc.stderr.strip().splitlines()[-5:])
-        raise ExportError(f"Exporting {weights_path} with TensorFlow failed:\n{last}")
+        where = ""
+        if log_path is not None:
+            log_path = Path(log_path)
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path.write_text(proc.stdout + proc.stderr, encoding="utf-8")
+            where = f" Its full output is in {log_path}."
+        error = ExportError(f"The TensorFlow process that writes the SavedModel from {weights_path} failed: "
+                            f"{child_failure(proc.stderr)}.{where} Rerun the same command to retry the export "
+                            "(add --debug to see the child's traceback).")
+        error.details = proc.stderr
+        raise error
     return Path(json.loads(proc.stdout.strip().splitlines()[-1])["version_dir"])

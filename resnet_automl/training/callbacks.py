@@ -139,7 +139,7 @@ class KeepBestEpoch(keras.callbacks.Callback):
         from resnet_automl.weights.io import save_weights
 
         if self._best is not None:
-            for variable, value in zip(self.model.weights, self._best):
+            for variable, value in zip(self.model.weights, self._best, strict=True):
                 variable.assign(value)
             self._best = None
         save_weights(self.save_model or self.model, self.filepath, self.metadata)

@@ -2,8 +2,15 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, log_loss,
-                             precision_recall_fscore_support, roc_auc_score, top_k_accuracy_score)
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    log_loss,
+    precision_recall_fscore_support,
+    roc_auc_score,
+    top_k_accuracy_score,
+)
 
 CALIBRATION_BINS = 10
 

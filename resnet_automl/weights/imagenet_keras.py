@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import keras
 
-from resnet_automl.errors import WeightsError
 from resnet_automl.backbones.registry import BackboneSpec
+from resnet_automl.errors import WeightsError
 from resnet_automl.weights.cache import DOWNLOAD_TIMEOUT_S, keras_cache_dir, socket_timeout
 
 KERAS_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import keras
 
-from resnet_automl.errors import WeightsError
-from resnet_automl.weights.convert import check_torch_layout, convert_state_dict, read_state_dict
 from resnet_automl.backbones.registry import BackboneSpec, get_spec
+from resnet_automl.errors import WeightsError
 from resnet_automl.weights.cache import DOWNLOAD_TIMEOUT_S, keras_cache_dir
+from resnet_automl.weights.convert import check_torch_layout, convert_state_dict, read_state_dict
 
 #: torchvision's IMAGENET1K_V1 files (torchvision.models.resnet `model_urls`). The hex part of
 #: each file name is the start of the file's sha256, checked after download as torch.hub does.

@@ -13,10 +13,11 @@ named instead of failing inside Keras.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import keras
+
+from resnet_automl.runtime.files import atomic_path
 
 METADATA_ATTRIBUTE = "resnet_automl"
 FORMAT_VERSION = 1
@@ -38,13 +39,11 @@ def save_weights(model: keras.Model, path, metadata: dict | None = None) -> Path
     import h5py
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    _view(model).save_weights(str(tmp))
-    if metadata is not None:
-        with h5py.File(tmp, "a") as handle:
-            handle.attrs[METADATA_ATTRIBUTE] = json.dumps({"format": FORMAT_VERSION, **metadata})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        _view(model).save_weights(str(tmp))
+        if metadata is not None:
+            with h5py.File(tmp, "a") as handle:
+                handle.attrs[METADATA_ATTRIBUTE] = json.dumps({"format": FORMAT_VERSION, **metadata})
     return path
 
 

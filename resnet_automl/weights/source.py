@@ -15,9 +15,9 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from resnet_automl.config.options import backbone_names
 from resnet_automl.data.scan import file_sha256
 from resnet_automl.errors import ConfigError, WeightsError
-from resnet_automl.config.options import backbone_names
 
 #: The file of a run's final classifier, relative to the run directory.
 RUN_WEIGHTS = Path("final") / "model.weights.h5"

@@ -1,0 +1,192 @@
+"""What the stages of one fit share, made explicit: the run context, the data, the training plan.
+
+Each stage of `run.run_pipeline` is a function that takes these objects and returns what it
+produced; none of them reads another stage's attributes.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from resnet_automl.config.budget import Budget
+from resnet_automl.config.options import FitOptions
+from resnet_automl.data.arrays import load_images
+from resnet_automl.data.batches import ArrayBatches
+from resnet_automl.data.split import DatasetSplits
+from resnet_automl.pipeline.clock import Clock
+from resnet_automl.pipeline.run_dir import RunRecord
+from resnet_automl.weights.source import WeightsSource
+
+if TYPE_CHECKING:  # the device module imports Keras, which `fit` loads only after its cheap checks
+    from resnet_automl.runtime.device import DeviceSetup
+
+logger = logging.getLogger(__name__)
+
+#: Decoded images up to this many bytes per split stay in memory; larger arrays are memory-mapped.
+IN_MEMORY_IMAGE_BYTES = 2 * 2**30
+
+
+@dataclass
+class RunContext:
+    """The settings and records of one fit, shared by every stage.
+
+    Attributes:
+        data: the dataset argument of `fit` (a folder or "tfds:NAME").
+        out: Path, the run directory.
+        opts: the validated `FitOptions`.
+        budget: the `Budget`.
+        clock: the `Clock` of this call.
+        source: the resolved `WeightsSource` of the starting weights.
+        record: the `RunRecord` (run.json) that makes stages resumable.
+        role: "single", "chief" or "worker" (Keras Tuner's distributed mode).
+        setup: the `DeviceSetup` (device kind, backend, precision, replicas, strategy).
+        verbose: int, 0 silent, 1 a line per stage and trial, 2 Keras progress bars too.
+        live: bool, show a live progress line per training (a terminal at verbose 1).
+        batch_size: int, images per batch.
+        timings: dict, seconds per stage (`*_s`), kept in run.json.
+        notes: list of str, sentences for the report.
+    """
+
+    data: object
+    out: Path
+    opts: FitOptions
+    budget: Budget
+    clock: Clock
+    source: WeightsSource
+    record: RunRecord
+    role: str
+    setup: "DeviceSetup"
+    verbose: int = 1
+    live: bool = False
+    batch_size: int = 32
+    timings: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    def timed(self, name: str, started: float) -> None:
+        """Add the seconds since `started` (a `time.time()`) to `timings[name]`."""
+        self.timings[name] = round(self.timings.get(name, 0) + time.time() - started, 2)
+
+    def note(self, sentence: str) -> None:
+        """Add `sentence` to the report's notes once."""
+        if sentence not in self.notes:
+            self.notes.append(sentence)
+
+    @property
+    def keras_verbose(self) -> int:
+        """Keras' own progress bars: only at verbose 2."""
+        return 1 if self.verbose > 1 else 0
+
+
+@dataclass
+class RunData:
+    """The audited split of a fit and its pixels, decoded once per run (cached in DIR/cache).
+
+    Attributes:
+        splits: the `DatasetSplits` (file lists, class names, audit).
+        image_size: int, the square side images are decoded and trained at.
+        cache_dir: Path, where decoded arrays are cached.
+        seed: int, the training order's seed.
+        batch_size: int, images per batch.
+    """
+
+    splits: DatasetSplits
+    image_size: int
+    cache_dir: Path
+    seed: int
+    batch_size: int
+    labels: dict = field(init=False)
+    _arrays: dict = field(init=False, default_factory=dict, repr=False)
+    decode_seconds: float = field(init=False, default=0.0)
+
+    def __post_init__(self):
+        self.labels = {name: np.array([label for _, label in self.splits.split(name)], dtype=np.int32)
+                       for name in ("train", "val", "test")}
+
+    @property
+    def audit(self) -> dict:
+        return self.splits.audit
+
+    def images(self, split: str) -> np.ndarray:
+        """uint8 pixels [N, S, S, 3] of `split` ("train", "val" or "test"), decoded on first use."""
+        if split not in self._arrays:
+            started = time.time()
+            self._arrays[split] = load_images(self.splits.split(split), self.image_size, self.cache_dir,
+                                              memory_limit_bytes=IN_MEMORY_IMAGE_BYTES)
+            self.decode_seconds += time.time() - started
+        return self._arrays[split]
+
+    def batches(self, split: str, shuffle: bool = False) -> ArrayBatches:
+        """`ArrayBatches` of `split` (the training order reshuffled every epoch when `shuffle`)."""
+        return ArrayBatches(self.images(split), self.labels[split], self.batch_size, shuffle=shuffle, seed=self.seed)
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """How long the trials and the final training run, decided from the data and the options.
+
+    Attributes:
+        steps: int, optimiser steps per trial epoch.
+        epochs: int, epochs per trial.
+        final_epochs: int, planned epochs of the final training (the time budget may change them).
+        final_uses_val: bool, the final training also learns from the validation images.
+        bn_momentum: float, BatchNorm momentum of the backbone.
+        max_trials: int, tuner trials.
+        objective: str, "val_accuracy", or "val_balanced_accuracy" on imbalanced data.
+        class_weight: dict or None, `{label: weight}` on imbalanced data.
+        train_images, val_images: ints, images in the two splits.
+        batch_size: int, images per batch.
+    """
+
+    steps: int
+    epochs: int
+    final_epochs: int
+    final_uses_val: bool
+    bn_momentum: float
+    max_trials: int
+    objective: str
+    class_weight: dict | None
+    train_images: int
+    val_images: int
+    batch_size: int
+
+    @property
+    def final_val_images(self) -> int:
+        """Images the final training validates on each epoch: val, or none when it learns from val."""
+        return 0 if self.final_uses_val else self.val_images
+
+    @property
+    def final_images(self) -> int:
+        """Images per epoch of the final training: train, plus val when it learns from val."""
+        return self.train_images + (self.val_images if self.final_uses_val else 0)
+
+    @property
+    def final_steps(self) -> int:
+        """Optimiser steps per epoch of the final training."""
+        return max(1, math.ceil(self.final_images / self.batch_size))
+
+
+@dataclass(frozen=True)
+class BackboneChoice:
+    """The selection's outcome and the time estimates the later stages plan with.
+
+    Attributes:
+        chosen: list of str, the backbone(s) the search runs over.
+        epoch_s: float or None, estimated seconds of one trial epoch (from the probe).
+        first_step_s: float, seconds of the first (compiling) training step.
+        final_reserve: float, estimated seconds of the final training.
+        trial_estimate_s: float, estimated seconds of one trial.
+        reserve: float, seconds set aside for export and report.
+    """
+
+    chosen: list
+    epoch_s: float | None
+    first_step_s: float
+    final_reserve: float
+    trial_estimate_s: float
+    reserve: float

@@ -1,0 +1,101 @@
+"""The export stage of `fit`: the TF Serving SavedModel, checked in a fresh process.
+
+A SavedModel whose check fails never stays where TF Serving loads it: it is moved to
+`DIR/rejected/`, the stage stays undone (a rerun of the same command exports again from the final
+weights), and the run ends with `ExportCheckError` after writing the report, which says so at the top.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from resnet_automl.data.images import SERVABLE_EXTENSIONS
+from resnet_automl.errors import ExportError
+from resnet_automl.pipeline.context import RunContext, RunData
+from resnet_automl.runtime import device
+from resnet_automl.serving.layout import clean_partial_exports
+from resnet_automl.serving.verify import verify_export
+
+logger = logging.getLogger(__name__)
+
+#: Test images the fresh-process check serves (and the first few go into the warm-up file).
+CHECK_IMAGES = 16
+WARMUP_IMAGES = 3
+#: Where a SavedModel that failed its check is moved, relative to the run directory.
+REJECTED_DIR = "rejected"
+
+
+class ExportCheckError(ExportError):
+    """The exported SavedModel does not agree with the trained model; it was moved aside."""
+
+
+def servable_images(items: list, limit: int) -> list:
+    """Up to `limit` paths of `items` ((path, label) pairs) with an ending the serving graph decodes."""
+    return [path for path, _ in items if Path(path).suffix.lower() in SERVABLE_EXTENSIONS][:limit]
+
+
+def _write_saved_model(ctx: RunContext, data: RunData, model, samples: list) -> Path | None:
+    """Write the next version under DIR/model on this process's or a child's TensorFlow; None without it."""
+    common = {"model_name": ctx.out.resolve().name}
+    if device.backend() == "tensorflow":
+        from resnet_automl.serving.export import export_serving_model
+
+        return export_serving_model(model, data.splits.class_names, ctx.out / "model", image_size=data.image_size,
+                                    warmup_images=[Path(p).read_bytes() for p in samples[:WARMUP_IMAGES]], **common)
+    if device.tensorflow_available():
+        from resnet_automl.serving.tensorflow_process import export_in_tensorflow_process
+
+        logger.info(f"[export] {device.backend()} backend: the SavedModel is written by a TensorFlow process "
+                    "from the final weights")
+        return export_in_tensorflow_process(ctx.out / "final" / "model.weights.h5", ctx.out / "model",
+                                            warmup_paths=samples[:WARMUP_IMAGES],
+                                            log_path=ctx.out / "logs" / "export-child.log", **common)
+    note = ("TensorFlow is not installed on this machine, so no SavedModel was written. The final "
+            f"weights are in {ctx.out / 'final' / 'model.weights.h5'}; on a machine with TensorFlow "
+            f"and the same dataset path, run `resnet-automl export {ctx.out}` to write and check it.")
+    ctx.note(note)
+    logger.info(f"[export] skipped: {note}")
+    return None
+
+
+def _reject(ctx: RunContext, version_dir: Path, check: dict) -> ExportCheckError:
+    """Move a SavedModel that failed its check out of DIR/model and say what to do."""
+    target = ctx.out / REJECTED_DIR / f"model-{version_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(version_dir), str(target))
+    if "error" in check:
+        cause = f"the fresh TensorFlow process could not serve it ({' '.join(check['error'])})"
+    else:
+        cause = (f"its probabilities differ from the trained model's by up to {check['max_abs_diff']:.3g} "
+                 f"(tolerance {check['tolerance']:g}) on {check['images']} test images")
+    message = (f"The exported SavedModel failed its check: {cause}. It was moved to {target}, so TF Serving "
+               f"will not load it from {ctx.out / 'model'}. Rerun the same command to export again from the "
+               f"final weights in {ctx.out / 'final'}; if it fails again, report it with {target}.")
+    ctx.record.update(export=check, export_rejected=str(target))
+    return ExportCheckError(message)
+
+
+def export(ctx: RunContext, data: RunData, model) -> tuple[Path | None, ExportCheckError | None]:
+    """Write and check the SavedModel (or reuse the run's); return (version folder, error).
+
+    The version folder is None when no SavedModel could be written (no TensorFlow here) or when
+    it failed its check; the error is then the `ExportCheckError` to raise once the report is written.
+    """
+    started = time.time()
+    if ctx.record.stage_done("export"):
+        return Path(ctx.record.get("version_dir")), None
+    clean_partial_exports(ctx.out / "model")
+    samples = servable_images(data.splits.test, CHECK_IMAGES)
+    version_dir = _write_saved_model(ctx, data, model, samples)
+    if version_dir is None:
+        return None, None
+    check = verify_export(version_dir, lambda pixels: model.predict(pixels, verbose=0), samples, data.image_size)
+    logger.info(f"[export] {version_dir}: fresh-process check {'passed' if check['passed'] else 'FAILED'} "
+                f"(max |diff| {check.get('max_abs_diff', float('nan')):.2e} on {check['images']} images)")
+    ctx.timed("export_s", started)
+    if not check["passed"]:
+        return None, _reject(ctx, version_dir, check)
+    ctx.record.mark_done("export", export=check, version_dir=str(version_dir), export_rejected=None)
+    return version_dir, None

@@ -1,0 +1,58 @@
+"""The report stage of `fit`: the final model evaluated on the held-out test split."""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from resnet_automl.pipeline.context import RunContext, RunData
+from resnet_automl.pipeline.run_dir import versions
+from resnet_automl.pipeline.search_stage import SearchOutcome
+from resnet_automl.planning.probe import measure_latency
+from resnet_automl.report.build import build_report
+
+logger = logging.getLogger(__name__)
+
+
+def folder_mb(path: Path | None) -> float | None:
+    """Size in MiB of the files under `path` (None for None)."""
+    if path is None:
+        return None
+    return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20, 3)
+
+
+def report(ctx: RunContext, data: RunData, model, *, history: dict, version_dir: Path | None,
+           search: SearchOutcome, objective: str, warnings: list = ()) -> dict:
+    """Evaluate `model` on the test split and write report.json, report.md and report.html.
+
+    `search` gives the best hyperparameters and the trials table; `objective` (str) the search's
+    objective; `warnings` (list of str) are shown at the top of the report (a failed export check).
+    """
+    started = time.time()
+    best_values, trials = search.best_values, search.trials
+    probabilities = model.predict(data.batches("test"), verbose=0)
+    latency = measure_latency(model, data.image_size, batch32=True)
+    context = {
+        "backbone": best_values["backbone"], "hyperparameters": best_values, "trials": trials,
+        "selection": ctx.record.get("selection"), "latency_ms": latency,
+        "model": {"params": int(model.count_params()), "size_mb": folder_mb(version_dir),
+                  "image_size": data.image_size, "version_dir": None if version_dir is None else str(version_dir)},
+        "budget": {"allowed": ctx.budget.to_dict(), "trials_run": len(trials),
+                   "used_minutes_this_call": round(ctx.clock.elapsed() / 60.0, 3)},
+        "timings": ctx.timings, "audit": data.audit, "export": ctx.record.get("export"),
+        "versions": versions(), "history": history, "notes": ctx.notes + [f"Objective: {objective}."],
+        "pretrained": ctx.source.describe(), "warnings": list(warnings),
+    }
+    result = build_report(probabilities, data.splits.test, data.splits.class_names, context, ctx.out / "report")
+    ctx.timed("report_s", started)
+    ctx.timings["total_s"] = round(sum(v for k, v in ctx.timings.items() if k != "total_s"), 2)
+    if warnings:  # the run is not finished: a rerun exports again, and reports again
+        ctx.record.update(timings=ctx.timings)
+    else:
+        ctx.record.mark_done("report", timings=ctx.timings, latency_ms=latency, test_accuracy=result["accuracy"],
+                             test_balanced_accuracy=result["balanced_accuracy"])
+        shutil.rmtree(ctx.out / "cache", ignore_errors=True)  # decoded images and features: a rerun needs none
+    logger.info(f"[report] test accuracy {result['accuracy']:.4f}, balanced {result['balanced_accuracy']:.4f}: "
+                f"{result['paths']['html']}")
+    return result
