@@ -26,6 +26,10 @@ class ExportError(ResNetAutoMLError, RuntimeError):
     """The SavedModel could not be written or failed verification."""
 
 
+class ExportCheckError(ExportError):
+    """The exported model does not agree with the trained one; it was moved aside, and a rerun exports again."""
+
+
 class OutputDirError(ResNetAutoMLError, OSError):
     """The run directory cannot be written."""
 

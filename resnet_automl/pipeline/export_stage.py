@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from resnet_automl.data.images import SERVABLE_EXTENSIONS
-from resnet_automl.errors import ExportError
+from resnet_automl.errors import ExportCheckError
 from resnet_automl.pipeline.context import RunContext, RunData
 from resnet_automl.runtime import device
 from resnet_automl.serving.layout import clean_partial_exports
@@ -25,10 +25,6 @@ CHECK_IMAGES = 16
 WARMUP_IMAGES = 3
 #: Where a SavedModel that failed its check is moved, relative to the run directory.
 REJECTED_DIR = "rejected"
-
-
-class ExportCheckError(ExportError):
-    """The exported SavedModel does not agree with the trained model; it was moved aside."""
 
 
 def servable_images(items: list, limit: int) -> list:
