@@ -53,7 +53,8 @@ def main(argv=None) -> int:
     held, held_labels = images[chosen], np.array([class_names.index(DEMO_CLASSES[int(c)]) for c in labels[chosen]])
     linear = LogisticRegression(max_iter=5000).fit(*split_pixels(split["train"] + split["val"]))
     ours, linear_accuracy = holdout_accuracies(load_model(args.run_dir).probabilities, linear, held, held_labels)
-    print(f"{len(held_labels)} unseen images: demo model {ours:.4f}, logistic regression on pixels {linear_accuracy:.4f}")
+    print(f"{len(held_labels)} unseen images: demo model {ours:.4f}, "
+          f"logistic regression on pixels {linear_accuracy:.4f}")
     print(f"difference (demo model - linear): {ours - linear_accuracy:+.4f}")
     return 0
 

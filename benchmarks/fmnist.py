@@ -70,7 +70,7 @@ def load_fashion_mnist(classes: list, per_class: int, seed: int, holdout_per_cla
 def write_class_folders(images, labels, names, root: Path) -> Path:
     """Write greyscale images as `root/<class name>/<i>.png` and return `root`."""
     root = Path(root)
-    for i, (pixels, label) in enumerate(zip(images, labels)):
+    for i, (pixels, label) in enumerate(zip(images, labels, strict=True)):
         (root / names[label]).mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels).save(root / names[label] / f"{i:05d}.png")
     return root

@@ -87,7 +87,8 @@ def torchvision_peer(args, steps: int) -> float | None:
     return images_per_second(epoch, steps * args.batch_size, args.epochs)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's command-line arguments."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--image-size", type=int, default=224)
@@ -99,7 +100,11 @@ def main(argv=None) -> int:
     parser.add_argument("--no-peer", dest="peer", action="store_false", help="skip the torchvision peer")
     parser.add_argument("--no-fit", dest="fit", action="store_false", help="skip the end-to-end fit")
     parser.add_argument("--smoke", action="store_true", help="tiny model, 32 px, CPU: seconds (the tests run this)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.smoke:
         args.backbone, args.image_size, args.batch_size, args.steps, args.epochs = "tiny_resnet", 32, 8, 2, 1
         args.fit_images, args.fit_size = 48, 32

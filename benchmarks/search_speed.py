@@ -18,6 +18,7 @@ The last line is `speedup: N.NNx` (plain wall time / ours).
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import sys
 import tempfile
@@ -57,7 +58,8 @@ def plain_hypermodel(num_classes: int, image_size: int, weights, low: float, hig
     return build
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's command-line arguments."""
     parser = argparse.ArgumentParser(description="plain Keras Tuner search vs resnet-automl's cached search")
     parser.add_argument("--per-class", type=int, default=300)
     parser.add_argument("--classes", default="0,1,7,8")
@@ -68,7 +70,12 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", default=None, help="imagenet on a connected machine; default random init")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds not minutes (the tests run this)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the tuner's line per trial
     if args.smoke:
         args.per_class, args.image_size, args.trials, args.epochs, args.batch_size = 8, 32, 2, 1, 16
 

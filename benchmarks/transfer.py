@@ -56,7 +56,8 @@ def load_parts(smoke: bool):
         test, test_labels = read_debian_fashion_mnist("t10k")
         return train, train_labels, test, test_labels, NAMES, SOURCE_CLASSES, TARGET_CLASSES
     if not smoke:
-        raise SystemExit("benchmarks/transfer.py needs Debian's dataset-fashion-mnist (apt install dataset-fashion-mnist)")
+        raise SystemExit("benchmarks/transfer.py needs Debian's dataset-fashion-mnist "
+                         "(apt install dataset-fashion-mnist)")
     from importlib import resources
 
     with resources.files("resnet_automl").joinpath("demo_data", "fashion_mnist_subset.npz").open("rb") as handle:
@@ -124,7 +125,8 @@ def score(result, names, unseen_x, unseen_y) -> float:
     return float(np.mean(np.argmax(probabilities, axis=1) == mapping[unseen_y]))
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's command-line arguments."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10,25,100", help="target training images per class")
     parser.add_argument("--seeds", default="0,1")
@@ -132,7 +134,8 @@ def main(argv=None) -> int:
     parser.add_argument("--source-per-class", type=int, default=500)
     parser.add_argument("--source-minutes", type=float, default=15.0)
     parser.add_argument("--backbone", default="auto", help="backbone of the source fit (default: fit's choice)")
-    parser.add_argument("--image-size", type=int, default=None, help="default: fit's choice (the source's for transfer)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="default: fit's choice (the source's for transfer)")
     parser.add_argument("--unseen-per-class", type=int, default=1000)
     parser.add_argument("--methods", default="a,b0,b5,c,d,e")
     parser.add_argument("--cache", default="runs/transfer-benchmark", help="folder of the source run (reused)")
@@ -141,7 +144,11 @@ def main(argv=None) -> int:
                         help="skip the closing search-time comparison with and without the feature cache")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="tiny model and sizes: seconds, not minutes")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.smoke:
         args.sizes, args.seeds, args.minutes, args.source_per_class = "3", "0", 1.0, 8
         args.source_minutes, args.backbone, args.image_size, args.unseen_per_class = 1.0, "tiny_resnet", 32, 5
@@ -150,8 +157,9 @@ def main(argv=None) -> int:
     else:
         args.fit_options = {}
         args.cache = str(Path(args.workdir or tempfile.mkdtemp(prefix="transfer-")) / "cache")
-    import resnet_automl
     from sklearn.linear_model import LogisticRegression
+
+    import resnet_automl
 
     def log(line):
         print(line, flush=True)
@@ -191,7 +199,8 @@ def main(argv=None) -> int:
                 rows.append({"method": method, "per_class": per_class, "seed": seed, "accuracy": accuracy,
                              "seconds": round(time.time() - start, 1), "trainable_stages": depth,
                              "learning_rate": rate})
-                log(f"{method:>3} {per_class:>4}/class seed {seed}: accuracy {accuracy:.4f} in {rows[-1]['seconds']:.0f} s"
+                log(f"{method:>3} {per_class:>4}/class seed {seed}: accuracy {accuracy:.4f} in "
+                    f"{rows[-1]['seconds']:.0f} s"
                     f" (trainable_stages {depth}, learning rate {rate if rate == '-' else f'{rate:.2g}'})")
     print(f"\nunseen target images: {len(unseen_y)}; source {source_run}")
     print(f"{'method':>6} {'per class':>9} {'seed':>4} {'accuracy':>9} {'seconds':>8} {'depth':>6} {'lr':>8}")

@@ -77,3 +77,18 @@ def test_every_subpackage_says_what_it_owns_and_what_it_may_import(name):
     doc = ast.get_docstring(ast.parse((PACKAGE / name / "__init__.py").read_text())) or ""
     assert "May import:" in doc and "Entry points:" in doc, f"resnet_automl/{name}/__init__.py"
     assert sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()) == sorted(SUBPACKAGES)
+
+
+def test_ruff_finds_nothing():
+    """pyflakes, bugbear, import order, complexity and size limits as configured in pyproject.toml."""
+    ruff = Path(sys.executable).with_name("ruff")
+    result = subprocess.run([str(ruff), "check", "resnet_automl", "tests", "benchmarks"], cwd=PACKAGE.parent,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:]
+
+
+def test_the_number_of_stages_is_one_fact():
+    from resnet_automl.backbones.registry import STAGES
+    from resnet_automl.config.options import NUM_STAGES
+
+    assert len(STAGES) == NUM_STAGES

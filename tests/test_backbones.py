@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from resnet_automl.backbones import REGISTRY, build_backbone, get_spec, set_trainable_stages
-from resnet_automl.weights import imagenet_keras as weights_module
-from resnet_automl.weights.loading import load_backbone_weights
 from resnet_automl.cli.main import main
 from resnet_automl.errors import ConfigError, WeightsError
+from resnet_automl.weights import imagenet_keras as weights_module
+from resnet_automl.weights.loading import load_backbone_weights
 
 TORCHVISION_PARAMS = {
     "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032, "resnet101": 44_549_160,

@@ -8,8 +8,8 @@ import types
 
 import pytest
 
-from resnet_automl.runtime.backend import choose_backend, resolve_backend
 from resnet_automl.errors import ConfigError
+from resnet_automl.runtime.backend import choose_backend, resolve_backend
 
 CPU = {"jax_installed": True, "nvidia_gpu": False, "jax_cuda_installed": False}
 

@@ -34,6 +34,7 @@ def _env(backend: str) -> dict:
     return {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 
 
+@pytest.mark.slow
 def test_jax_fit_without_tensorflow_then_export_where_it_is(tmp_path):
     data = make_class_folders(tmp_path / "data", per_class=8)
     run = tmp_path / "run"
@@ -60,6 +61,7 @@ def test_jax_fit_without_tensorflow_then_export_where_it_is(tmp_path):
     assert served["probabilities"].shape == (1, 3)
 
 
+@pytest.mark.slow
 def test_jax_fit_exports_through_a_tensorflow_process(tmp_path):
     data = make_class_folders(tmp_path / "data", per_class=8)
     run = tmp_path / "run"
@@ -204,6 +206,7 @@ print("entries", entries)
 """
 
 
+@pytest.mark.slow
 def test_search_trials_share_one_compiled_step_on_jax(tmp_path):
     """Trials that differ only in learning rate compile one program: the second trial adds nothing to
     JAX's compilation cache (the rate is set per epoch, not compiled in as a schedule)."""
@@ -235,6 +238,7 @@ print("compiled after the fit")
 """
 
 
+@pytest.mark.slow
 def test_a_finished_fit_gives_jax_back_its_own_compilation_cache_settings(tmp_path):
     """After a fit, a compile (a `predict` on the returned model) neither writes to the deleted
     DIR/cache/xla nor warns about it, and the caller's JAX cache settings are back."""

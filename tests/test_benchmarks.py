@@ -36,6 +36,7 @@ def _load(name):
     return module
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SMOKE))
 def test_benchmark_smoke_run(name, tmp_path, capsys):
     if not (BENCHMARKS / name).exists():
@@ -47,6 +48,7 @@ def test_benchmark_smoke_run(name, tmp_path, capsys):
     assert capsys.readouterr().out.strip(), "a benchmark prints its numbers"
 
 
+@pytest.mark.slow
 def test_gpu_check_smoke_run_on_jax_without_tensorflow_in_the_process():
     pytest.importorskip("jax")
     env = {**os.environ, "KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}

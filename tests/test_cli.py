@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import make_class_folders
+
 from resnet_automl import __version__
 from resnet_automl.cli.main import main
 
@@ -34,6 +34,8 @@ def test_bad_data_exits_2_without_traceback(tmp_path):
 
 @pytest.mark.parametrize("argv,message", [
     (["fit", "{data}", "--minutes", "-3"], "must be a positive number"),
+    (["fit", "{data}", "--epochs", "three"], "The 'epochs' parameter of fit must be a positive integer or None. "
+                                             "Got 'three' instead."),
     (["fit", "{data}", "--backbone", "resnet19", "--weights", "none"], "Received: backbone='resnet19'"),
     (["fit", "{data}", "--recipe", "{data}/missing.toml"], "Recipe file"),
     (["fit", "{file}"], "is a file, not a folder"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import make_class_folders
+
 from resnet_automl.data import prepare_data, scan_folder, split_scan
 from resnet_automl.errors import DataError
 

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from conftest import make_class_folders
 
 
@@ -16,6 +17,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_chief_and_two_workers_share_the_search(tmp_path):
     data = make_class_folders(tmp_path / "data", per_class=6)
     run = tmp_path / "shared"
@@ -35,7 +37,7 @@ def test_chief_and_two_workers_share_the_search(tmp_path):
         for proc in [chief, *workers]:
             if proc.poll() is None:
                 proc.kill()
-    for proc, (out, err) in zip(workers, outputs):
+    for proc, (out, err) in zip(workers, outputs, strict=True):
         assert proc.returncode == 0, err[-3000:]
         assert "worker done" in out
     assert chief.returncode == 0, chief_err[-3000:]

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from resnet_automl.training import lr_schedule as final_schedule
+from resnet_automl.training import timing
 from resnet_automl.training.lr_schedule import MARGIN_EPOCHS, ReplannedCosine, epochs_fitting_after
 
 
@@ -52,6 +53,7 @@ def test_epochs_fitting_after_keeps_a_margin_and_bounds():
 def clock(monkeypatch):
     fake = FakeClock()
     monkeypatch.setattr(final_schedule, "time", fake)
+    monkeypatch.setattr(timing, "time", fake)  # the epochs' clock
     return fake
 
 

@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import make_class_folders
 
 import resnet_automl
-from conftest import make_class_folders
 from resnet_automl.errors import ConfigError
 
 
@@ -42,6 +42,7 @@ def test_rerun_of_a_finished_fit_resumes_without_new_work(trained_run):
     assert [t["trial_id"] for t in again.trials] == [t["trial_id"] for t in trained_run.trials]
 
 
+@pytest.mark.slow
 def test_resume_after_crash_runs_only_missing_trials(tmp_path, monkeypatch):
     from resnet_automl.search import tuner as search
 
@@ -72,6 +73,7 @@ def test_resume_after_crash_runs_only_missing_trials(tmp_path, monkeypatch):
     assert "val_accuracy" in result.history and "val_accuracy_before" in result.history["bn_recalibration"]
 
 
+@pytest.mark.slow
 def test_time_cap_is_respected(tmp_path):
     data = make_class_folders(tmp_path / "data", per_class=6)
     minutes = 1.0
@@ -91,6 +93,7 @@ def test_time_cap_is_respected(tmp_path):
     assert "replans" in result.history and len(result.history["learning_rate"]) == result.history["epochs_completed"]
 
 
+@pytest.mark.slow
 def test_estimate_of_a_tiny_run_against_the_measured_time(tmp_path):
     data = make_class_folders(tmp_path / "data", per_class=6)
     start = time.time()
@@ -102,6 +105,7 @@ def test_estimate_of_a_tiny_run_against_the_measured_time(tmp_path):
     assert estimate > 0 and result.selection[0]["verdict"] == "chosen"
 
 
+@pytest.mark.slow
 def test_learns_well_above_chance(tmp_path):
     data = make_class_folders(tmp_path / "data", classes=("red", "green", "blue", "yellow"), per_class=25)
     result = resnet_automl.fit(data, out=tmp_path / "run", backbone="tiny_resnet", weights=None, image_size=32,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from resnet_automl.modeling.head import head_from_probe, initialise_head, pooled_features, probe_sample
 from resnet_automl.modeling.classifier import build_classifier
+from resnet_automl.modeling.head import head_from_probe, initialise_head, pooled_features, probe_sample
 
 
 def _images(rng, n, size=32):

@@ -11,7 +11,8 @@ from conftest import make_class_folders
 from resnet_automl.data import prepare_data
 from resnet_automl.data.arrays import load_images
 from resnet_automl.data.batches import ArrayBatches
-from resnet_automl.modeling.classifier import backbone_of, build_classifier
+from resnet_automl.modeling.assembly import backbone_of
+from resnet_automl.modeling.classifier import build_classifier
 from resnet_automl.modeling.head import PROBE_MAX_IMAGES, head_from_probe, head_is_the_probe, pooled_features
 from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
 from resnet_automl.search.tuner import make_tuner

@@ -5,13 +5,13 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import make_class_folders
-from resnet_automl.config.budget import Budget
+
 from resnet_automl.cli.main import build_parser, main
-from resnet_automl.errors import ConfigError
+from resnet_automl.config.budget import Budget
 from resnet_automl.config.options import FitOptions
 from resnet_automl.config.recipes import load_recipe, recipe_to_fit_arguments, resolve_cli_options
+from resnet_automl.errors import ConfigError
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.toml"))
 
@@ -36,6 +36,8 @@ def test_every_recipe_validates_into_options_and_budget(path):
     ("[budget]\nminutes = 'ten'\n", r"\[budget\] minutes must be int or float\. Got 'ten' \(str\)"),
     ("[train]\nimage_size = 64.5\n", r"\[train\] image_size must be int\. Got 64.5"),
     ("[budget]\nminutes = -2\n", r"The 'minutes' parameter of Budget must be a positive number"),
+    ("[search]\nfeature_cache = 1\n", r"\[search\] feature_cache must be bool\. Got 1 \(int\)"),
+    ("[search]\ntrainable_stages = [7]\n", r"The 'trainable_stages' parameter of fit must be a non-empty list"),
     ("[budget\n", "is not valid TOML"),
 ])
 def test_bad_recipes_name_file_section_and_key(tmp_path, text, match):
@@ -46,6 +48,18 @@ def test_bad_recipes_name_file_section_and_key(tmp_path, text, match):
     assert str(path) in str(info.value)
 
 
+def test_options_without_a_flag_come_from_recipes(tmp_path):
+    path = tmp_path / "no-flags.toml"
+    path.write_text("[data]\nsource = 'photos'\nval_fraction = 0.2\ntest_fraction = 0.1\n"
+                    "[search]\ntrainable_stages = [3, 5]\nlearning_rate_range = [0.001, 0.1]\nfeature_cache = false\n"
+                    "feature_cache_memory_mb = 0\n[export]\nout = 'runs/photos'\n")
+    source, out, options, budget = recipe_to_fit_arguments(load_recipe(path))
+    assert (source, out, budget) == ("photos", "runs/photos", Budget())
+    assert options == {"val_fraction": 0.2, "test_fraction": 0.1, "trainable_stages": [3, 5],
+                       "learning_rate_range": (0.001, 0.1), "feature_cache": False, "feature_cache_memory_mb": 0}
+    assert FitOptions(**options).resolved_learning_rate_range() == (0.001, 0.1)
+
+
 def test_cli_flags_override_the_recipe(tmp_path):
     args = build_parser().parse_args(["fit", "DATA", "--recipe", str(RECIPES[0].parent / "edge.toml"),
                                       "--minutes", "2", "--backbone", "resnet18", "--final-data", "train"])
@@ -54,6 +68,7 @@ def test_cli_flags_override_the_recipe(tmp_path):
     assert options["backbone"] == "resnet18" and options["image_size"] == 128 and options["final_data"] == "train"
 
 
+@pytest.mark.slow
 def test_cpu_quick_recipe_runs_end_to_end(tmp_path, capsys):
     data = make_class_folders(tmp_path / "data", per_class=6)
     out = tmp_path / "run"

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_image
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
-from conftest import write_image
-from resnet_automl.training.metrics import calibration
 from resnet_automl.report.build import build_report
+from resnet_automl.training.metrics import calibration
 
 DESIGN_KEYS = ["class_names", "num_test_images", "accuracy", "balanced_accuracy", "top_k_accuracy", "per_class",
                "confusion_matrix", "ece", "backbone", "hyperparameters", "trials", "selection", "latency_ms",

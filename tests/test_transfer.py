@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import make_class_folders
 
 import resnet_automl
-from conftest import make_class_folders
 from resnet_automl.cli.main import main
 
 
@@ -24,7 +24,8 @@ def source_run(tmp_path_factory):
 
 
 def test_source_weights_reach_the_new_backbone(source_run):
-    from resnet_automl.modeling.classifier import backbone_of, build_classifier
+    from resnet_automl.modeling.assembly import backbone_of
+    from resnet_automl.modeling.classifier import build_classifier
     from resnet_automl.weights.io import load_weights, read_metadata
 
     meta = read_metadata(source_run / "final" / "model.weights.h5")
@@ -32,10 +33,11 @@ def test_source_weights_reach_the_new_backbone(source_run):
     source = build_classifier("tiny_resnet", 3, image_size=32, trainable_stages=0)
     load_weights(source, source_run / "final" / "model.weights.h5")
     target = build_classifier("tiny_resnet", 2, image_size=48, trainable_stages=0, weights=str(source_run))
-    for theirs, ours in zip(backbone_of(source).weights, backbone_of(target).weights):
+    for theirs, ours in zip(backbone_of(source).weights, backbone_of(target).weights, strict=True):
         assert np.array_equal(theirs.numpy(), ours.numpy()), ours.path
 
 
+@pytest.mark.slow
 def test_fit_from_a_previous_run_searches_the_freeze_depth(source_run, tmp_path):
     data = make_class_folders(tmp_path / "data", classes=("yellow", "magenta"), per_class=8)
     out = tmp_path / "run"

@@ -18,13 +18,17 @@ from safetensors.torch import save_file  # noqa: E402
 from torch import nn  # noqa: E402
 
 from resnet_automl.backbones import build_backbone, get_spec  # noqa: E402
-from resnet_automl.weights.loading import load_backbone_weights  # noqa: E402
+from resnet_automl.cli.weights import add_weights_parser, run_weights_command  # noqa: E402
+from resnet_automl.errors import WeightsError  # noqa: E402
 from resnet_automl.weights import imagenet_torchvision as torchvision_weights  # noqa: E402
 from resnet_automl.weights.convert import convert_state_dict, read_state_dict, torch_prefix  # noqa: E402
 from resnet_automl.weights.imagenet_torchvision import (  # noqa: E402
-    TORCHVISION_URLS, check_hash_prefix, fetch_torchvision, import_weights)
-from resnet_automl.errors import WeightsError  # noqa: E402
-from resnet_automl.cli.weights import add_weights_parser, run_weights_command  # noqa: E402
+    TORCHVISION_URLS,
+    check_hash_prefix,
+    fetch_torchvision,
+    import_weights,
+)
+from resnet_automl.weights.loading import load_backbone_weights  # noqa: E402
 
 SIZE = 64
 TOLERANCE = 1e-4
@@ -194,7 +198,7 @@ def test_converted_model_matches_torch_reference(name, references):
     model = build_backbone(name, (SIZE, SIZE, 3), layout="torch", include_top=True)
     convert_state_dict(from_safetensors, model, include_top=True)
     *stages, logits = stage_model(model, name)(ref["images"])
-    diffs = [float(np.max(np.abs(ours.numpy() - theirs))) for ours, theirs in zip(stages, ref["stages"])]
+    diffs = [float(np.max(np.abs(ours.numpy() - theirs))) for ours, theirs in zip(stages, ref["stages"], strict=True)]
     diffs.append(float(np.max(np.abs(logits.numpy() - ref["logits"]))))
     MEASURED[name] = diffs
     print(f"\n{name} max abs diff conv2..conv5, logits: {diffs}; "

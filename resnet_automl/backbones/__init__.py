@@ -7,7 +7,13 @@ Entry points: `get_spec`, `list_backbones`, `build_backbone`, `set_trainable_sta
 """
 from resnet_automl.backbones.layers import GroupedConv2D, Normalize
 from resnet_automl.backbones.registry import REGISTRY, STAGES, BackboneSpec, get_spec, list_backbones
-from resnet_automl.backbones.resnet import build_backbone, count_gflops, default_grouped_mode, set_trainable_stages, stage_of
+from resnet_automl.backbones.resnet import (
+           build_backbone,
+           count_gflops,
+           default_grouped_mode,
+           set_trainable_stages,
+           stage_of,
+)
 
 __all__ = ["REGISTRY", "STAGES", "BackboneSpec", "GroupedConv2D", "Normalize", "build_backbone",
            "count_gflops", "default_grouped_mode", "get_spec",

@@ -48,7 +48,7 @@ class GroupedConv2D(keras.layers.Layer):
     def call(self, inputs):
         if self.mode == "native":
             return ops.conv(inputs, self.kernel, strides=self.strides, padding=self.padding)
-        parts = zip(ops.split(inputs, self.groups, axis=-1), ops.split(self.kernel, self.groups, axis=-1))
+        parts = zip(ops.split(inputs, self.groups, axis=-1), ops.split(self.kernel, self.groups, axis=-1), strict=True)
         return ops.concatenate([ops.conv(x, k, strides=self.strides, padding=self.padding) for x, k in parts],
                                axis=-1)
 

@@ -114,7 +114,7 @@ _SPECS = [
     # quarter of the FLOPs and 288 more parameters (a projection shortcut). For machines on which the
     # time budget holds too few ResNet-20 steps: 2.1x faster per epoch in a fit on 2 cores (4.8 s
     # against 10.0 s for 850 images at 32 px), about a point lower after the same 60 epochs
-    # (fm10-100 seed 1: 0.821 against 0.830; issue 19 note).
+    # (fm10-100 seed 1: 0.821 against 0.830).
     BackboneSpec("resnet20_lean", "basic", (0, 3, 3, 3), base_channels=16, widths=(16, 16, 32, 64),
                  strides=(1, 2, 2, 2), stem="cifar", params=CIFAR_PARAMS["resnet20_lean"],
                  gflops_224=CIFAR_GFLOPS_224["resnet20_lean"], weights_source=CIFAR_WEIGHTS),

@@ -109,7 +109,7 @@ def build_backbone(spec: BackboneSpec | str, input_shape=(None, None, 3), *, lay
     builder = _Builder(spec, layout or spec.layout, grouped_mode or default_grouped_mode(), bn_momentum)
     inputs = keras.Input(shape=input_shape, name="image")
     x = builder.stem(inputs)
-    for stage, (blocks, stride, planes) in enumerate(zip(spec.depths, spec.strides, spec.stage_widths)):
+    for stage, (blocks, stride, planes) in enumerate(zip(spec.depths, spec.strides, spec.stage_widths, strict=True)):
         for index in range(blocks):
             x = builder.block(x, planes, stride if index == 0 else 1, f"{STAGES[stage + 1]}_block{index + 1}")
     if include_top:

@@ -11,12 +11,16 @@ import json
 import sys
 
 from resnet_automl._version import __version__
-from resnet_automl.runtime.backend import BACKEND_CHOICES, choose_backend
-from resnet_automl.errors import ResNetAutoMLError
-from resnet_automl.config.options import FINAL_DATA, OPTIMIZERS, PRECISIONS, TUNERS
 from resnet_automl.cli.weights import add_weights_parser, run_weights_command
+from resnet_automl.config.schema import BY_NAME, OPTIONS, Option
+from resnet_automl.errors import ConfigError, ExportCheckError, ResNetAutoMLError
+from resnet_automl.runtime.backend import BACKEND_CHOICES, choose_backend
 
+#: Exit statuses: bad input (an argument, the data, the run folder in use) ...
 EXIT_USAGE = 2
+#: ... an exported model that failed its check (moved aside; rerun to export again) ...
+EXIT_EXPORT_CHECK = 3
+#: ... and Ctrl-C (state saved; rerun to resume).
 EXIT_INTERRUPTED = 130
 
 
@@ -47,36 +51,30 @@ def _add_backend_argument(parser: argparse.ArgumentParser) -> None:
                              "plugin; else TensorFlow). Export always uses TensorFlow")
 
 
+def _flag_type(option: Option):
+    """argparse `type` of an option's flag: the schema's parse and check, its message as argparse's error."""
+    def parse(text: str):
+        try:
+            return option.parse(text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
 def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
+    """`fit`'s arguments: the option flags come from the schema's fit and budget rows, the rest are
+    about the run itself (data, run folder, recipe, backend, resuming, distributed tuning)."""
     parser.add_argument("data", nargs="?", default=None,
                         help="folder of class subfolders, a train/ val/ test/ tree, or tfds:NAME "
                              "(optional when the recipe's [data] section names a source)")
-    parser.add_argument("--out", help="run directory (default: runs/<dataset folder name>); rerun to resume")
+    parser.add_argument("--out", help=BY_NAME["out"].help)
     parser.add_argument("--recipe", help="recipe file (TOML) with fit options; flags override it")
-    parser.add_argument("--minutes", type=_positive_float, help="wall-clock cap for the whole fit")
-    parser.add_argument("--max-trials", type=_positive_int, help="number of tuner trials")
-    parser.add_argument("--epochs", type=_positive_int, help="epochs per trial")
-    parser.add_argument("--final-epochs", type=_positive_int,
-                        help="epochs of the final training (default: from the trials' steps; from random "
-                             "initialisation under --minutes, grown into the time left)")
-    parser.add_argument("--backbone", help="auto, one name, or a comma-separated list (see `backbones`)")
-    parser.add_argument("--image-size", type=_positive_int, help="square input size in pixels")
-    parser.add_argument("--batch-size", type=_positive_int, help="images per batch")
-    parser.add_argument("--weights", help="imagenet, none, a finished run folder of resnet-automl (transfer from "
-                        "your own pretraining), or a .weights.h5 file")
-    parser.add_argument("--max-params", type=_positive_int, help="cap on backbone parameters")
-    parser.add_argument("--max-gflops", type=_positive_float, help="cap on GFLOPs per image at --image-size")
-    parser.add_argument("--max-latency-ms", type=_positive_float, help="cap on batch-1 latency on this device")
-    parser.add_argument("--tuner", choices=TUNERS, help="search algorithm")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS,
-                        help="auto (default: Adam with pretrained weights, SGD from random initialisation), adam, sgd")
-    parser.add_argument("--final-data", choices=FINAL_DATA,
-                        help="what the final training learns from (default auto: train+val below 5,000 "
-                             "training images, else train with early stopping on val)")
+    for option in OPTIONS:
+        if option.flag and option.owner in ("fit", "budget"):
+            parser.add_argument(option.flag, dest=option.dest, type=_flag_type(option), choices=option.kind.choices,
+                                help=option.help)
     _add_backend_argument(parser)
-    parser.add_argument("--precision", choices=PRECISIONS,
-                        help="dtype policy (default auto: float32 on CPU, mixed bfloat16 on recent GPUs)")
-    parser.add_argument("--seed", type=int, help="random seed (split, search, training)")
     parser.add_argument("--overwrite", action="store_true", help="start again instead of resuming")
     parser.add_argument("--chief", metavar="HOST:PORT",
                         help="distributed tuning: address of the chief's oracle (sets KERASTUNER_ORACLE_IP/PORT)")
@@ -173,10 +171,18 @@ def _cmd_backbones(args) -> int:
 
 
 def _cmd_fit(args) -> int:
-    from resnet_automl.pipeline.fit import fit_from_cli
+    from resnet_automl.config.recipes import resolve_cli_options
+    from resnet_automl.pipeline.fit import fit
 
     _apply_distributed_flags(args)
-    return fit_from_cli(args)
+    data, out, options, budget = resolve_cli_options(args)
+    result = fit(data, out=out, budget=budget, overwrite=args.overwrite, verbose=1, recipe=args.recipe, **options)
+    if result.model is None:  # a distributed worker: the chief trains, exports and reports
+        print(f"worker done: ran trials in {result.paths['run_dir']}")
+        return 0
+    print(f"done: test accuracy {result.report['accuracy']:.4f}; model {result.paths['version_dir']}; "
+          f"report {result.paths['report_html']}")
+    return 0
 
 
 def _cmd_export(args) -> int:
@@ -190,7 +196,9 @@ def _cmd_export(args) -> int:
 def _cmd_demo(args) -> int:
     from resnet_automl.pipeline.demo import run_demo
 
-    run_demo(out=args.out, minutes=args.minutes, overwrite=args.overwrite)
+    result = run_demo(out=args.out, minutes=args.minutes, overwrite=args.overwrite)
+    print(f"demo done: test accuracy {result.report['accuracy']:.3f} on {result.report['num_test_images']} "
+          f"images; model {result.paths['version_dir']}; report {result.paths['report_html']}")
     return 0
 
 
@@ -200,10 +208,12 @@ def _cmd_predict(args) -> int:
     predictor = load_model(args.model_dir)
     results = predictor.predict(args.images, top_k=args.top_k)
     if args.json:
-        print(json.dumps([{"image": image, **result} for image, result in zip(args.images, results)], indent=2))
+        rows = [{"image": image, **result} for image, result in zip(args.images, results, strict=True)]
+        print(json.dumps(rows, indent=2))
     else:
-        for image, result in zip(args.images, results):
-            ranked = ", ".join(f"{label} {score:.3f}" for label, score in zip(result["labels"], result["scores"]))
+        for image, result in zip(args.images, results, strict=True):
+            ranked = ", ".join(f"{label} {score:.3f}"
+                               for label, score in zip(result["labels"], result["scores"], strict=True))
             print(f"{image}: {ranked}")
     return 0
 
@@ -217,26 +227,29 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
-HANDLERS = {"fit": _cmd_fit, "export": _cmd_export, "demo": _cmd_demo, "predict": _cmd_predict, "evaluate": _cmd_evaluate,
-            "backbones": _cmd_backbones, "weights": run_weights_command}
+HANDLERS = {"fit": _cmd_fit, "export": _cmd_export, "demo": _cmd_demo, "predict": _cmd_predict,
+            "evaluate": _cmd_evaluate, "backbones": _cmd_backbones, "weights": run_weights_command}
 
 
 def main(argv: list | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]) and return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from resnet_automl.runtime import console as quiet
+    from resnet_automl.runtime import console
 
-    quiet.set_enabled(not args.debug)
+    console.set_enabled(not args.debug)  # the command owns its process: library noise filtered throughout
     try:
         if hasattr(args, "backend"):  # training commands choose before anything imports Keras
             choose_backend(args.backend, jax_faster_on_cpu=_jax_faster_on_cpu(args))
-        return HANDLERS[args.command](args)
+        with console.log_to_console(1):  # the package's messages, one line each, on stdout
+            return HANDLERS[args.command](args)
     except ResNetAutoMLError as exc:
         if args.debug:
+            if getattr(exc, "details", None):  # a child process's own traceback
+                print(exc.details, file=sys.stderr)
             raise
         print(f"resnet-automl {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_EXPORT_CHECK if isinstance(exc, ExportCheckError) else EXIT_USAGE
     except KeyboardInterrupt:
         if args.debug:
             raise

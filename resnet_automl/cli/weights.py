@@ -51,7 +51,12 @@ def run_weights_command(args) -> int:
     """
     from pathlib import Path
 
-    from resnet_automl.weights.imagenet_torchvision import TORCHVISION_URLS, check_hash_prefix, fetch_torchvision, import_weights
+    from resnet_automl.weights.imagenet_torchvision import (
+        TORCHVISION_URLS,
+        check_hash_prefix,
+        fetch_torchvision,
+        import_weights,
+    )
 
     if args.weights_action == "fetch":
         source = fetch_torchvision(args.name)

@@ -1,24 +1,16 @@
 """`Budget`: what a fit may spend (time, trials) and what the model may cost (params, FLOPs, latency)."""
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
+from resnet_automl.config.schema import check_fields
 from resnet_automl.errors import ConfigError
-
-
-def _check_positive(owner: str, name: str, value, integer: bool = False) -> None:
-    if value is None:
-        return
-    kind = "a positive integer" if integer else "a positive number"
-    ok = (isinstance(value, int) if integer else isinstance(value, (int, float))) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"The {name!r} parameter of {owner} must be {kind} or None. Got {value!r} instead.")
 
 
 @dataclass(frozen=True)
 class Budget:
-    """Limits of one `fit`, validated on construction.
+    """Limits of one `fit`, validated on construction by the rows of `schema.OPTIONS` whose owner
+    is "budget" (one row per field).
 
     Args:
         minutes: float or None, hard wall-clock cap on the whole fit (search, final training,
@@ -42,11 +34,7 @@ class Budget:
     max_latency_ms: float | None = None
 
     def __post_init__(self):
-        _check_positive("Budget", "minutes", self.minutes)
-        _check_positive("Budget", "max_trials", self.max_trials, integer=True)
-        _check_positive("Budget", "max_params", self.max_params, integer=True)
-        _check_positive("Budget", "max_gflops", self.max_gflops)
-        _check_positive("Budget", "max_latency_ms", self.max_latency_ms)
+        check_fields(self, "budget")
 
     @property
     def seconds(self) -> float | None:

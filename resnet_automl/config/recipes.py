@@ -1,4 +1,5 @@
-"""Recipes: TOML files whose sections map one-to-one onto `fit`'s options and `Budget`.
+"""Recipes: TOML files whose sections map one-to-one onto `fit`'s options and `Budget`, as the option
+schema (`schema.OPTIONS`) lays them out.
 
 TOML because Python >= 3.11 reads it with the standard library (`tomllib`; `tomli` on 3.10), it has
 comments for the "when to use" block, and typed values (ints, floats, lists) without YAML's
@@ -10,35 +11,20 @@ import sys
 from pathlib import Path
 
 from resnet_automl.config.budget import Budget
-from resnet_automl.errors import ConfigError
 from resnet_automl.config.options import FitOptions
+from resnet_automl.config.schema import OPTIONS, must_be, recipe_sections
+from resnet_automl.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-#: section -> key -> accepted Python types.
-SECTIONS = {
-    "data": {"source": (str,), "val_fraction": (float,), "test_fraction": (float,)},
-    "budget": {"minutes": (int, float), "max_trials": (int,), "max_params": (int,), "max_gflops": (int, float),
-               "max_latency_ms": (int, float)},
-    "search": {"backbone": (str, list), "tuner": (str,), "trainable_stages": (list,),
-               "learning_rate_range": (list,), "optimizer": (str,), "epochs": (int,), "feature_cache": (bool,),
-               "feature_cache_memory_mb": (int,)},
-    "train": {"weights": (str,), "image_size": (int,), "batch_size": (int,), "final_epochs": (int,),
-              "final_data": (str,), "seed": (int,), "precision": (str,)},
-    "export": {"out": (str,)},
-}
+_ROWS = recipe_sections()
+#: section -> key -> accepted Python types (of the TOML value).
+SECTIONS = {section: {key: option.kind.toml_types for key, option in rows.items()} for section, rows in _ROWS.items()}
 #: CLI flag (argparse dest) -> (section, key).
-CLI_FLAGS = {"minutes": ("budget", "minutes"), "max_trials": ("budget", "max_trials"),
-             "max_params": ("budget", "max_params"), "max_gflops": ("budget", "max_gflops"),
-             "max_latency_ms": ("budget", "max_latency_ms"), "backbone": ("search", "backbone"),
-             "tuner": ("search", "tuner"), "optimizer": ("search", "optimizer"), "epochs": ("search", "epochs"),
-             "final_epochs": ("train", "final_epochs"), "weights": ("train", "weights"),
-             "image_size": ("train", "image_size"), "batch_size": ("train", "batch_size"),
-             "final_data": ("train", "final_data"), "seed": ("train", "seed"), "precision": ("train", "precision"),
-             "out": ("export", "out")}
+CLI_FLAGS = {option.dest: (option.section, option.name) for option in OPTIONS if option.flag}
 
 
 def load_recipe(path) -> dict:
@@ -51,22 +37,7 @@ def load_recipe(path) -> dict:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Recipe file {str(path)!r} is not valid TOML: {exc}.") from None
     for section, values in data.items():
-        if section not in SECTIONS:
-            raise ConfigError(f"Recipe {str(path)!r}: unknown section [{section}]. Valid sections: "
-                              f"{', '.join(SECTIONS)}.")
-        if not isinstance(values, dict):
-            raise ConfigError(f"Recipe {str(path)!r}: {section!r} must be a [section] table.")
-        for key, value in values.items():
-            allowed = SECTIONS[section]
-            if key not in allowed:
-                raise ConfigError(f"Recipe {str(path)!r}: unknown key {key!r} in [{section}]. Valid keys: "
-                                  f"{', '.join(allowed)}.")
-            types = allowed[key]
-            if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-                if not (float in types and isinstance(value, int) and not isinstance(value, bool)):
-                    names = " or ".join(t.__name__ for t in types)
-                    raise ConfigError(f"Recipe {str(path)!r}: [{section}] {key} must be {names}. "
-                                      f"Got {value!r} ({type(value).__name__}).")
+        _check_section(path, section, values)
     try:  # values: the same checks as fit's own arguments
         _, _, options, _ = recipe_to_fit_arguments(data)
         FitOptions(**options)
@@ -75,17 +46,37 @@ def load_recipe(path) -> dict:
     return data
 
 
+def _check_section(path: Path, section: str, values) -> None:
+    """Unknown sections and keys, and values of a TOML type the key does not take, are errors."""
+    if section not in _ROWS:
+        raise ConfigError(f"Recipe {str(path)!r}: unknown section [{section}]. Valid sections: {', '.join(_ROWS)}.")
+    if not isinstance(values, dict):
+        raise ConfigError(f"Recipe {str(path)!r}: {section!r} must be a [section] table.")
+    rows = _ROWS[section]
+    for key, value in values.items():
+        if key not in rows:
+            raise ConfigError(f"Recipe {str(path)!r}: unknown key {key!r} in [{section}]. Valid keys: "
+                              f"{', '.join(rows)}.")
+        kind = rows[key].kind
+        if not kind.accepts_toml(value):
+            got = f"{value!r} ({type(value).__name__})"
+            raise ConfigError(f"Recipe {str(path)!r}: {must_be(f'[{section}] {key}', kind.toml_type_names(), got)}")
+
+
 def recipe_to_fit_arguments(recipe: dict) -> tuple:
-    """{section: {key: value}} -> (data source or None, out or None, fit options dict, Budget)."""
-    options = {}
-    for section in ("data", "search", "train"):
-        for key, value in recipe.get(section, {}).items():
-            if key != "source":
-                options[key] = value
-    if "learning_rate_range" in options:
-        options["learning_rate_range"] = tuple(options["learning_rate_range"])
-    budget = Budget(**recipe.get("budget", {}))
-    return recipe.get("data", {}).get("source"), recipe.get("export", {}).get("out"), options, budget
+    """{section: {key: value}} -> (data source or None, out or None, fit options dict, Budget).
+
+    Each key goes to the owner its schema row names; unknown keys are errors.
+    """
+    values: dict = {"fit": {}, "budget": {}, "recipe": {}}
+    for section, entries in recipe.items():
+        for key, value in entries.items():
+            option = _ROWS.get(section, {}).get(key)
+            if option is None:
+                raise ConfigError(f"Unknown recipe key {key!r} in [{section}].")
+            values[option.owner][key] = option.kind.from_toml(value)
+    recipe_values = values["recipe"]
+    return recipe_values.get("source"), recipe_values.get("out"), values["fit"], Budget(**values["budget"])
 
 
 def resolve_cli_options(args) -> tuple:

@@ -10,8 +10,9 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_class_weight
 
-from resnet_automl.errors import DataError
 from resnet_automl.data.scan import Scan
+from resnet_automl.errors import DataError
+from resnet_automl.runtime.files import write_json_atomic
 
 SPLITS = ("train", "val", "test")
 SPLIT_FILE_VERSION = 1
@@ -54,11 +55,7 @@ class DatasetSplits:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the split (file lists and audit) as JSON, atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": SPLIT_FILE_VERSION, **asdict(self)}, indent=1))
-        os.replace(tmp, path)
+        write_json_atomic(path, {"version": SPLIT_FILE_VERSION, **asdict(self)}, indent=1)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "DatasetSplits":
@@ -106,8 +103,9 @@ def split_scan(scan: Scan, *, seed: int = 0, val_fraction: float = 0.15,
         count = sum(1 for _, label in labelled[pool_name] if label == i)
         needed = min_images_per_class if not scan.presplit else 1 + ("val" not in labelled) + ("test" not in labelled)
         if count < needed:
+            folder = str(scan.root / ('train' if scan.presplit else ''))
             raise DataError(
-                f"Class {name!r} has {count} readable image(s) in {str(scan.root / ('train' if scan.presplit else ''))!r}"
+                f"Class {name!r} has {count} readable image(s) in {folder!r}"
                 f"{'/' + name}; at least {needed} are needed to split it into train, val and test. "
                 "Add images to that class or remove its folder.")
     num_classes = len(index)
@@ -146,7 +144,7 @@ def split_scan(scan: Scan, *, seed: int = 0, val_fraction: float = 0.15,
         "cross_split_duplicates": scan.cross_split_duplicates,
         "imbalance_ratio": round(float(ratio), 3),
         "imbalanced": bool(ratio >= 1.5),
-        "class_weights": {str(int(c)): round(float(w), 6) for c, w in zip(present, weights)},
+        "class_weights": {str(int(c)): round(float(w), 6) for c, w in zip(present, weights, strict=True)},
     }
     return DatasetSplits(root=str(scan.root), class_names=list(scan.class_names), train=train,
                          val=val, test=test, audit=audit, seed=seed)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from importlib import resources
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from PIL import Image
 
 from resnet_automl.config.budget import Budget
 from resnet_automl.errors import WeightsError
+
+logger = logging.getLogger(__name__)
 
 DEMO_FILE = "fashion_mnist_subset.npz"
 
@@ -41,19 +44,16 @@ def imagenet_available() -> bool:
 
 
 def run_demo(out="runs/demo", minutes: float = 6.0, overwrite: bool = False, verbose: int = 1):
-    """Fit on the demo data within `minutes`; train from random initialisation when offline."""
+    """Fit on the demo data within `minutes` and return the `FitResult`; train from random
+    initialisation when no ImageNet weights can be had (a warning says so)."""
     from resnet_automl.pipeline.fit import fit
 
     out = Path(out)
     data = write_demo_dataset(out.parent / f"{out.name}-data")
     weights, backbone = "imagenet", "resnet50"
     if not imagenet_available():
-        print("\n" + "!" * 78 + "\n!! No ImageNet weights reachable (offline, and none in the Keras cache).\n"
-              "!! The demo trains from RANDOM INITIALISATION instead (weights=None).\n" + "!" * 78 + "\n",
-              flush=True)
+        logger.warning("[demo] No ImageNet weights reachable (offline, and none in the Keras cache): the demo "
+                       "trains from RANDOM INITIALISATION instead (weights=None).")
         weights, backbone = None, "auto"
-    result = fit(data, out=out, budget=Budget(minutes=minutes), weights=weights, backbone=backbone,
-                 overwrite=overwrite, verbose=verbose)
-    print(f"demo done: test accuracy {result.report['accuracy']:.3f} on {result.report['num_test_images']} "
-          f"images; model {result.paths['version_dir']}; report {result.paths['report_html']}", flush=True)
-    return result
+    return fit(data, out=out, budget=Budget(minutes=minutes), weights=weights, backbone=backbone,
+               overwrite=overwrite, verbose=verbose)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 
 from resnet_automl.config.budget import Budget
 from resnet_automl.config.options import FitOptions, budget_from
@@ -106,20 +105,6 @@ def _fit(data, out, opts: FitOptions, budget: Budget, clock: Clock, *, overwrite
         return run_pipeline(data, out, opts, budget, clock, source=source, verbose=verbose, recipe=recipe)
 
 
-def fit_from_cli(args) -> int:
-    """The `resnet-automl fit` command: flags (and a recipe) -> `fit`."""
-    from resnet_automl.config.recipes import resolve_cli_options
-
-    data, out, options, budget = resolve_cli_options(args)
-    result = fit(data, out=out, budget=budget, overwrite=args.overwrite, verbose=1, recipe=args.recipe, **options)
-    if result.model is None:  # a distributed worker: the chief trains, exports and reports
-        print(f"worker done: ran trials in {result.paths['run_dir']}", file=sys.stdout)
-        return 0
-    print(f"done: test accuracy {result.report['accuracy']:.4f}; model {result.paths['version_dir']}; "
-          f"report {result.paths['report_html']}", file=sys.stdout)
-    return 0
-
-
 def export_run(run_dir) -> FitResult:
     """Finish a run whose weights are trained but whose SavedModel is missing (trained where
     TensorFlow is not installed): resume its fit with the data and options in run.json.
@@ -146,4 +131,4 @@ def export_run(run_dir) -> FitResult:
     return fit(record["data"], out=run_dir, budget=None, verbose=1, **options)
 
 
-__all__ = ["FitResult", "export_run", "fit", "fit_from_cli"]
+__all__ = ["FitResult", "export_run", "fit"]

@@ -17,10 +17,10 @@ from resnet_automl.weights.source import backbone_for
 logger = logging.getLogger(__name__)
 
 
-def _check_weights(names: list, weights) -> None:
+def _check_weights(names: list, source) -> None:
     """Make sure ImageNet weights of every chosen backbone are here (downloading them if needed),
     before any training: offline, fit stops with the file, URL, cache folder and alternatives."""
-    if weights != "imagenet":
+    if source.kind != "imagenet":
         return
     for name in names:
         if get_spec(name).layout == "keras":
@@ -39,7 +39,7 @@ def select(ctx: RunContext, data: RunData, plan: TrainingPlan) -> BackboneChoice
     if record.get("selection") is None:
         source_backbone = backbone_for(ctx.source, ctx.opts.backbone)  # a run or file fixes the backbone
         selection = select_backbones(
-            source_backbone or ctx.opts.backbone, ctx.budget, image_size=data.image_size, weights=ctx.opts.weights,
+            source_backbone or ctx.opts.backbone, ctx.budget, image_size=data.image_size, weights=ctx.source.kind,
             plan=selection_plan(work, time_budget=ctx.clock.deadline is not None,
                                 final_epochs_chosen=bool(ctx.opts.final_epochs), pretrained=ctx.source.pretrained),
             probe_cache=ProbeCache(ctx.out / "probe.json"))
@@ -55,7 +55,7 @@ def select(ctx: RunContext, data: RunData, plan: TrainingPlan) -> BackboneChoice
                     f"{row['verdict']}: {row['reason']}")
     logger.info(f"[selection] {record.get('selection_summary')}")
     chosen = record.get("chosen_backbones")
-    _check_weights(chosen, ctx.opts.weights)
+    _check_weights(chosen, ctx.source)
     estimate = next((r for r in record.get("selection") if r["name"] == chosen[0]), {})
     ips = estimate.get("probe_images_per_s")
     first_step_s = estimate.get("probe_first_step_s") or 0.0

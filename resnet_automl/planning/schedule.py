@@ -15,7 +15,7 @@ MIN_TRIAL_STEPS = 120
 #: Optimiser steps of the final training from random initialisation, at least: on 600 Fashion-MNIST
 #: images a ResNet-20 scored 0.817 after 60 epochs (1,140 steps) and 0.825 after 100 (1,900 steps);
 #: with a 6-minute budget on ten Fashion-MNIST classes, final trainings of 1,560-1,730 steps scored
-#: 0.790-0.805 on unseen images and trainings of 2,000-2,500 steps 0.82-0.84 (issue 19 notes). Under a
+#: 0.790-0.805 on unseen images and trainings of 2,000-2,500 steps 0.82-0.84. Under a
 #: time budget the selection only picks a network whose final training reaches it (`selection_plan`).
 MIN_FINAL_STEPS_FROM_SCRATCH = 2000
 
@@ -36,7 +36,7 @@ MAX_FINAL_STEPS_FROM_SCRATCH = 4000
 
 #: Final epochs a backbone should get in the time budget, from random initialisation on small data,
 #: to be chosen over the next in order (`selection.Plan.preferred_final_epochs`). Ten Fashion-MNIST
-#: classes, 6 minutes, 2-core AVX-512 host (2026-12-02), unseen images: at 60 per class, seed 1, the
+#: classes, 6 minutes, 2-core AVX-512 host, unseen images: at 60 per class, seed 1, the
 #: full ResNet-20 with 133 and 158 final epochs scored 0.792 and 0.798, below the small CNN
 #: (0.800-0.804), `resnet20_lean` with 250 epochs 0.809; at 100 per class, seed 0, the full net with
 #: 84 epochs 0.836, lean with 149 epochs 0.850. Rows where the full net got 210-274 epochs (30 per
@@ -95,7 +95,7 @@ def selection_plan(plan: Plan, *, time_budget: bool, final_epochs_chosen: bool, 
     The final training shrinks at its start to the time left (`epochs_fitting`). From random
     initialisation (`pretrained` False, the default) a candidate fits when its trials and the planned
     final training (MIN_FINAL_STEPS_FROM_SCRATCH steps) do: a network that gets fewer steps loses
-    more than a cheaper one (`resnet20_lean`) does, on a slow machine (issue 19 note); on small
+    more than a cheaper one (`resnet20_lean`) does, on a slow machine; on small
     data (< SMALL_DATA_IMAGES training images) it is chosen outright only when the budget also
     holds PREFERRED_FINAL_EPOCHS_FROM_SCRATCH final epochs, else the next in order is probed first.
     From pretrained weights the step floor is a goal, not a requirement: a candidate fits when its

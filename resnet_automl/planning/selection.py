@@ -35,7 +35,7 @@ CIFAR_STEM_MAX_SIZE = 64
 
 #: Extra seconds of an export that runs in a TensorFlow child process (every backend but TensorFlow):
 #: TensorFlow's import and the model rebuilt there. resnet20_lean on fm10-100: export 25.6 s from JAX
-#: against 15 s on TensorFlow (2026-12-02, 2 cores).
+#: against 15 s on TensorFlow (2 cores).
 EXPORT_CHILD_PROCESS_S = 15.0
 
 
@@ -268,8 +268,9 @@ def select_backbones(requested, budget: Budget, *, image_size: int, weights, pla
             candidate that fits (the tuner then searches over them).
         budget: the `Budget`.
         image_size: int, input side in pixels (GFLOPs and probes use it).
-        weights: "imagenet", None or a path (with "imagenet", "auto" only considers backbones that
-            have ImageNet weights).
+        weights: the kind of starting weights: "imagenet", "none", "run" or "file" (a
+            `WeightsSource.kind`); with "imagenet", "auto" only considers backbones that have ImageNet
+            weights, and from random initialisation on small data smaller networks come first.
         plan: the `Plan` of work, for time estimates.
         probe_cache: where probe and latency results are cached. Defaults to none (in memory).
     """

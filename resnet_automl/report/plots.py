@@ -1,30 +1,54 @@
-"""Report pictures with matplotlib's headless backend, returned as PNG files."""
+"""Report pictures drawn with matplotlib's object API and written as PNG files.
+
+Each figure is a bare `matplotlib.figure.Figure` rendered by its own `FigureCanvasAgg`: pyplot is
+not imported, matplotlib's backend is not switched and no figure is registered globally, so the
+caller's matplotlib state (an interactive backend, open pyplot figures) is left as it was.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+#: Resolution of the written PNG files, in dots per inch.
+DPI = 100
 
 
-def _save(fig, path: Path) -> Path:
+def _figure(figsize: tuple) -> Figure:
+    """A new figure of `figsize` (width, height) inches with its own Agg canvas."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    """Lay out `fig`, write it to `path` as a PNG and return `path`."""
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fig.savefig(path, dpi=DPI, format="png")
     return path
 
 
 def confusion_matrix_plot(matrix, class_names: list, path: Path) -> Path:
-    """Heat map of the row-normalised confusion matrix, with counts in the cells."""
+    """Heat map of the row-normalised confusion matrix, with counts in the cells.
+
+    Args:
+        matrix: array-like of int, shape (classes, classes); row i counts the images of true class i
+            by predicted class.
+        class_names: list of the class names, in label order.
+        path: Path of the PNG file to write.
+
+    Returns:
+        Path, `path`.
+    """
     matrix = np.asarray(matrix)
     rows = matrix.sum(axis=1, keepdims=True)
     shares = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float), where=rows > 0)
     size = min(4 + 0.5 * len(class_names), 16)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = _figure((size, size))
+    ax = fig.add_subplot()
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     ticks = range(len(class_names))
     ax.set_xticks(ticks, [str(n) for n in class_names], rotation=45, ha="right")
@@ -41,8 +65,19 @@ def confusion_matrix_plot(matrix, class_names: list, path: Path) -> Path:
 
 
 def reliability_plot(bins: list, ece: float, path: Path) -> Path:
-    """Reliability diagram: accuracy against confidence per bin, with the diagonal."""
-    fig, ax = plt.subplots(figsize=(5, 5))
+    """Reliability diagram: accuracy against confidence per bin, with the diagonal.
+
+    Args:
+        bins: list of dict with "low" and "high" (float, the bin's confidence range) and "accuracy"
+            (float, or None for an empty bin, drawn as 0).
+        ece: float, the expected calibration error shown in the title.
+        path: Path of the PNG file to write.
+
+    Returns:
+        Path, `path`.
+    """
+    fig = _figure((5, 5))
+    ax = fig.add_subplot()
     centres = [(b["low"] + b["high"]) / 2 for b in bins]
     accuracy = [b["accuracy"] if b["accuracy"] is not None else 0.0 for b in bins]
     ax.bar(centres, accuracy, width=1.0 / len(bins), edgecolor="black", alpha=0.7, label="accuracy")
@@ -57,28 +92,50 @@ def reliability_plot(bins: list, ece: float, path: Path) -> Path:
 
 
 def training_curves_plot(history: dict, path: Path) -> Path:
-    """Loss and accuracy per epoch of the final training run."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    """Loss and accuracy per epoch of the final training run.
+
+    Args:
+        history: dict of metric name ("loss", "val_loss", "accuracy", "val_accuracy") to the list of
+            its values per epoch; missing or empty metrics are left out.
+        path: Path of the PNG file to write.
+
+    Returns:
+        Path, `path`.
+    """
+    fig = _figure((10, 4))
+    axes = fig.subplots(1, 2)
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for key, style in ((metric, "-"), (f"val_{metric}", "--")):
             if history.get(key):
                 ax.plot(range(1, len(history[key]) + 1), history[key], style, label=key)
         ax.set_xlabel("epoch")
         ax.set_title(metric)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     return _save(fig, path)
 
 
 def mistakes_gallery(mistakes: list, path: Path, thumb: int = 96) -> Path:
-    """Thumbnails of the most confident mistakes: each item has path, true, predicted, score."""
+    """Thumbnails of the most confident mistakes.
+
+    Args:
+        mistakes: list of dict with "path" (the image file), "true" and "predicted" (class names) and
+            "score" (float, the predicted class's probability). An empty list draws a placeholder.
+        path: Path of the PNG file to write.
+        thumb: int, the longest side of a thumbnail in pixels. Defaults to 96.
+
+    Returns:
+        Path, `path`.
+    """
+    from resnet_automl.data import load_rgb
+
     columns = min(4, max(1, len(mistakes)))
     rows = max(1, -(-len(mistakes) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows), squeeze=False)
+    fig = _figure((3 * columns, 3.2 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, item in zip(axes.flat, mistakes):
-        from resnet_automl.data import load_rgb
-
+    for ax, item in zip(axes.flat, mistakes, strict=False):
         image = Image.fromarray(load_rgb(item["path"]))
         image.thumbnail((thumb, thumb))
         ax.imshow(image)

@@ -9,8 +9,8 @@ commands own their process, so they choose (`--backend`, default "auto"):
    JAX for the networks measured faster there, TensorFlow for the rest;
 4. else TensorFlow.
 
-Measured on a 2-core CPU (2026-12-02, AMD EPYC with AVX2; README, "JAX on CPU"), seconds per epoch
-with Keras' `fit`, JAX against TensorFlow in the same half hour:
+Measured on a 2-core AVX2 CPU, seconds per epoch with Keras' `fit`, JAX against TensorFlow in
+the same half hour (docs/backends.md):
 - from random initialisation, `resnet20_lean` at 28 px (850 images): means of 2.14 and 2.17 s
   against 3.65 and 4.21 s (JAX compiles the whole step with XLA): `fit --weights none` trains on JAX;
 - ResNet-50 at 64 px, two stages trainable (256 images): 24.7 s against 38.6 s;

@@ -1,11 +1,18 @@
-"""Keep the console to this package's own lines: library start-up noise is filtered, not hidden.
+"""The console: library start-up noise filtered (not hidden), and the package's own logging.
 
-TensorFlow's C++ runtime prints its start-up log (oneDNN, CUDA probing, CPU instruction sets)
-straight to file descriptor 2 while it is imported and while it first looks for GPUs, before
-`TF_CPP_MIN_LOG_LEVEL` can take effect for some of it. `filtered_native_stderr` captures that
-descriptor around those two moments only, drops the lines that match `NOISE`, and writes every
-other line back, so a real warning still reaches the user. `--debug` (`set_enabled(False)`)
-turns all filtering off.
+Library noise. TensorFlow's C++ runtime prints its start-up log (oneDNN, CUDA probing, CPU
+instruction sets) straight to file descriptor 2 while it is imported and while it first looks for
+GPUs, before `TF_CPP_MIN_LOG_LEVEL` can take effect for some of it. `filtered_native_stderr`
+captures that descriptor around those two moments only, drops the lines that match `NOISE`, and
+writes every other line back, so a real warning still reaches the user. `quiet_libraries` also
+sets the environment variables, Python warning filters and logger levels of `QUIET_ENVIRONMENT`,
+`IGNORED_WARNINGS` and `QUIET_LOGGERS` for the length of a block and undoes them at its end, so a
+caller's process is left as it was; `set_enabled` applies the same settings for the rest of the
+process (the command line owns its process). `--debug` (`enabled=False`) turns all filtering off.
+
+Logging. The package logs through `logging.getLogger(LOGGER_NAME)` and its children
+(`get_logger`). `log_to_console` prints those records as plain lines for the length of a block;
+a caller can attach their own handlers to the "resnet_automl" logger instead or as well.
 """
 from __future__ import annotations
 
@@ -16,6 +23,9 @@ import re
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TextIO
 
 #: Start-up lines that say nothing about the user's run.
 NOISE = re.compile("|".join([
@@ -36,31 +46,138 @@ IGNORED_WARNINGS = (
     r".*optimal value found for dimension.*",  # scikit-learn's Gaussian process on tiny searches
     r".*Your `PyDataset` class should call `super\(\).__init__.*",
 )
+#: Environment variables set when they are unset: TensorFlow's C++ log and gRPC's log, errors only.
+QUIET_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR"}
+#: Library loggers and the level they are set to: TensorFlow's Python logger carries retracing
+#: hints and deprecation notes, never anything about the user's data.
+QUIET_LOGGERS = {"tensorflow": logging.ERROR}
+
+#: The package's logger; every module logs through it or one of its children.
+LOGGER_NAME = "resnet_automl"
+#: Format of the lines `log_to_console` prints: the message alone.
+CONSOLE_FORMAT = "%(message)s"
 
 _enabled = True
 
 
+@dataclass
+class _Changes:
+    """What one application of the quiet settings changed, to undo exactly that."""
+
+    environment: dict = field(default_factory=dict)  # name -> the value set (each was unset before)
+    loggers: dict = field(default_factory=dict)  # name -> (previous level, level set)
+    filters_before: list = field(default_factory=list)
+    filters_after: list = field(default_factory=list)
+
+
+def _apply_quiet() -> _Changes:
+    """Set the quiet environment, warning filters and logger levels; return what changed."""
+    changes = _Changes()
+    for name, value in QUIET_ENVIRONMENT.items():
+        if name not in os.environ:
+            os.environ[name] = value
+            changes.environment[name] = value
+    changes.filters_before = list(warnings.filters)
+    for pattern in IGNORED_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    changes.filters_after = list(warnings.filters)
+    for name, level in QUIET_LOGGERS.items():
+        logger = logging.getLogger(name)
+        if logger.level != level:
+            changes.loggers[name] = (logger.level, level)
+            logger.setLevel(level)
+    return changes
+
+
+def _set_warning_filters(entries: list) -> None:
+    """Replace the contents of `warnings.filters` with `entries`, as `warnings.catch_warnings` does."""
+    warnings.filters[:] = entries
+    mutated = getattr(warnings, "_filters_mutated", None)  # invalidates the per-module warning caches
+    if mutated is not None:
+        mutated()
+
+
+def _undo_quiet(changes: _Changes) -> None:
+    """Undo `changes`, leaving alone any setting that code in between changed again."""
+    for name, value in changes.environment.items():
+        if os.environ.get(name) == value:
+            del os.environ[name]
+    current = list(warnings.filters)
+    if current == changes.filters_after:
+        restored = changes.filters_before
+    else:  # filters were added in between (a library's import): keep them, drop only the ones added here
+        restored = list(current)
+        for entry in changes.filters_after:
+            if entry not in changes.filters_before and entry in restored:
+                restored.remove(entry)
+    if restored != current:
+        _set_warning_filters(restored)
+    for name, (previous, level) in changes.loggers.items():
+        logger = logging.getLogger(name)
+        if logger.level == level:
+            logger.setLevel(previous)
+
+
 def set_enabled(enabled: bool) -> None:
-    """Filter library noise (the default) or show everything (`--debug`)."""
+    """Filter library noise for the rest of the process (True, the default) or show everything (False).
+
+    Args:
+        enabled: bool. True sets `QUIET_ENVIRONMENT` (variables that are unset only),
+            `IGNORED_WARNINGS` and `QUIET_LOGGERS` for good and turns `filtered_native_stderr` on;
+            False turns `filtered_native_stderr` off and changes nothing else (`--debug`).
+
+    For the command line, which owns its process. A library call uses `quiet_libraries`, which
+    undoes its settings when it ends.
+    """
     global _enabled
     _enabled = bool(enabled)
     if enabled:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-        for pattern in IGNORED_WARNINGS:
-            warnings.filterwarnings("ignore", message=pattern)
-        # TensorFlow's Python logger: retracing hints and deprecation notes, never about the user's data
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        _apply_quiet()
 
 
 def is_enabled() -> bool:
+    """bool: whether library noise is filtered now (True unless `set_enabled(False)` or
+    `quiet_libraries(False)` turned it off)."""
     return _enabled
 
 
 @contextlib.contextmanager
-def filtered_native_stderr():
+def quiet_libraries(enabled: bool = True) -> Iterator[None]:
+    """Filter library noise within the block, then put back exactly what was changed.
+
+    Args:
+        enabled: bool, True (the default) to filter: within the block, the variables of
+            `QUIET_ENVIRONMENT` that are unset are set, the `IGNORED_WARNINGS` are ignored, the
+            loggers of `QUIET_LOGGERS` are set to their level and `filtered_native_stderr` filters.
+            False shows everything within the block (`--debug`), changing only `is_enabled()`.
+
+    On exit, each variable set here is removed again, the warning filters added here are removed
+    (`warnings.filters` is the same list as before the block when nothing else changed it in
+    between; filters that other code added within the block are kept), each logger gets its
+    previous level back and `is_enabled()` its previous value. A setting that code within the
+    block changed again is left as that code set it. A library that read a variable within the
+    block (TensorFlow reads `TF_CPP_MIN_LOG_LEVEL` once, when first imported) keeps what it read.
+
+    Example:
+        >>> with quiet_libraries(is_enabled()):
+        ...     load_backend()
+    """
+    global _enabled
+    previous, _enabled = _enabled, bool(enabled)
+    changes = _apply_quiet() if enabled else None
+    try:
+        yield
+    finally:
+        if changes is not None:
+            _undo_quiet(changes)
+        _enabled = previous
+
+
+@contextlib.contextmanager
+def filtered_native_stderr() -> Iterator[None]:
     """Within the block, lines written to descriptor 2 that match `NOISE` are dropped; the rest
-    are written back when the block ends."""
+    are written back when the block ends. Does nothing when `is_enabled()` is False or the process
+    has no descriptor 2."""
     if not _enabled:
         yield
         return
@@ -90,3 +207,105 @@ def load_backend() -> None:
     """Import Keras (and, on its TensorFlow backend, TensorFlow) with the start-up noise filtered."""
     with filtered_native_stderr():
         import keras  # noqa: F401
+
+
+def get_logger(name: str | None = None) -> logging.Logger:
+    """The package's logger, or one of its children.
+
+    Args:
+        name: str or None. None or "" (the default) or "resnet_automl" gives the "resnet_automl"
+            logger; a name under it ("resnet_automl.pipeline.fit", a module's `__name__`) gives that
+            logger; any other name ("search") gives the child "resnet_automl.<name>".
+
+    Returns:
+        logging.Logger, from `logging.getLogger`.
+    """
+    if not name or name == LOGGER_NAME or name.startswith(LOGGER_NAME + "."):
+        return logging.getLogger(name or LOGGER_NAME)
+    return logging.getLogger(f"{LOGGER_NAME}.{name}")
+
+
+class _ConsoleHandler(logging.StreamHandler):
+    """A `logging.StreamHandler` that writes to `stream`, or to whatever `sys.stdout` is at each
+    record when `stream` is None (so output redirected later, by `rich.live.Live` or
+    `contextlib.redirect_stdout`, goes where stdout goes)."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self._follows_stdout = stream is None
+        super().__init__(stream)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stdout if self._follows_stdout else self._stream
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        self._stream = value
+
+
+def console_handler(stream: TextIO | None = None) -> logging.StreamHandler:
+    """A handler that prints each record's message alone, one line each.
+
+    Args:
+        stream: a text stream, or None (the default) for `sys.stdout` as it is when each record
+            is written.
+
+    Returns:
+        logging.StreamHandler with the format `CONSOLE_FORMAT` ("%(message)s") and level NOTSET;
+        it is not attached to any logger.
+    """
+    handler = _ConsoleHandler(stream)
+    handler.setFormatter(logging.Formatter(CONSOLE_FORMAT))
+    return handler
+
+
+def _installed_console_handler(logger: logging.Logger) -> logging.Handler | None:
+    return next((h for h in logger.handlers if getattr(h, "resnet_automl_console", False)), None)
+
+
+@contextlib.contextmanager
+def log_to_console(verbose: int, stream: TextIO | None = None, *,
+                   propagate: bool = False) -> Iterator[logging.Handler]:
+    """Print the package's log records as plain lines within the block.
+
+    Args:
+        verbose: int. 1 or more prints records of level INFO and above; 0 prints WARNING and above.
+        stream: a text stream, or None (the default) for `sys.stdout` as it is at each record.
+        propagate: bool, whether the records also reach the handlers of the root logger within the
+            block. Defaults to False, so that a root handler (`logging.basicConfig`) does not print
+            each line a second time.
+
+    Yields:
+        logging.Handler, the `console_handler` attached to the "resnet_automl" logger.
+
+    Within the block the handler is attached to the "resnet_automl" logger, that logger's level
+    is lowered to INFO (`verbose` >= 1) or WARNING (`verbose` 0) if it is higher, and its
+    `propagate` is set to `propagate`. On exit the handler is removed and the logger's level and
+    `propagate` are put back (unless code within the block set them again). Handlers a caller
+    attaches to "resnet_automl" keep receiving every record. A nested call while a console handler
+    is attached changes nothing and yields the outer handler.
+    """
+    logger = get_logger()
+    outer = _installed_console_handler(logger)
+    if outer is not None:
+        yield outer
+        return
+    level = logging.INFO if verbose >= 1 else logging.WARNING
+    handler = console_handler(stream)
+    handler.setLevel(level)
+    handler.resnet_automl_console = True
+    previous_level, previous_propagate = logger.level, logger.propagate
+    if logger.getEffectiveLevel() > level:
+        logger.setLevel(level)
+    set_level = logger.level
+    logger.propagate = propagate
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        if logger.level == set_level:
+            logger.setLevel(previous_level)
+        if logger.propagate == propagate:
+            logger.propagate = previous_propagate
+        handler.close()

@@ -221,8 +221,8 @@ def configure(precision: str = "auto") -> DeviceSetup:
         keras.distribution.set_distribution(keras.distribution.DataParallel())
         how = "keras.distribution.DataParallel"
     else:
-        logger.info(f"[device] {len(gpus)} GPUs seen by the torch backend: training uses one (set CUDA_VISIBLE_DEVICES, "
-            "or use the jax or tensorflow backend for data parallelism)")
+        logger.info(f"[device] {len(gpus)} GPUs seen by the torch backend: training uses one (set "
+                    "CUDA_VISIBLE_DEVICES, or use the jax or tensorflow backend for data parallelism)")
         return DeviceSetup("gpu", 1, policy, None, kind, description)
     logger.info(f"[device] {description}: {how} over {len(gpus)} GPUs, precision {policy}")
     return DeviceSetup("multi-gpu", len(gpus), policy, strategy, kind, description)

@@ -15,6 +15,9 @@ from rich.text import Text
 
 #: Redraws per second at most (a step on a GPU takes milliseconds).
 REFRESH_PER_SECOND = 4
+#: The parts of the progress line left out, in this order, when it is wider than the terminal;
+#: "[label] epoch i/N" and the time left always stay.
+DROPPED_FIRST = ("budget", "loss", "step", "metric")
 
 
 def on_terminal(stream=None) -> bool:
@@ -24,6 +27,13 @@ def on_terminal(stream=None) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def _fit(text: str, width: int) -> str:
+    """`text` cut to at most `width` characters, ending in "…" when cut."""
+    if len(text) <= width:
+        return text
+    return text[:width - 1] + "…" if width >= 1 else ""
 
 
 def _duration(seconds: float) -> str:
@@ -64,19 +74,38 @@ class LiveProgress(keras.callbacks.Callback):
     def __deepcopy__(self, memo):  # Keras Tuner deep-copies callbacks per trial; the live display is not copyable
         return LiveProgress(self.label, self.epochs, self.budget_left, self.metric, self.console)
 
-    def line(self, step: int = 0) -> str:
-        """The text of the progress line at `step` of the current epoch."""
-        parts = [f"[{self.label}] epoch {self._epoch + 1}/{self.epochs}"]
+    def line(self, step: int = 0, width: int | None = None) -> str:
+        """The text of the progress line at `step` of the current epoch.
+
+        Args:
+            step: int, steps done in the current epoch. Defaults to 0.
+            width: int or None, the most characters the line may take. Parts are left out in the
+                order of `DROPPED_FIRST` (the fit's budget, the loss, the step, the validation metric)
+                until the line fits; "[label] epoch i/N" and the time left stay, cut to end in "…"
+                if even they do not fit. None (the default) gives the whole line.
+
+        Returns:
+            str, the parts joined by two spaces.
+        """
+        parts = {"head": f"[{self.label}] epoch {self._epoch + 1}/{self.epochs}"}
         if self._steps:
-            parts.append(f"step {min(step, self._steps)}/{self._steps}")
+            parts["step"] = f"step {min(step, self._steps)}/{self._steps}"
         if self._loss is not None:
-            parts.append(f"loss {self._loss:.4f}")
+            parts["loss"] = f"loss {self._loss:.4f}"
         if self._val is not None:
-            parts.append(f"{self.metric} {self._val:.4f}")
-        parts.append(f"{_duration(self.seconds_left(step))} left")
+            parts["metric"] = f"{self.metric} {self._val:.4f}"
+        parts["left"] = f"{_duration(self.seconds_left(step))} left"
         if self.budget_left is not None and self.budget_left() != float("inf"):
-            parts.append(f"budget {_duration(self.budget_left())} left")
-        return "  ".join(parts)
+            parts["budget"] = f"budget {_duration(self.budget_left())} left"
+        text = "  ".join(parts.values())
+        if width is None:
+            return text
+        for name in DROPPED_FIRST:
+            if len(text) <= width:
+                break
+            parts.pop(name, None)
+            text = "  ".join(parts.values())
+        return _fit(text, width)
 
     def seconds_left(self, step: int = 0) -> float:
         """Estimated seconds until this training ends (from the epochs and steps timed so far)."""
@@ -94,7 +123,9 @@ class LiveProgress(keras.callbacks.Callback):
         if self._live is None or (not force and now - self._last_draw < 1.0 / REFRESH_PER_SECOND):
             return
         self._last_draw = now
-        self._live.update(Text(self.line(step)), refresh=True)  # plain text: "[trial 1/6]" is no markup
+        width = max(1, self.console.width - 1)  # a line as wide as the terminal wraps on some terminals
+        # plain text: "[trial 1/6]" is no markup
+        self._live.update(Text(self.line(step, width), no_wrap=True, overflow="ellipsis"), refresh=True)
 
     def on_train_begin(self, logs=None):
         from rich.console import Console

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import keras
 import keras_tuner as kt
 
+from resnet_automl.config.options import NUM_STAGES
 from resnet_automl.modeling.augmentation import with_augmentation
 from resnet_automl.modeling.classifier import build_classifier, compile_classifier
 from resnet_automl.modeling.features import FeatureCache, feature_dataset, split_classifier
@@ -177,7 +178,7 @@ class ResNetHyperModel(kt.HyperModel):
 
     def uses_feature_cache(self, hp) -> bool:
         return (self.feature_cache is not None and self.train_items is not None and self.val_items is not None
-                and hp.values["trainable_stages"] < 5)
+                and hp.values["trainable_stages"] < NUM_STAGES)
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
         """Fit one trial; a NaN loss fails the trial, an out-of-memory error retries at half batch once.
@@ -252,7 +253,8 @@ class ResNetHyperModel(kt.HyperModel):
         batch = self.batch_size or train_data.batch_size
         arrays = []
         for items, data in ((self.train_items, train_data), (self.val_items, val_data)):
-            key = FeatureCache.key(values["backbone"], cache_token(self.weights), self.image_size, 5 - stages, items)
+            key = FeatureCache.key(values["backbone"], cache_token(self.weights), self.image_size,
+                                   NUM_STAGES - stages, items)
             arrays.append(self.feature_cache.features(key, prefix, data.array, batch))
         train = feature_dataset(arrays[0], train_data.labels, batch, shuffle=True, seed=train_data.seed)
         val = feature_dataset(arrays[1], val_data.labels, batch)

@@ -133,9 +133,14 @@ class TimedTuner(kt.Tuner):
         """The search's callbacks copied for this trial (each trial needs fresh ones), with per-trial
         TensorBoard folders, the best-epoch checkpoint, the live line and the epoch timer."""
         callbacks = [copy.deepcopy(callback) for callback in callbacks]
-        for callback in callbacks:
+        for callback in list(callbacks):
             if isinstance(callback, (EpochScalars, keras.callbacks.TensorBoard)):
                 callback.log_dir = os.path.join(callback.log_dir, str(trial.trial_id))
+            if isinstance(callback, keras.callbacks.TensorBoard):  # TensorBoard's HParams view of the trials
+                from tensorboard.plugins.hparams import api as hparams_api
+
+                callbacks.append(hparams_api.KerasCallback(callback.log_dir, dict(trial.hyperparameters.values),
+                                                           trial_id=str(trial.trial_id)))
         describe = getattr(self.hypermodel, "weights_metadata", None)
         callbacks.append(KeepBestEpoch(self.oracle.objective, self.checkpoint_path(trial.trial_id),
                                        describe(trial.hyperparameters) if describe else None))

@@ -27,9 +27,17 @@ import tensorflow as tf
 
 from resnet_automl.data.images import SERVABLE_EXTENSIONS
 from resnet_automl.errors import ExportError
-
-from resnet_automl.serving.layout import (LABELS_FILE, SIGNATURE_BYTES, SIGNATURE_TENSOR, WARMUP_FILE, as_numpy_bytes,
-                     clean_partial_exports, models_config_text, next_version, read_labels)
+from resnet_automl.serving.layout import (
+    LABELS_FILE,
+    SIGNATURE_BYTES,
+    SIGNATURE_TENSOR,
+    WARMUP_FILE,
+    as_numpy_bytes,
+    clean_partial_exports,
+    models_config_text,
+    next_version,
+    read_labels,
+)
 
 __all__ = ["SERVABLE_EXTENSIONS", "WARMUP_FILE", "as_numpy_bytes", "clean_partial_exports", "export_serving_model",
            "export_from_weights_file", "read_labels"]
@@ -86,7 +94,7 @@ def export_serving_model(model: keras.Model, class_names: list, model_root: str 
     labels = tf.constant([str(name) for name in class_names])
 
     # No `archive.track(model)`: the endpoints capture the model's tf.Variables by themselves, and
-    # tracking the keras.Variable wrappers as well stores every weight twice (keras issue 23553).
+    # tracking the keras.Variable wrappers as well stores every weight twice.
     archive = keras.export.ExportArchive()
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])

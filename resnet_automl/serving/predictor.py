@@ -69,7 +69,7 @@ class Predictor:
         try:
             return self._bytes_fn(image_bytes=tf.constant(encoded))["probabilities"].numpy()
         except tf.errors.InvalidArgumentError:
-            bad = [name for name, data in zip(names, encoded) if not _decodes(tf, data)]
+            bad = [name for name, data in zip(names, encoded, strict=True) if not _decodes(tf, data)]
             raise DataError(f"Could not decode {bad or names} as JPEG, PNG, GIF or BMP. Remove or re-save "
                             "the file(s) (e.g. with an image editor) and try again.") from None
 
@@ -82,7 +82,7 @@ class Predictor:
             order = np.argsort(-row)[:k]
             results.append({"labels": [self.class_names[i] for i in order],
                             "scores": [float(row[i]) for i in order],
-                            "probabilities": {name: float(p) for name, p in zip(self.class_names, row)}})
+                            "probabilities": {name: float(p) for name, p in zip(self.class_names, row, strict=True)}})
         return results
 
 

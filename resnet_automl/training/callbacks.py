@@ -7,6 +7,8 @@ import keras
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
+from resnet_automl.training.timing import EpochClock
+
 
 class DeadlineCallback(keras.callbacks.Callback):
     """Stop training when the next epoch would end after `deadline` (a `time.time()` value).
@@ -73,37 +75,28 @@ class BalancedAccuracyCallback(keras.callbacks.Callback):
 
 class EpochTimer(keras.callbacks.Callback):
     """Append the training seconds of every epoch but the first of each `fit` to `durations` (a
-    list): from the epoch's start to the start of its validation (or its end without validation),
-    so validating and the other callbacks' work at the epoch's end (saving the best epoch) are left
-    out: a search trial's epoch timed whole ran about 20% longer than a final-training epoch on the
-    same images. The first epoch builds and compiles the training step: a trial cut to one epoch
-    by the deadline recorded 15 s for a 1.1 s epoch (ResNet-20, 340 images), and the final training
-    planned from it ran 4 epochs of a 3-minute budget's 137 (benchmarks/transfer.py, (c) at 100
-    per class). (No per-batch hook: one turns Keras' asynchronous dispatch off and slowed the trials
-    it timed.)"""
+    list), validation left out (`timing.EpochClock` with `training_only`): a search trial's epoch
+    timed whole ran about 20% longer than a final-training epoch on the same images. (No per-batch
+    hook: one turns Keras' asynchronous dispatch off and slowed the trials it timed.)"""
 
     def __init__(self, durations: list):
         super().__init__()
         self.durations = durations
-        self._started = 0.0
-        self._trained = None
-        self._first = True
+        self.clock = EpochClock(training_only=True)
 
     def on_train_begin(self, logs=None):
-        self._first = True
+        self.clock.reset()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._started, self._trained = time.time(), None
+        self.clock.begin()
 
     def on_test_begin(self, logs=None):
-        if self._trained is None:
-            self._trained = time.time()
+        self.clock.validating()
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._first:  # compilation, not an epoch
-            self._first = False
-            return
-        self.durations.append((self._trained or time.time()) - self._started)
+        seconds = self.clock.end()
+        if seconds is not None:
+            self.durations.append(seconds)
 
 
 class KeepBestEpoch(keras.callbacks.Callback):

@@ -162,7 +162,7 @@ def _probe_head(model, images, labels, class_weight, seed, final_dir) -> tuple:
     """(model, history): `model` (its backbone frozen, pretrained) with a linear-probe head on `images`."""
     initialise_head(model, images, labels, class_weight=class_weight, seed=seed)
     history = {"linear_probe_images": int(len(images)), "epochs_completed": 0, "epochs_planned": 0}
-    logger.info(f"[final] every stage frozen: the head is a logistic regression on the pooled features of {len(images)} "
-        "images (no gradient training)")
+    logger.info(f"[final] every stage frozen: the head is a logistic regression on the pooled features of "
+                f"{len(images)} images (no gradient training)")
     write_json_atomic(final_dir / "history.json", history, indent=1)
     return model, history

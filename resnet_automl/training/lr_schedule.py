@@ -15,9 +15,9 @@ from __future__ import annotations
 import time
 
 import keras
-import numpy as np
 
 from resnet_automl.modeling.classifier import warmup_cosine
+from resnet_automl.training.timing import EpochClock
 
 #: Epochs timed, after the first (which builds and compiles the training step), before re-planning.
 REPLAN_AFTER_EPOCHS = 3
@@ -74,14 +74,13 @@ class ReplannedCosine(keras.callbacks.Callback):
         self.most_epochs = max(self.epochs, int(most_epochs or self.epochs))
         self.deadline, self.on_replan = deadline, on_replan
         self.replans: list[tuple[int, int]] = []  # (after epoch, new plan)
-        self._durations: list[float] = []
-        self._epoch_start, self._rate = 0.0, 0.0
+        self.clock = EpochClock()
+        self._rate = 0.0
 
     @property
     def epoch_seconds(self) -> float | None:
         """Mean seconds of the epochs timed so far (the first, which compiles, left out), or None."""
-        timed = self._durations[1:]
-        return float(np.mean(timed)) if timed else None
+        return self.clock.mean()
 
     def rate(self, epoch: int) -> float:
         """Learning rate (float) of epoch `epoch` (0-based) under the current plan."""
@@ -89,16 +88,17 @@ class ReplannedCosine(keras.callbacks.Callback):
         return float(keras.ops.convert_to_numpy(schedule((epoch + 0.5) * self.steps_per_epoch)))
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start, self._rate = time.time(), self.rate(epoch)
+        self.clock.begin()
+        self._rate = self.rate(epoch)
         self.model.optimizer.learning_rate = self._rate
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.time()
-        self._durations.append(now - self._epoch_start)
+        self.clock.end()
         if logs is not None:
             logs["learning_rate"] = self._rate
         done = epoch + 1
-        if self.deadline is not None and len(self._durations) > REPLAN_AFTER_EPOCHS and done < self.epochs:
+        if self.deadline is not None and self.clock.timed > REPLAN_AFTER_EPOCHS and done < self.epochs:
             fitting = epochs_fitting_after(done, self.epoch_seconds, self.deadline - now, self.most_epochs)
             if fitting != self.epochs:
                 self.replans.append((done, fitting))

@@ -6,6 +6,7 @@ from pathlib import Path
 import keras
 
 from resnet_automl.backbones.registry import BackboneSpec
+from resnet_automl.config.options import canonical_weights
 from resnet_automl.errors import WeightsError
 from resnet_automl.weights.imagenet_keras import KERAS_NOTOP_MD5, load_keras_imagenet
 from resnet_automl.weights.imagenet_torchvision import load_converted_imagenet
@@ -22,9 +23,10 @@ def load_backbone_weights(backbone: keras.Model, spec: BackboneSpec, weights) ->
             ResNet-50/101/152 in layout "keras", and converted torchvision weights for every
             backbone in layout "torch" (see `convert.load_converted_imagenet`).
     """
-    if weights is None or (isinstance(weights, str) and weights.lower() == "none"):
+    weights = canonical_weights(weights)
+    if weights is None:
         return "random initialisation"
-    if isinstance(weights, str) and weights.lower() == "imagenet":
+    if weights == "imagenet":
         if spec.name not in KERAS_NOTOP_MD5 or backbone.get_layer("conv1_conv").use_bias is False:
             return load_converted_imagenet(backbone, spec)
         return load_keras_imagenet(backbone, spec)

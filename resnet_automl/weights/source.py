@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from resnet_automl.config.options import backbone_names
+from resnet_automl.config.options import backbone_names, canonical_weights
 from resnet_automl.data.scan import file_sha256
 from resnet_automl.errors import ConfigError, WeightsError
 
@@ -125,9 +125,10 @@ def resolve_weights(weights) -> WeightsSource:
     Raises `WeightsError` naming the path and the fix for a missing path, a folder that is not a
     finished run, or a file that is not a Keras weights file.
     """
-    if weights is None or (isinstance(weights, str) and weights.lower() == "none"):
+    weights = canonical_weights(weights)
+    if weights is None:
         return WeightsSource("none")
-    if isinstance(weights, str) and weights.lower() == "imagenet":
+    if weights == "imagenet":
         return WeightsSource("imagenet")
     if not isinstance(weights, (str, os.PathLike)):
         raise ConfigError(f"The 'weights' parameter of fit must be None, 'imagenet', a run folder or a .weights.h5 "
@@ -178,7 +179,7 @@ def is_pretrained(weights) -> bool:
     """True when `weights` (an argument or a `WeightsSource`) gives the backbone trained weights."""
     if isinstance(weights, WeightsSource):
         return weights.pretrained
-    return not (weights is None or (isinstance(weights, str) and weights.lower() == "none"))
+    return canonical_weights(weights) is not None
 
 
 def cache_token(weights) -> str:
