@@ -142,6 +142,7 @@ print("final", sorted(final.on_main_thread), "trial", sorted(trial.on_main_threa
 """
 
 
+@pytest.mark.slow
 def test_trials_and_final_training_keep_keras_asynchronous_dispatch_on_jax():
     """A batch-end hook not marked `async_safe` makes Keras wait for every step before it gathers the
     next batch (half the throughput on one H200): our callbacks must leave the dispatch asynchronous,
@@ -168,6 +169,7 @@ print("same", bool(np.allclose(eager, compiled, atol=1e-4)), "moved", not np.all
 """
 
 
+@pytest.mark.slow
 def test_augmented_training_step_compiles_with_xla_on_jax():
     """One layer without XLA support runs the whole JAX training step op by op (9x slower)."""
     done = subprocess.run([sys.executable, "-c", JAX_AUGMENTATION_CHECK], capture_output=True, text=True,

@@ -6,9 +6,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import make_class_folders, write_image
 from PIL import Image
 
-from conftest import make_class_folders, write_image
 from resnet_automl.data import load_rgb, scan_folder
 from resnet_automl.errors import DataError
 

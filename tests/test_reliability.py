@@ -86,6 +86,7 @@ def _wait_for_trials(run: Path, count: int, proc, timeout: float = 240) -> None:
     raise AssertionError(f"no {count} trial(s) within {timeout} s")
 
 
+@pytest.mark.slow
 def test_sigkill_and_ctrl_c_during_search_then_resume(tmp_path):
     data = make_class_folders(tmp_path / "data", per_class=6)
     run = tmp_path / "run"

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from resnet_automl.data.images import IMAGE_EXTENSIONS, check_image_file, decode_threads
 from resnet_automl.errors import DataError
-from resnet_automl.data.images import IMAGE_EXTENSIONS, check_image_file
 
 #: Folder names recognised as splits of a pre-split tree, mapped to our split names.
 SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
@@ -107,60 +107,59 @@ def check_dataset_path(root) -> Path:
     return root.resolve()
 
 
-def scan_folder(root: str | os.PathLike, *, workers: int = 4) -> Scan:
-    """Scan and audit a dataset folder; raise `DataError` for a folder that cannot be used.
-
-    Args:
-        root: path to the dataset folder.
-        workers: int, threads used to decode-check files (Pillow releases the GIL). Defaults to 4.
-    """
-    root = check_dataset_path(root)
-    skipped: list = []
-    top = _class_dirs(root, skipped, "the dataset folder")
+def _split_groups(root: Path, top: dict, skipped: list) -> tuple[bool, dict]:
+    """(presplit, split name -> class name -> folder) of the dataset folder's entries `top`."""
     presplit = "train" in top and any(name in top for name in ("val", "validation", "test"))
-    if presplit:
-        groups = {}
-        for name, folder in top.items():
-            if name not in SPLIT_FOLDERS:
-                raise DataError(f"{str(root)!r} looks like a pre-split tree (it has train/) but also holds "
-                                f"{name!r}. A pre-split tree holds only train/, val/ (or validation/) and "
-                                "test/; move the other folder out.")
-            if SPLIT_FOLDERS[name] in groups:
-                raise DataError(f"{str(root)!r} holds both val/ and validation/; keep one of them.")
-            groups[SPLIT_FOLDERS[name]] = _class_dirs(folder, skipped, f"{name}/")
-        reference = set(groups["train"])
-        for split, classes in groups.items():
-            if set(classes) != reference:
-                raise DataError(
-                    f"The splits of {str(root)!r} have different class folders: train/ has "
-                    f"{sorted(reference)}, {split}/ has {sorted(classes)}. Give every split the same "
-                    "class subfolders (an empty one is allowed in val/ or test/).")
-    else:
-        groups = {"all": top}
-    class_names = sorted(next(iter(groups.values())))
+    if not presplit:
+        return False, {"all": top}
+    groups = {}
+    for name, folder in top.items():
+        if name not in SPLIT_FOLDERS:
+            raise DataError(f"{str(root)!r} looks like a pre-split tree (it has train/) but also holds "
+                            f"{name!r}. A pre-split tree holds only train/, val/ (or validation/) and "
+                            "test/; move the other folder out.")
+        if SPLIT_FOLDERS[name] in groups:
+            raise DataError(f"{str(root)!r} holds both val/ and validation/; keep one of them.")
+        groups[SPLIT_FOLDERS[name]] = _class_dirs(folder, skipped, f"{name}/")
+    reference = set(groups["train"])
+    for split, classes in groups.items():
+        if set(classes) != reference:
+            raise DataError(
+                f"The splits of {str(root)!r} have different class folders: train/ has "
+                f"{sorted(reference)}, {split}/ has {sorted(classes)}. Give every split the same "
+                "class subfolders (an empty one is allowed in val/ or test/).")
+    return True, groups
+
+
+def _check_class_count(root: Path, class_names: list) -> None:
     if not class_names:
         raise DataError(f"No class folders found in {str(root)!r}. Put the images of each class in "
                         "a subfolder named after the class, e.g. DATA/cats/1.jpg, DATA/dogs/2.jpg.")
     if len(class_names) == 1:
         raise DataError(f"Only one class folder ({class_names[0]!r}) found in {str(root)!r}; a "
                         "classifier needs at least two. Add a subfolder per class.")
-    candidates = [(split, name, path) for split, classes in groups.items()
-                  for name, folder in classes.items() for path in _list_class_files(folder, skipped)]
-    with ThreadPoolExecutor(max(1, workers)) as pool:
+
+
+def _audit_files(candidates: list, skipped: list, workers: int) -> tuple[list, list]:
+    """Decode-check and hash `candidates` (split, class, path); returns (good candidates, their sha256)."""
+    with ThreadPoolExecutor(decode_threads(max(1, workers))) as pool:
         problems = list(pool.map(lambda item: check_image_file(item[2]), candidates))
-        good = [item for item, problem in zip(candidates, problems) if problem is None]
+        good = [item for item, problem in zip(candidates, problems, strict=True) if problem is None]
         hashes = list(pool.map(lambda item: file_sha256(item[2]), good))
-    for (split, name, path), problem in zip(candidates, problems):
+    for (_split, _name, path), problem in zip(candidates, problems, strict=True):
         if problem is not None:
             skipped.append({"path": str(path), "reason": problem})
-    scan = Scan(root=root, presplit=presplit, class_names=class_names,
-                images={split: [] for split in groups}, skipped=skipped)
+    return good, hashes
+
+
+def _add_unique(scan: Scan, good: list, hashes: list) -> None:
+    """Put each file into `scan.images` once per (split, class) content; record duplicate groups."""
     by_hash = defaultdict(list)
-    for (split, name, path), digest in zip(good, hashes):
+    for (split, name, path), digest in zip(good, hashes, strict=True):
         seen = [item for item in by_hash[digest] if item[1] == name and item[0] == split]
         by_hash[digest].append((split, name, path))
         if seen:
-            skipped.append({"path": str(path), "reason": f"exact duplicate of {seen[0][2]}"})
+            scan.skipped.append({"path": str(path), "reason": f"exact duplicate of {seen[0][2]}"})
             continue
         scan.images[split].append((str(path), name))
     for items in by_hash.values():
@@ -168,6 +167,27 @@ def scan_folder(root: str | os.PathLike, *, workers: int = 4) -> Scan:
             scan.duplicates.append([str(p) for _, _, p in items])
             if len({s for s, _, _ in items}) > 1:
                 scan.cross_split_duplicates.append([f"{s}: {p}" for s, _, p in items])
+
+
+def scan_folder(root: str | os.PathLike, *, workers: int = 4) -> Scan:
+    """Scan and audit a dataset folder; raise `DataError` for a folder that cannot be used.
+
+    Args:
+        root: path to the dataset folder.
+        workers: int, threads used to decode-check files (Pillow releases the GIL), capped by
+            `images.decode_threads` (decoding memory). Defaults to 4.
+    """
+    root = check_dataset_path(root)
+    skipped: list = []
+    presplit, groups = _split_groups(root, _class_dirs(root, skipped, "the dataset folder"), skipped)
+    class_names = sorted(next(iter(groups.values())))
+    _check_class_count(root, class_names)
+    candidates = [(split, name, path) for split, classes in groups.items()
+                  for name, folder in classes.items() for path in _list_class_files(folder, skipped)]
+    good, hashes = _audit_files(candidates, skipped, workers)
+    scan = Scan(root=root, presplit=presplit, class_names=class_names,
+                images={split: [] for split in groups}, skipped=skipped)
+    _add_unique(scan, good, hashes)
     for name in class_names:
         counts = [sum(1 for _, label in scan.images[split] if label == name) for split in scan.images]
         if sum(counts) == 0:
