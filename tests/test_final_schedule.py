@@ -132,6 +132,7 @@ def test_the_rate_set_each_epoch_reaches_the_compiled_step(backend):
     assert "SAME True MOVES_WITHOUT True EPOCHS 2" in run.stdout, run.stdout + run.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_a_replanned_training_resumes_from_its_backup_with_the_plan_it_recorded(tmp_path):
     import keras
 

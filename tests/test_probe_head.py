@@ -84,6 +84,7 @@ def test_a_frozen_pretrained_trial_is_the_probe_and_the_final_head_too(splits, p
     assert json.loads((tmp_path / "final" / "history.json").read_text())["linear_probe_images"] == len(everything)
 
 
+@pytest.mark.slow
 def test_the_probe_opens_a_pretrained_search_then_the_centre(pretrained_file, tmp_path):
     import resnet_automl
 

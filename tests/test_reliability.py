@@ -178,6 +178,7 @@ class _InterruptAtEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("interval,resumed_at", [(0.0, 2), (3600.0, 0)])
 def test_final_training_backup_is_periodic_and_resumes(tmp_path, interval, resumed_at):
     from resnet_automl.modeling.classifier import build_classifier, compile_classifier

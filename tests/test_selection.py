@@ -93,6 +93,7 @@ def test_probe_is_cached_and_reused_on_resume(tmp_path):
     assert one.chosen == ["tiny_resnet"] and one.table[0]["estimated_minutes"] > 0
 
 
+@pytest.mark.slow
 def test_nothing_fits_the_time_so_the_cheapest_is_chosen():
     plan = Plan(**{**PLAN.__dict__, "trials": 10_000, "train_images": 100_000})
     selection = select_backbones(["resnet18", "tiny_resnet"], Budget(minutes=0.01), image_size=32, weights=None,

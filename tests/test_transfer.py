@@ -4,32 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import make_class_folders
 
-import resnet_automl
 from resnet_automl.cli.main import main
 
 
 @pytest.fixture(scope="module")
-def source_run(tmp_path_factory):
-    """Run A: the pretraining, on red/green/blue."""
-    base = tmp_path_factory.mktemp("source")
-    data = make_class_folders(base / "data", classes=("red", "green", "blue"), per_class=8)
-    resnet_automl.fit(data, out=base / "run", backbone="tiny_resnet", weights=None, image_size=32, epochs=1,
-                      final_epochs=1, budget=resnet_automl.Budget(max_trials=1), verbose=0)
-    return base / "run"
+def source_run(trained_run):
+    """Run A, the pretraining: the session's trained run (tiny_resnet at 32 px, three classes)."""
+    return Path(trained_run.paths["run_dir"])
 
 
-def test_source_weights_reach_the_new_backbone(source_run):
+def test_source_weights_reach_the_new_backbone(source_run, trained_run):
     from resnet_automl.modeling.assembly import backbone_of
     from resnet_automl.modeling.classifier import build_classifier
     from resnet_automl.weights.io import load_weights, read_metadata
 
     meta = read_metadata(source_run / "final" / "model.weights.h5")
-    assert meta["backbone"] == "tiny_resnet" and meta["class_names"] == ["blue", "green", "red"]
+    assert meta["backbone"] == "tiny_resnet" and meta["class_names"] == list(trained_run.class_names)
     source = build_classifier("tiny_resnet", 3, image_size=32, trainable_stages=0)
     load_weights(source, source_run / "final" / "model.weights.h5")
     target = build_classifier("tiny_resnet", 2, image_size=48, trainable_stages=0, weights=str(source_run))
@@ -38,7 +34,7 @@ def test_source_weights_reach_the_new_backbone(source_run):
 
 
 @pytest.mark.slow
-def test_fit_from_a_previous_run_searches_the_freeze_depth(source_run, tmp_path):
+def test_fit_from_a_previous_run_searches_the_freeze_depth(source_run, trained_run, tmp_path):
     data = make_class_folders(tmp_path / "data", classes=("yellow", "magenta"), per_class=8)
     out = tmp_path / "run"
     code = main(["fit", str(data), "--out", str(out), "--weights", str(source_run), "--image-size", "48",
@@ -49,7 +45,7 @@ def test_fit_from_a_previous_run_searches_the_freeze_depth(source_run, tmp_path)
     weights_file = source_run / "final" / "model.weights.h5"
     assert source["kind"] == "run" and source["backbone"] == "tiny_resnet" and source["layout"] == "torch"
     assert source["sha256"] == hashlib.sha256(weights_file.read_bytes()).hexdigest()
-    assert source["class_names"] == ["blue", "green", "red"] and source["image_size"] == 32
+    assert source["class_names"] == list(trained_run.class_names) and source["image_size"] == 32
     space = json.loads((out / "tuner" / "oracle.json").read_text())["hyperparameters"]["space"]
     stages = next(hp for hp in space if hp["config"]["name"] == "trainable_stages")
     assert stages["config"]["values"] == [0, 1, 2, 3, 5]  # the freeze depth is searched, as with ImageNet
