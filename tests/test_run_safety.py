@@ -134,3 +134,26 @@ def test_a_failing_tensorflow_child_reads_as_one_sentence_with_its_log(tmp_path)
     assert f"Its full output is in {log}" in message and "Rerun the same command" in message
     assert "Traceback" in log.read_text() and "Traceback" in caught.value.details
     assert time.time() - started < 120
+
+
+@pytest.mark.slow
+def test_the_same_command_twice_the_second_refused_the_first_ships_a_checked_model(tmp_path):
+    from conftest import make_class_folders
+
+    data = make_class_folders(tmp_path / "data", per_class=8)
+    out = tmp_path / "same"
+    command = [sys.executable, "-m", "resnet_automl", "fit", str(data), "--out", str(out), "--backbone",
+               "tiny_resnet", "--weights", "none", "--image-size", "32", "--epochs", "1", "--final-epochs", "1",
+               "--max-trials", "1"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "run.json").exists() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    out_first, err_first = first.communicate(timeout=600)
+    assert second.returncode == 2, second.stderr
+    assert f"is in use by pid {first.pid}" in second.stderr and "Traceback" not in second.stderr
+    assert first.returncode == 0, err_first[-2000:]
+    record = json.loads((out / "run.json").read_text())
+    assert record["export"]["passed"] is True and "report" in record["stages_done"]
+    assert [p.name for p in (out / "model").iterdir() if p.name.isdigit()] == ["1"]

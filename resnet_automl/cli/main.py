@@ -12,6 +12,7 @@ import sys
 
 from resnet_automl._version import __version__
 from resnet_automl.cli.weights import add_weights_parser, run_weights_command
+from resnet_automl.config.options import canonical_weights
 from resnet_automl.config.schema import BY_NAME, OPTIONS, Option
 from resnet_automl.errors import ConfigError, ExportCheckError, ResNetAutoMLError
 from resnet_automl.runtime.backend import BACKEND_CHOICES, choose_backend
@@ -111,7 +112,7 @@ def _jax_faster_on_cpu(args) -> bool:
         from resnet_automl.config.recipes import load_recipe
 
         weights = load_recipe(args.recipe).get("train", {}).get("weights")
-    return weights is not None and str(weights).lower() == "none"
+    return weights is not None and canonical_weights(weights) is None  # given, and "none"
 
 
 def build_parser() -> argparse.ArgumentParser:

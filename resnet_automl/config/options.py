@@ -19,12 +19,15 @@ from resnet_automl.config.schema import (
 )
 from resnet_automl.errors import ConfigError
 
-__all__ = ["FINAL_DATA", "LEARNING_RATE_RANGES", "MIN_IMAGE_SIZE", "NUM_STAGES", "OPTIMIZERS", "PRECISIONS",
-           "SMALL_DATA_IMAGES",
-           "TUNERS", "FitOptions", "backbone_names", "budget_from"]
+__all__ = ["FINAL_DATA", "LEARNING_RATE_RANGES", "IN_MEMORY_LIMIT_BYTES", "MIN_IMAGE_SIZE", "NUM_STAGES",
+           "OPTIMIZERS", "PRECISIONS", "SMALL_DATA_IMAGES", "TUNERS", "FitOptions", "backbone_names", "budget_from",
+           "canonical_weights"]
 
 #: Below this many training images a dataset counts as small (backbone ranking, final_data="auto").
 SMALL_DATA_IMAGES = 5000
+#: Bytes kept in memory by default, per split of decoded images and for cached features; beyond it
+#: they stay memory-mapped on disk, so memory is flat in the dataset size.
+IN_MEMORY_LIMIT_BYTES = 2 * 2**30
 #: Freeze depths searched from pretrained weights: the head alone up to every stage (4 is rarely better than 3 or 5).
 PRETRAINED_STAGE_CHOICES = [0, 1, 2, 3, NUM_STAGES]
 #: Default log-uniform learning-rate ranges of the search, per optimizer.
@@ -109,7 +112,7 @@ class FitOptions:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     feature_cache: bool = True
-    feature_cache_memory_mb: int = 2048
+    feature_cache_memory_mb: int = IN_MEMORY_LIMIT_BYTES // 2**20
     precision: str = "auto"
 
     def __post_init__(self):

@@ -24,10 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+from resnet_automl.config.options import IN_MEMORY_LIMIT_BYTES
 from resnet_automl.data.images import decode_threads, load_reduced
+from resnet_automl.runtime.files import atomic_path
 
 #: Bytes of decoded images kept in memory per array by default; larger arrays stay memory-mapped.
-DEFAULT_MEMORY_LIMIT = 2 * 2**30
+DEFAULT_MEMORY_LIMIT = IN_MEMORY_LIMIT_BYTES
 
 
 def _interpolation_matrix(in_size: int, out_size: int, start: float = 0.0,
@@ -132,17 +134,12 @@ def load_images(items: list, image_size: int, cache_dir=None, *,
         return out
     path = Path(cache_dir) / f"images-{image_size}px-{cache_key(items, image_size)}.npy"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + f".tmp-{os.getpid()}.npy")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-        try:
-            _decode_into(out, items, image_size, workers)
-            out.flush()
-        except BaseException:
-            del out
-            tmp.unlink(missing_ok=True)
-            raise
-        del out
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            try:
+                _decode_into(out, items, image_size, workers)
+                out.flush()
+            finally:
+                del out
     array = np.load(path, mmap_mode="r")
     return np.array(array) if array.nbytes <= memory_limit_bytes else array

@@ -18,12 +18,13 @@ import keras
 import numpy as np
 
 from resnet_automl.backbones import STAGES, stage_of
+from resnet_automl.config.options import IN_MEMORY_LIMIT_BYTES
 from resnet_automl.data.batches import ArrayBatches
 from resnet_automl.modeling.assembly import backbone_of
 from resnet_automl.runtime import interrupts
 from resnet_automl.runtime.files import atomic_path
 
-DEFAULT_MEMORY_LIMIT = 2 * 2**30
+DEFAULT_MEMORY_LIMIT = IN_MEMORY_LIMIT_BYTES
 
 
 def boundary_layer(backbone: keras.Model, frozen_stages: int) -> str:

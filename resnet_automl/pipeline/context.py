@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from resnet_automl.config.budget import Budget
-from resnet_automl.config.options import FitOptions
+from resnet_automl.config.options import IN_MEMORY_LIMIT_BYTES, FitOptions
 from resnet_automl.data.arrays import load_images
 from resnet_automl.data.batches import ArrayBatches
 from resnet_automl.data.split import DatasetSplits
@@ -27,9 +27,6 @@ if TYPE_CHECKING:  # the device module imports Keras, which `fit` loads only aft
     from resnet_automl.runtime.device import DeviceSetup
 
 logger = logging.getLogger(__name__)
-
-#: Decoded images up to this many bytes per split stay in memory; larger arrays are memory-mapped.
-IN_MEMORY_IMAGE_BYTES = 2 * 2**30
 
 
 @dataclass
@@ -117,7 +114,7 @@ class RunData:
         if split not in self._arrays:
             started = time.time()
             self._arrays[split] = load_images(self.splits.split(split), self.image_size, self.cache_dir,
-                                              memory_limit_bytes=IN_MEMORY_IMAGE_BYTES)
+                                              memory_limit_bytes=IN_MEMORY_LIMIT_BYTES)
             self.decode_seconds += time.time() - started
         return self._arrays[split]
 

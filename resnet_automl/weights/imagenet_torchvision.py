@@ -9,10 +9,8 @@ sha256), converted once by `convert.convert_state_dict` and saved as
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import keras
 
 from resnet_automl.backbones.registry import BackboneSpec, get_spec
 from resnet_automl.errors import WeightsError
+from resnet_automl.runtime.files import atomic_path
 from resnet_automl.weights.cache import DOWNLOAD_TIMEOUT_S, keras_cache_dir
 from resnet_automl.weights.convert import check_torch_layout, convert_state_dict, read_state_dict
 
@@ -104,15 +103,10 @@ def fetch_torchvision(name: str) -> Path:
             return dest
         except WeightsError:
             dest.unlink()  # a corrupt cached copy: fetch it again
-    partial = None
     try:
-        cache.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=cache)
-        os.close(handle)
-        _download(url, Path(partial))
-        check_hash_prefix(partial, dest.name)
-        os.replace(partial, dest)
-        partial = None
+        with atomic_path(dest, ".part") as partial:
+            _download(url, partial)
+            check_hash_prefix(partial, dest.name)
         return dest
     except Exception as exc:
         raise WeightsError(
@@ -120,9 +114,6 @@ def fetch_torchvision(name: str) -> Path:
             f"Download that file on a connected machine and place it in {cache} (the Keras cache), or "
             f"convert a copy with `resnet-automl weights import {name} FILE`, or pass weights=None "
             "(--weights none) to train from random initialisation.") from exc
-    finally:
-        if partial is not None and os.path.exists(partial):
-            os.unlink(partial)
 
 
 def import_weights(name: str, file) -> Path:
@@ -147,15 +138,8 @@ def import_weights(name: str, file) -> Path:
     convert_state_dict(read_state_dict(file), model, include_top=False)
     dest = converted_weights_path(spec.name)
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{spec.name}.", suffix=".weights.h5", dir=dest.parent)
-        os.close(handle)
-        try:
-            model.save_weights(temporary, overwrite=True)
-            os.replace(temporary, dest)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
+        with atomic_path(dest) as temporary:
+            model.save_weights(str(temporary), overwrite=True)
     except OSError as exc:
         raise WeightsError(f"Could not write the converted weights {str(dest)!r}: {exc}. Make the Keras cache "
                            f"{dest.parent} writable or point KERAS_HOME at a writable folder.") from exc
