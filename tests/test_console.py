@@ -320,3 +320,16 @@ def test_line_drops_the_budget_then_the_loss_first():
         assert len(line) <= width
         if width >= len("[final] epoch 5/30  4:50 left"):
             assert line.startswith("[final] epoch 5/30") and line.endswith(" left"), (width, line)
+
+
+def test_fit_log_callable_receives_the_lines_and_the_logger_is_left_as_it_was():
+    from resnet_automl.pipeline.fit import _messages_to
+
+    logger = logging.getLogger("resnet_automl")
+    before = (logger.level, logger.propagate, list(logger.handlers))
+    lines = []
+    with _messages_to(lines.append, verbose=0):
+        logging.getLogger("resnet_automl.pipeline.run").info("[data] a line")
+    logging.getLogger("resnet_automl.pipeline.run").info("after the block")
+    assert lines == ["[data] a line"]
+    assert (logger.level, logger.propagate, list(logger.handlers)) == before

@@ -35,19 +35,9 @@ class _CallableHandler(logging.Handler):
 def _messages_to(log, verbose: int):
     """Within the block, the package's messages go to `log` (a callable) or, when it is None, to
     stdout at `verbose` >= 1; the logger is left as it was afterwards."""
-    if log is None:
-        with console.log_to_console(verbose):
-            yield
-        return
-    logger = logging.getLogger(console.LOGGER_NAME)
-    handler, level = _CallableHandler(log), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    handler = None if log is None else _CallableHandler(log)
+    with console.log_to_console(1 if handler else verbose, handler=handler):
         yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 1, log=None, recipe=None,

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import keras
 
-from resnet_automl.backbones import get_spec
 from resnet_automl.errors import ResNetAutoMLError
 from resnet_automl.pipeline import data_stage, export_stage, final_stage, report_stage, search_stage, selection_stage
 from resnet_automl.pipeline.clock import Clock
@@ -22,6 +21,7 @@ from resnet_automl.pipeline.run_dir import RunRecord, distributed_role, versions
 from resnet_automl.runtime import console, device, interrupts
 from resnet_automl.runtime.backend import module_installed
 from resnet_automl.runtime.progress import on_terminal
+from resnet_automl.weights.io import classifier_metadata
 from resnet_automl.weights.source import WeightsSource
 
 logger = logging.getLogger(__name__)
@@ -71,11 +71,9 @@ def start_run(data, out: Path, opts, budget, clock: Clock, *, source: WeightsSou
 
 def weights_metadata(ctx: RunContext, data: RunData, best_values: dict) -> dict:
     """The description stored with the final weights (what a later export or transfer reads)."""
-    spec = get_spec(best_values["backbone"])
-    return {"kind": "classifier", "backbone": spec.name, "layout": spec.layout,
-            "num_classes": data.splits.num_classes, "class_names": list(data.splits.class_names),
-            "image_size": data.image_size, "trainable_stages": int(best_values["trainable_stages"]),
-            "run_dir": str(ctx.out.resolve())}
+    return classifier_metadata(best_values["backbone"], num_classes=data.splits.num_classes,
+                               class_names=data.splits.class_names, image_size=data.image_size,
+                               trainable_stages=best_values["trainable_stages"], run_dir=str(ctx.out.resolve()))
 
 
 def _result_paths(out: Path, version_dir: Path | None, report: dict) -> dict:
@@ -97,7 +95,6 @@ def _stages(ctx: RunContext) -> FitResult:
     interrupts.check()
     version_dir, export_error = export_stage.export(ctx, data, model)
     interrupts.check()
-    ctx.timings["data_s"] = round(ctx.timings.get("data_s", 0) + data.decode_seconds, 2)
     report = report_stage.report(ctx, data, model, history=history, version_dir=version_dir,
                                  search=search, objective=plan.objective,
                                  warnings=[str(export_error)] if export_error else [])

@@ -130,17 +130,18 @@ def search(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: BackboneC
     clock = SearchClock(ctx, plan, choice)
     tuner = clock.tuner = _make_tuner(ctx, data, plan, choice, clock)
     started = time.time()
-    if not ctx.record.stage_done("search"):
+    if ctx.record.stage_done("search"):
+        trials = trials_table(tuner)
+    else:
         _run_search(ctx, data, plan, choice, tuner)
         if ctx.role == "worker":
             return SearchOutcome(tuner=tuner, best_trial=None, best_values={}, trials=[], clock=clock)
         tuner.prune_checkpoints()  # the chief of a distributed search: workers left one per trial
         ctx.timed("search_s", started)
-        cache = tuner.hypermodel.feature_cache
-        ctx.record.mark_done("search", trials=trials_table(tuner), search_stopped_for_time=clock.out_of_time(),
+        trials, cache = trials_table(tuner), tuner.hypermodel.feature_cache
+        ctx.record.mark_done("search", trials=trials, search_stopped_for_time=clock.out_of_time(),
                              feature_cache=None if cache is None else
                              {"computed": cache.computed, "reused": cache.reused})
-    trials = trials_table(tuner)
     best = best_trial(tuner.oracle)
     if best is None:
         reasons = "; ".join(f"trial {t['trial_id']}: {t['status']} {t['message']}" for t in trials)

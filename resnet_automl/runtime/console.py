@@ -264,8 +264,8 @@ def _installed_console_handler(logger: logging.Logger) -> logging.Handler | None
 
 
 @contextlib.contextmanager
-def log_to_console(verbose: int, stream: TextIO | None = None, *,
-                   propagate: bool = False) -> Iterator[logging.Handler]:
+def log_to_console(verbose: int, stream: TextIO | None = None, *, propagate: bool = False,
+                   handler: logging.Handler | None = None) -> Iterator[logging.Handler]:
     """Print the package's log records as plain lines within the block.
 
     Args:
@@ -274,6 +274,8 @@ def log_to_console(verbose: int, stream: TextIO | None = None, *,
         propagate: bool, whether the records also reach the handlers of the root logger within the
             block. Defaults to False, so that a root handler (`logging.basicConfig`) does not print
             each line a second time.
+        handler: a `logging.Handler` to attach instead of the console's (`fit`'s `log` callable),
+            or None (the default) for `console_handler(stream)`.
 
     Yields:
         logging.Handler, the `console_handler` attached to the "resnet_automl" logger.
@@ -287,13 +289,14 @@ def log_to_console(verbose: int, stream: TextIO | None = None, *,
     """
     logger = get_logger()
     outer = _installed_console_handler(logger)
-    if outer is not None:
+    if outer is not None and handler is None:
         yield outer
         return
     level = logging.INFO if verbose >= 1 else logging.WARNING
-    handler = console_handler(stream)
+    if handler is None:
+        handler = console_handler(stream)
+        handler.resnet_automl_console = True
     handler.setLevel(level)
-    handler.resnet_automl_console = True
     previous_level, previous_propagate = logger.level, logger.propagate
     if logger.getEffectiveLevel() > level:
         logger.setLevel(level)

@@ -18,6 +18,7 @@ from resnet_automl.runtime.interrupts import StopOnCtrlC
 from resnet_automl.training.callbacks import BalancedAccuracyCallback, DeadlineCallback, KeepBestEpoch, StopOnNaN
 from resnet_automl.training.lr_schedule import ReplannedCosine
 from resnet_automl.training.metrics import classification_metrics
+from resnet_automl.weights.io import classifier_metadata
 from resnet_automl.weights.source import cache_token, is_pretrained
 
 logger = logging.getLogger(__name__)
@@ -129,13 +130,9 @@ class ResNetHyperModel(kt.HyperModel):
         return {"backbone": backbone, "trainable_stages": stages, "learning_rate": rate}
 
     def weights_metadata(self, hp: kt.HyperParameters) -> dict:
-        """The description stored with a trial's checkpoint (see `weights_io.save_weights`)."""
-        from resnet_automl.backbones import get_spec
-
-        spec = get_spec(hp.values["backbone"])
-        return {"kind": "classifier", "backbone": spec.name, "layout": spec.layout, "num_classes": self.num_classes,
-                "class_names": self.class_names, "image_size": self.image_size,
-                "trainable_stages": int(hp.values["trainable_stages"])}
+        """The description stored with a trial's checkpoint (`weights.io.classifier_metadata`)."""
+        return classifier_metadata(hp.values["backbone"], num_classes=self.num_classes, class_names=self.class_names,
+                                   image_size=self.image_size, trainable_stages=hp.values["trainable_stages"])
 
     def build(self, hp):
         values = self.declare(hp)

@@ -23,6 +23,26 @@ METADATA_ATTRIBUTE = "resnet_automl"
 FORMAT_VERSION = 1
 
 
+def classifier_metadata(backbone: str, *, num_classes: int, class_names, image_size: int,
+                        trainable_stages: int, **extra) -> dict:
+    """The description stored with a classifier's weights (a trial's checkpoint or the final model).
+
+    Args:
+        backbone: str, registry name (its canonical name and layout are stored).
+        num_classes: int, outputs of the head.
+        class_names: list of str or None, the label of each output.
+        image_size: int, the side the model was trained at.
+        trainable_stages: int, stages that trained.
+        **extra: further JSON values (the final model records its `run_dir`).
+    """
+    from resnet_automl.backbones import get_spec
+
+    spec = get_spec(backbone)
+    return {"kind": "classifier", "backbone": spec.name, "layout": spec.layout, "num_classes": int(num_classes),
+            "class_names": None if class_names is None else list(class_names), "image_size": int(image_size),
+            "trainable_stages": int(trainable_stages), **extra}
+
+
 def _view(model: keras.Model) -> keras.Model:
     """A functional model over `model`'s layers without its optimizer."""
     return keras.Model(model.inputs, model.outputs, name=model.name)
