@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from resnet_automl.errors import ResNetAutoMLError
 from resnet_automl.modeling.features import FeatureCache
-from resnet_automl.modeling.head import head_is_the_probe
 from resnet_automl.pipeline.context import BackboneChoice, RunContext, RunData, TrainingPlan
 from resnet_automl.pipeline.result import FitResult
 from resnet_automl.planning.schedule import final_training_seconds, median_epoch_seconds
@@ -69,7 +68,9 @@ class SearchOutcome:
     Attributes:
         tuner: the `TimedTuner` (its project holds the best trial's checkpoint).
         best_trial: the best completed Keras Tuner trial.
-        best_values: dict, its hyperparameters (backbone, trainable_stages, learning_rate).
+        best_values: dict, its hyperparameters (backbone, trainable_stages, learning_rate: for a
+            linear-probe trial, which has none, the range's centre, read only if the final training
+            trains the head by gradient).
         trials: list of dicts, the trials table.
         clock: the `SearchClock`, with the trials' measured epoch times.
     """
@@ -103,10 +104,6 @@ def _make_tuner(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: Back
     tuner.oracle.should_stop = clock.out_of_time
     tuner.live_progress, tuner.budget_left = ctx.live, ctx.clock.remaining
     tuner.after_search_seconds = choice.final_reserve + choice.reserve
-    choices = opts.stage_choices()
-    if 0 in choices and len(choices) > 1 and head_is_the_probe(0, len(splits.train), ctx.source.pretrained):
-        # a frozen trial is a linear probe (seconds): it opens the search, then the centre of the space
-        tuner.oracle.openings = [{"trainable_stages": 0}, {}]
     return tuner
 
 
@@ -148,6 +145,8 @@ def search(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: BackboneC
         raise ResNetAutoMLError(f"No tuner trial completed ({reasons or 'none ran'}). Give the fit more time "
                                 "(--minutes) or check the data; rerun with --overwrite to start the search again.")
     values = dict(best.hyperparameters.values)
+    # the probe has no learning rate; the final training reads one if it trains the head by gradient
+    values.setdefault("learning_rate", tuner.hypermodel.learning_rate(best.hyperparameters))
     logger.info(f"[search] best: {values} ({plan.objective} {best.score:.4f}; ties broken by val loss)")
     return SearchOutcome(tuner=tuner, best_trial=best, best_values=values, trials=trials, clock=clock)
 

@@ -1,20 +1,28 @@
 """The Keras Tuner `HyperModel`: freeze depth x learning rate (x backbone) over one classifier."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import keras_tuner as kt
+import numpy as np
 
+from resnet_automl.backbones import build_backbone, get_spec, set_trainable_stages
 from resnet_automl.config.options import NUM_STAGES
+from resnet_automl.modeling.assembly import attach_head, backbone_of
 from resnet_automl.modeling.augmentation import with_augmentation
-from resnet_automl.modeling.classifier import build_classifier, compile_classifier
+from resnet_automl.modeling.classifier import compile_classifier
 from resnet_automl.modeling.features import FeatureCache, feature_dataset, split_classifier
-from resnet_automl.modeling.head import head_is_the_probe, initialise_head
+from resnet_automl.modeling.head import head_from_probe, head_is_the_probe, pooled_features, probe_sample, set_head
+from resnet_automl.modeling.starting_weights import load_pretrained
 from resnet_automl.runtime.device import is_out_of_memory
+from resnet_automl.runtime.files import atomic_path
 from resnet_automl.runtime.interrupts import StopOnCtrlC
+from resnet_automl.search.phases import TrialPhases, ValidationTimer
 from resnet_automl.training.callbacks import BalancedAccuracyCallback, DeadlineCallback, KeepBestEpoch, StopOnNaN
 from resnet_automl.training.lr_schedule import ReplannedCosine
 from resnet_automl.training.metrics import classification_metrics
@@ -25,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 #: Default learning-rate range of the search (Adam, log-uniform).
 LEARNING_RATE_RANGE = (1e-4, 1e-2)
+
+#: A probe trial's checkpoint: its head (kernel, bias) only; the rest is the starting weights.
+PROBE_HEAD_FILE = "probe_head.npz"
 
 
 @dataclass(frozen=True)
@@ -112,10 +123,25 @@ class ResNetHyperModel(kt.HyperModel):
         self.balanced_val, self.deadline_fn = balanced_val, deadline_fn
         self.feature_cache = feature_cache
         self.train_items, self.val_items = items if items is not None else (None, None)
-        self._probe_features: dict = {}  # backbone name -> pooled features of the probe images
+        self._probe_heads: dict = {}  # backbone name -> (kernel, bias) of its linear probe
+        #: The current trial's `TrialPhases` (the tuner sets a fresh one per trial).
+        self.phases = TrialPhases()
+        self._models: dict | None = None  # backbone -> (classifier, starting weights) while reusing
+
+    @property
+    def probe_at_depth_zero(self) -> bool:
+        """True when a trial with every stage frozen is the linear probe (`head.head_is_the_probe`):
+        the learning rate has no effect there, so it is declared only for the other depths."""
+        return self.train_items is not None and head_is_the_probe(0, len(self.train_items),
+                                                                   is_pretrained(self.weights))
 
     def declare(self, hp: kt.HyperParameters) -> dict:
-        """Declare the search space on `hp` and return this trial's values."""
+        """Declare the search space on `hp` and return this trial's values.
+
+        The learning rate is conditional on `trainable_stages` != 0 when depth 0 is the linear
+        probe (`probe_at_depth_zero`): Keras Tuner then never proposes two probes that differ only
+        in a learning rate nothing reads. The returned dict holds None for an inactive value.
+        """
         if len(self.backbones) > 1:
             backbone = hp.Choice("backbone", self.backbones)
         else:
@@ -126,24 +152,81 @@ class ResNetHyperModel(kt.HyperModel):
         else:
             stages = hp.Fixed("trainable_stages", self.stage_choices[0])
         low, high = self.learning_rate_range
-        rate = hp.Float("learning_rate", low, high, sampling="log", default=float(math.sqrt(low * high)))
+        trained = [s for s in self.stage_choices if s != 0] if self.probe_at_depth_zero else self.stage_choices
+        if not trained:  # the probe alone: nothing has a learning rate
+            return {"backbone": backbone, "trainable_stages": stages, "learning_rate": None}
+        with hp.conditional_scope("trainable_stages", trained):
+            rate = hp.Float("learning_rate", low, high, sampling="log", default=float(math.sqrt(low * high)))
         return {"backbone": backbone, "trainable_stages": stages, "learning_rate": rate}
+
+    def learning_rate(self, hp) -> float:
+        """The trial's learning rate, or the range's centre where it is inactive (the probe)."""
+        rate = hp.values.get("learning_rate")
+        low, high = self.learning_rate_range
+        return float(rate) if rate is not None else float(math.sqrt(low * high))
+
+    def effective_values(self, hp) -> dict:
+        """The hyperparameters that change what a trial computes: the active ones (Keras Tuner's
+        bookkeeping such as Hyperband's "tuner/..." aside, but its epochs kept for trained trials)."""
+        values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
+        if "tuner/epochs" in hp.values and not self.is_probe(hp):
+            values["epochs"] = hp.values["tuner/epochs"]
+        if self.is_probe(hp):
+            values.pop("learning_rate", None)
+        return values
+
+    def is_probe(self, hp) -> bool:
+        """True when this trial's head is the linear probe and nothing trains."""
+        return int(hp.values["trainable_stages"]) == 0 and self.probe_at_depth_zero
 
     def weights_metadata(self, hp: kt.HyperParameters) -> dict:
         """The description stored with a trial's checkpoint (`weights.io.classifier_metadata`)."""
         return classifier_metadata(hp.values["backbone"], num_classes=self.num_classes, class_names=self.class_names,
                                    image_size=self.image_size, trainable_stages=hp.values["trainable_stages"])
 
+    @contextlib.contextmanager
+    def reusing_models(self):
+        """Within the block, trials of one backbone share one built classifier, reset to the starting
+        weights kept in memory, instead of building and loading it again (seconds per trial on a
+        ResNet-50); the models are released at the end."""
+        self._models = {}
+        try:
+            yield
+        finally:
+            self._models = None
+
+    def _classifier(self, backbone: str, stages: int) -> keras.Model:
+        """The classifier of `backbone` at its starting weights with `stages` trainable."""
+        cached = self._models.get(backbone) if self._models is not None else None
+        if cached is not None:
+            model, start = cached
+            with self.phases.time("weights"):
+                for variable, value in zip(model.weights, start, strict=True):
+                    variable.assign(value)
+        else:
+            spec = get_spec(backbone)
+            with self.phases.time("build"):
+                net = build_backbone(spec, (self.image_size, self.image_size, 3), bn_momentum=self.bn_momentum)
+            with self.phases.time("weights"):
+                load_pretrained(net, spec, self.weights)
+            with self.phases.time("build"):
+                model = attach_head(net, spec, self.num_classes, image_size=self.image_size, dropout=self.dropout)
+            if self._models is not None:
+                with self.phases.time("weights"):
+                    self._models[backbone] = (model, [np.array(v.numpy()) for v in model.weights])
+        set_trainable_stages(backbone_of(model), int(stages))
+        return model
+
     def build(self, hp):
         values = self.declare(hp)
-        model = build_classifier(values["backbone"], self.num_classes, image_size=self.image_size,
-                                 trainable_stages=values["trainable_stages"], weights=self.weights,
-                                 bn_momentum=self.bn_momentum, dropout=self.dropout)
-        compile_classifier(model, values["learning_rate"], self.epochs * self.steps_per_epoch, self.optimizer)
+        model = self._classifier(values["backbone"], values["trainable_stages"])
+        if not self.is_probe(hp):  # a probe only predicts
+            with self.phases.time("compile"):
+                compile_classifier(model, self.learning_rate(hp), self.epochs * self.steps_per_epoch, self.optimizer)
         return model
 
     def _own_callbacks(self, balanced_val):
-        own = [StopOnCtrlC(), StopOnNaN(),
+        own = [ValidationTimer(self.phases), StopOnCtrlC(), StopOnNaN(),
                keras.callbacks.EarlyStopping(monitor=self.objective, mode="max", patience=self.patience)]
         if balanced_val is not None:
             own.insert(0, BalancedAccuracyCallback(*balanced_val))
@@ -160,18 +243,15 @@ class ResNetHyperModel(kt.HyperModel):
         # the learning rate set once per epoch, as in the final training, not a schedule compiled in: every
         # trial then compiles the same training step, which JAX's compilation cache serves after the first
         # (`device.enable_compilation_cache`)
-        compile_classifier(trainer, hp.values["learning_rate"], self.epochs * self.steps_per_epoch, self.optimizer,
-                           learning_rate_schedule=False)
+        with self.phases.time("compile"):
+            compile_classifier(trainer, self.learning_rate(hp), self.epochs * self.steps_per_epoch, self.optimizer,
+                               learning_rate_schedule=False)
         callbacks[:] = [c for c in callbacks if not isinstance(c, ReplannedCosine)]  # a retry at half batch
-        callbacks.append(ReplannedCosine(hp.values["learning_rate"], self.epochs, self.steps_per_epoch))
+        callbacks.append(ReplannedCosine(self.learning_rate(hp), self.epochs, self.steps_per_epoch))
         for callback in callbacks:
             if isinstance(callback, KeepBestEpoch):
                 callback.save_model = model
         return trainer
-
-    def head_is_the_probe(self, hp, train_data) -> bool:
-        """True when the trial trains nothing but the head (`head_init.head_is_the_probe`)."""
-        return head_is_the_probe(hp.values["trainable_stages"], len(train_data.labels), is_pretrained(self.weights))
 
     def uses_feature_cache(self, hp) -> bool:
         return (self.feature_cache is not None and self.train_items is not None and self.val_items is not None
@@ -188,7 +268,7 @@ class ResNetHyperModel(kt.HyperModel):
         """
         train_data = args[0] if args else kwargs["x"]
         self._initialise_head(hp, model, train_data)
-        if self.head_is_the_probe(hp, train_data):
+        if head_is_the_probe(hp.values["trainable_stages"], len(train_data.labels), is_pretrained(self.weights)):
             return self._score_probe(model, kwargs["validation_data"], callbacks or [])
         try:
             if self.uses_feature_cache(hp):
@@ -218,27 +298,46 @@ class ResNetHyperModel(kt.HyperModel):
 
     def _initialise_head(self, hp, model, train_data) -> None:
         """With pretrained weights: the head of `model` from a linear probe on its pooled features
-        (computed once per backbone: every trial starts from the same pretrained weights)."""
+        (fitted once per backbone: every trial starts from the same pretrained weights)."""
         if not is_pretrained(self.weights):
             return
         backbone = hp.values["backbone"]
-        self._probe_features[backbone] = initialise_head(
-            model, train_data.array, train_data.labels, class_weight=self.class_weight, seed=self.seed,
-            features=self._probe_features.get(backbone))
+        if backbone not in self._probe_heads:  # every trial starts from the same weights: one probe each
+            images, labels = probe_sample(train_data.array, train_data.labels, self.seed)
+            with self.phases.time("features"):
+                features = pooled_features(model, images)
+            with self.phases.time("probe"):
+                self._probe_heads[backbone] = head_from_probe(features, labels, self.num_classes, self.class_weight)
+        set_head(model, *self._probe_heads[backbone])
 
     def _score_probe(self, model, val_data, callbacks) -> dict:
-        """The val metrics of `model` with its probe head as it stands (no training), its checkpoint
-        written through the trial's `KeepBestEpoch`."""
+        """The val metrics of `model` with its probe head as it stands (no training). Its checkpoint
+        is the head alone (`PROBE_HEAD_FILE` beside the trial's `KeepBestEpoch` file): the rest of
+        the model is the starting weights (`restore_probe`)."""
         names = self.class_names or [str(k) for k in range(self.num_classes)]
-        scores = classification_metrics(model.predict(val_data, verbose=0), val_data.labels, names)
+        with self.phases.time("validate"):
+            probabilities = model.predict(val_data, verbose=0)
+        scores = classification_metrics(probabilities, val_data.labels, names)
         metrics = {"val_accuracy": scores["accuracy"], "val_loss": scores["log_loss"]}
         if self.balanced_val is not None:
             metrics["val_balanced_accuracy"] = scores["balanced_accuracy"]
         for callback in callbacks:
             if isinstance(callback, KeepBestEpoch):
-                callback.set_model(model)
-                callback.on_train_end()
+                with self.phases.time("checkpoint"), atomic_path(probe_head_path(callback.filepath)) as path:
+                    kernel, bias = model.get_layer("predictions").get_weights()
+                    with open(path, "wb") as handle:
+                        np.savez(handle, kernel=kernel, bias=bias)
         return metrics
+
+    def restore_probe(self, model, checkpoint_path) -> bool:
+        """Set `model`'s head from a probe trial's head file next to `checkpoint_path`; False when
+        the trial was not a probe (no such file)."""
+        path = probe_head_path(checkpoint_path)
+        if not path.exists():
+            return False
+        with np.load(path) as head:
+            set_head(model, head["kernel"], head["bias"])
+        return True
 
     def _fit_on_features(self, hp, model, callbacks, args, kwargs):
         """Train the trainable tail + head on cached frozen-prefix features (same batches, same math)."""
@@ -249,13 +348,15 @@ class ResNetHyperModel(kt.HyperModel):
         val_data = kwargs["validation_data"]
         batch = self.batch_size or train_data.batch_size
         arrays = []
-        for items, data in ((self.train_items, train_data), (self.val_items, val_data)):
-            key = FeatureCache.key(values["backbone"], cache_token(self.weights), self.image_size,
-                                   NUM_STAGES - stages, items)
-            arrays.append(self.feature_cache.features(key, prefix, data.array, batch))
+        with self.phases.time("features"):
+            for items, data in ((self.train_items, train_data), (self.val_items, val_data)):
+                key = FeatureCache.key(values["backbone"], cache_token(self.weights), self.image_size,
+                                       NUM_STAGES - stages, items)
+                arrays.append(self.feature_cache.features(key, prefix, data.array, batch))
         train = feature_dataset(arrays[0], train_data.labels, batch, shuffle=True, seed=train_data.seed)
         val = feature_dataset(arrays[1], val_data.labels, batch)
-        compile_classifier(tail, values["learning_rate"], self.epochs * self.steps_per_epoch, self.optimizer)
+        with self.phases.time("compile"):
+            compile_classifier(tail, self.learning_rate(hp), self.epochs * self.steps_per_epoch, self.optimizer)
         for callback in callbacks:  # the trial's checkpoint holds the full classifier, not just the tail
             if isinstance(callback, KeepBestEpoch):
                 callback.save_model = model
@@ -286,6 +387,11 @@ class ResNetHyperModel(kt.HyperModel):
                 raise
             raise kt.errors.FailedTrialError(f"out of memory at batch {batch} and again at batch {half}; "
                                              "lower --batch-size or --image-size") from None
+
+
+def probe_head_path(checkpoint_path) -> Path:
+    """The head file of a probe trial whose `KeepBestEpoch` checkpoint would be `checkpoint_path`."""
+    return Path(checkpoint_path).with_name(PROBE_HEAD_FILE)
 
 
 def values_repr(hp) -> str:

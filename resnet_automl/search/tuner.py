@@ -8,6 +8,7 @@ checkpoint is kept once a trial ends.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -23,6 +24,7 @@ from resnet_automl.errors import ConfigError
 from resnet_automl.runtime import interrupts
 from resnet_automl.runtime.files import write_json_atomic
 from resnet_automl.runtime.progress import live_progress
+from resnet_automl.search.phases import TrialPhases
 from resnet_automl.training.callbacks import EpochScalars, EpochTimer, KeepBestEpoch
 from resnet_automl.weights.io import load_weights
 
@@ -58,22 +60,50 @@ class _StopsWhenOutOfTime:
     the centre of the space: see `ResNetHyperModel.declare`; not for Hyperband, whose brackets set
     the trial), by default one trial at the defaults, so a budget that holds one trial gets a
     sensible one; after that the oracle proposes, and answers STOPPED instead of a new trial once
-    `should_stop()` says so."""
+    `should_stop()` says so.
+
+    It never proposes values already tried: only active hyperparameters count (a learning rate
+    that is inactive at some depth does not make two trials differ), and where the oracle's own
+    proposal repeats a trial (the Gaussian process can), a random untried one replaces it; when
+    none is left the search stops (the space is exhausted).
+    """
 
     should_stop = None
     #: list of dicts, values of the first trials over the defaults; None: one trial at the defaults.
     openings = None
 
+    def active_values(self, values: dict) -> dict:
+        """`values` restricted to the hyperparameters active under them (Keras Tuner's conditions)."""
+        hps = kt.HyperParameters()
+        for hp in self.hyperparameters.space:
+            hps.merge([hp])
+            if hps.is_active(hp) and hp.name in values:
+                hps.values[hp.name] = values[hp.name]
+        return hps.values
+
     def populate_space(self, trial_id):
+        running, stopped = kt.engine.trial.TrialStatus.RUNNING, kt.engine.trial.TrialStatus.STOPPED
         if self.should_stop is not None and self.should_stop():
-            return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
+            return {"status": stopped, "values": None}
+        if isinstance(self, kt.oracles.HyperbandOracle):  # brackets repeat values at more epochs by design
+            return super().populate_space(trial_id)
         others = sum(1 for t in self.trials.values() if t.trial_id != trial_id)
         openings = self.openings if self.openings is not None else [{}]
-        if others < len(openings) and self.hyperparameters.space and not isinstance(self, kt.oracles.HyperbandOracle):
+        if others < len(openings) and self.hyperparameters.space:
             values = {hp.name: hp.default for hp in self.hyperparameters.space}
             values.update({k: v for k, v in openings[others].items() if k in values})
-            return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
-        return super().populate_space(trial_id)
+            values = self.active_values(values)
+            if not self._duplicate(values):
+                return {"status": running, "values": values}
+        proposal = super().populate_space(trial_id)
+        if proposal.get("status") != running or not proposal.get("values"):
+            return proposal
+        values = self.active_values(proposal["values"])
+        if self._duplicate(values):
+            values = self._random_values()
+            if values is None:
+                return {"status": stopped, "values": None}
+        return {"status": running, "values": values}
 
 
 class BayesianOracle(_StopsWhenOutOfTime, kt.oracles.BayesianOptimizationOracle):
@@ -96,7 +126,10 @@ class TimedTuner(kt.Tuner):
     `load_model`. A trial's best epoch is kept in memory and written once, without optimizer state
     (`callbacks.KeepBestEpoch`), instead of Keras Tuner's checkpoint at every better epoch.
     Timings persist in `<project>/trial_seconds-<tuner id>.json` (one file per process, so
-    distributed workers never write the same file) and survive resume.
+    distributed workers never write the same file) and survive resume: per trial, its seconds, the
+    seconds of each phase (`search.phases`), its effective hyperparameters and, for a trial whose
+    effective configuration an earlier trial already scored, that trial's id (`reused_from`: its
+    score is reused, nothing trains).
     """
 
     def __init__(self, *args, **kwargs):
@@ -113,17 +146,52 @@ class TimedTuner(kt.Tuner):
         #: Seconds of each epoch of the trials that trained the whole model, in this process.
         self.full_model_epoch_seconds = []
         self.timings_path = Path(self.project_dir) / f"trial_seconds-{self.tuner_id}.json"
+        self._phases = TrialPhases()
+        self._reused = {}  # trial id -> id of the trial whose score it reused
+
+    @property
+    def trial_records(self) -> dict:
+        """{trial id: {"seconds", "phases", "effective", "reused_from"}} over every process that ran
+        trials in this project (a record of an older version holds its seconds alone)."""
+        merged = {}
+        for path in sorted(Path(self.project_dir).glob("trial_seconds-*.json")):
+            try:
+                records = json.loads(path.read_text())
+            except (OSError, ValueError):  # a file being replaced right now
+                continue
+            merged.update({k: v if isinstance(v, dict) else {"seconds": v} for k, v in records.items()})
+        return merged
 
     @property
     def trial_seconds(self) -> dict:
         """{trial id: seconds} over every process that ran trials in this project."""
-        merged = {}
-        for path in sorted(Path(self.project_dir).glob("trial_seconds-*.json")):
-            try:
-                merged.update(json.loads(path.read_text()))
-            except (OSError, ValueError):  # a file being replaced right now
-                continue
-        return merged
+        return {k: v.get("seconds") for k, v in self.trial_records.items()}
+
+    def effective_values(self, hp) -> dict:
+        """The hyperparameters that change what a trial computes (the hypermodel's `effective_values`)."""
+        effective = getattr(self.hypermodel, "effective_values", None)
+        return effective(hp) if effective else dict(hp.values)
+
+    def scored_twin(self, trial):
+        """An earlier completed trial with the same effective hyperparameters as `trial`, or None
+        (in a distributed worker, which sees only its own trials: None)."""
+        if not hasattr(self.oracle, "trials"):
+            return None
+        mine = self.effective_values(trial.hyperparameters)
+        for other in sorted(self.oracle.trials.values(), key=lambda t: int(t.trial_id)):
+            if other.trial_id != trial.trial_id and other.score is not None \
+                    and other.status == kt.engine.trial.TrialStatus.COMPLETED \
+                    and self.effective_values(other.hyperparameters) == mine:
+                return other
+        return None
+
+    def _beats_best_so_far(self, value) -> bool:
+        """False when a finished trial already scores strictly better than `value` (the trial's
+        checkpoint would be pruned at once); True otherwise, and in a distributed worker."""
+        if not hasattr(self.oracle, "trials"):
+            return True
+        best = best_trial(self.oracle)
+        return best is None or not self.oracle.objective.better_than(best.score, value)
 
     def checkpoint_path(self, trial_id) -> str:
         """The weights file of trial `trial_id` (written by `KeepBestEpoch`)."""
@@ -143,7 +211,8 @@ class TimedTuner(kt.Tuner):
                                                            trial_id=str(trial.trial_id)))
         describe = getattr(self.hypermodel, "weights_metadata", None)
         callbacks.append(KeepBestEpoch(self.oracle.objective, self.checkpoint_path(trial.trial_id),
-                                       describe(trial.hyperparameters) if describe else None))
+                                       describe(trial.hyperparameters) if describe else None,
+                                       write_if=self._beats_best_so_far, timer=self._phases))
         total = self.oracle.max_trials or "?"
         label = f"trial {trial.trial_id} ({int(trial.trial_id) + 1}/{total})"
         progress = live_progress(label, epochs, self.budget_left, self.oracle.objective.name,
@@ -155,23 +224,40 @@ class TimedTuner(kt.Tuner):
         return callbacks
 
     def _build(self, hp):
-        """The hypermodel's model for `hp`, on a fresh Keras session (as Keras Tuner builds each trial)."""
-        keras.backend.clear_session()
+        """The hypermodel's model for `hp`, on a fresh Keras session (as Keras Tuner builds each trial)
+        unless the hypermodel reuses its built models within the search (`reusing_models`)."""
+        if getattr(self.hypermodel, "_models", None) is None:
+            keras.backend.clear_session()
         if self.distribution_strategy is None:
             return self.hypermodel.build(hp)
         with self.distribution_strategy.scope():
             return self.hypermodel.build(hp)
 
     def run_trial(self, trial, *args, **kwargs):
-        """Build the trial's model with the hypermodel and fit it with the hypermodel (one execution)."""
+        """Build the trial's model with the hypermodel and fit it with the hypermodel (one execution).
+
+        A trial whose effective hyperparameters an earlier trial already scored (`scored_twin`)
+        reuses that score: nothing is built or trained.
+        """
+        self._phases = TrialPhases()
+        if hasattr(self.hypermodel, "phases"):
+            self.hypermodel.phases = self._phases
+        twin = self.scored_twin(trial)
+        if twin is not None:
+            self._reused[trial.trial_id] = twin.trial_id
+            logger.info(f"[trial {trial.trial_id}] same effective hyperparameters as trial {twin.trial_id}: "
+                        "its score is reused")
+            return _metrics_at_best_step(twin)
         callbacks = self._trial_callbacks(trial, kwargs.pop("callbacks", []), kwargs.get("epochs", self.epochs))
         hp = trial.hyperparameters
         return self.hypermodel.fit(hp, self._build(hp), *args, callbacks=callbacks, **kwargs)
 
     def search(self, *args, **kwargs):
         """Keras Tuner's search; a stop after too many failed trials in a row raises `SearchFailedError`."""
+        reusing = getattr(self.hypermodel, "reusing_models", None)
         try:
-            return super().search(*args, **kwargs)
+            with reusing() if reusing else contextlib.nullcontext():
+                return super().search(*args, **kwargs)
         except RuntimeError as exc:
             failures, last = consecutive_failures(self.oracle)
             if failures and failures >= self.oracle.max_consecutive_failed_trials:
@@ -179,9 +265,13 @@ class TimedTuner(kt.Tuner):
             raise
 
     def load_model(self, trial):
-        """The trial's model with its best epoch's weights (no optimizer state is read)."""
+        """The trial's model with its best epoch's weights (no optimizer state is read): its
+        checkpoint, the probe head of a probe trial, or the checkpoint of the trial whose score it reused."""
+        source = self.trial_records.get(trial.trial_id, {}).get("reused_from") or trial.trial_id
         model = self._build(trial.hyperparameters)
-        load_weights(model, self.checkpoint_path(trial.trial_id))
+        restore_probe = getattr(self.hypermodel, "restore_probe", None)
+        if restore_probe is None or not restore_probe(model, self.checkpoint_path(source)):
+            load_weights(model, self.checkpoint_path(source))
         return model
 
     def prune_checkpoints(self) -> int:
@@ -209,11 +299,19 @@ class TimedTuner(kt.Tuner):
         self._started[trial.trial_id] = time.time()
 
     def on_trial_end(self, trial):
+        logged = time.perf_counter()
         super().on_trial_end(trial)
         self.prune_checkpoints()
+        phases = self._phases
+        phases.add("log", time.perf_counter() - logged)
         seconds = time.time() - self._started.pop(trial.trial_id, time.time())
+        record = {"seconds": round(seconds, 2), "phases": phases.rounded(),
+                  "effective": self.effective_values(trial.hyperparameters)}
+        record["phases"]["other"] = round(max(0.0, seconds - sum(phases.seconds.values())), 2)
+        if trial.trial_id in self._reused:
+            record["reused_from"] = self._reused[trial.trial_id]
         mine = json.loads(self.timings_path.read_text()) if self.timings_path.exists() else {}
-        mine[trial.trial_id] = round(seconds, 2)
+        mine[trial.trial_id] = record
         write_json_atomic(self.timings_path, mine)
         done = len(self.trial_seconds)
         score = "failed" if trial.score is None else f"{self.oracle.objective.name} {trial.score:.4f}"
@@ -247,6 +345,9 @@ def make_tuner(kind: str, hypermodel, *, objective: str, max_trials: int, direct
         epochs: int, epochs per trial (hyperband's max_epochs). Defaults to 3.
         **tuner_options: further keyword arguments of `keras_tuner.Tuner` (`distribution_strategy`).
 
+    When depth 0 is the linear probe (`ResNetHyperModel.probe_at_depth_zero`) and other depths are
+    searched, the probe opens the search (seconds), then the centre of the space.
+
     The returned tuner runs the search; set `tuner.oracle.should_stop` (a callable: no new trial
     starts once it returns True), `tuner.live_progress` and `tuner.budget_left` to tie it to a
     time budget.
@@ -262,6 +363,10 @@ def make_tuner(kind: str, hypermodel, *, objective: str, max_trials: int, direct
     else:
         oracle = HyperbandOracle(objective=goal, max_epochs=max(epochs, 2), factor=3, seed=seed,
                                  hyperband_iterations=1)
+    choices = getattr(hypermodel, "stage_choices", [])
+    if 0 in choices and len(choices) > 1 and getattr(hypermodel, "probe_at_depth_zero", False):
+        # a frozen trial is a linear probe (seconds): it opens the search, then the centre of the space
+        oracle.openings = [{"trainable_stages": 0}, {}]
     tuner = TimedTuner(oracle=oracle, hypermodel=hypermodel, directory=str(directory), project_name="tuner",
                        overwrite=overwrite, **tuner_options)
     tuner.epochs = epochs
@@ -269,19 +374,37 @@ def make_tuner(kind: str, hypermodel, *, objective: str, max_trials: int, direct
 
 
 def trials_table(tuner: TimedTuner) -> list:
-    """One dict per trial: id, hyperparameters, score, seconds, status, message (failures)."""
+    """One dict per trial: id, hyperparameters, effective (the hyperparameters that change what it
+    computes), score, seconds, phases ({phase: seconds}, `search.phases.PHASES` plus "other"),
+    reused_from (the trial whose score it reused, or None), status, message (failures)."""
     rows = []
+    records = tuner.trial_records
     for trial_id, trial in sorted(tuner.oracle.trials.items(), key=lambda item: int(item[0])):
         message = (trial.message or "").strip().splitlines()
+        record = records.get(trial_id, {})
         rows.append({
             "trial_id": trial_id,
             "hyperparameters": dict(trial.hyperparameters.values),
+            "effective": record.get("effective", tuner.effective_values(trial.hyperparameters)),
             "score": None if trial.score is None else float(trial.score),
-            "seconds": tuner.trial_seconds.get(trial_id),
+            "seconds": record.get("seconds"),
+            "phases": record.get("phases", {}),
+            "reused_from": record.get("reused_from"),
             "status": trial.status,
             "message": message[-1] if message else "",
         })
     return rows
+
+
+def _metrics_at_best_step(trial) -> dict:
+    """{metric: value} of a finished trial at its best step (its objective: its score)."""
+    metrics = {}
+    for name in trial.metrics.metrics:
+        history = trial.metrics.get_history(name)
+        at_best = [obs.mean() for obs in history if obs.step == trial.best_step] or [obs.mean() for obs in history]
+        if at_best:
+            metrics[name] = float(at_best[-1])
+    return metrics
 
 
 def best_trial(oracle, tie_breaker: str = "val_loss"):

@@ -111,14 +111,25 @@ class KeepBestEpoch(keras.callbacks.Callback):
         objective: a Keras Tuner `Objective` (`has_value`, `get_value`, `better_than`).
         filepath: str, the trial's checkpoint (`.weights.h5`).
         metadata: dict or None, the description stored with the weights (`weights_io.save_weights`).
+        write_if: callable(best value) -> bool, or None. When it returns False at the end of training
+            (the trial lost to an earlier one, whose checkpoint is kept instead) the file is not
+            written. Defaults to None (always written).
+        timer: an object whose `time("checkpoint")` is a context manager counting the seconds spent
+            here (`search.phases.TrialPhases`), or None. Defaults to None.
     """
 
-    def __init__(self, objective, filepath, metadata=None):
+    def __init__(self, objective, filepath, metadata=None, write_if=None, timer=None):
         super().__init__()
         self.objective, self.filepath, self.metadata = objective, filepath, metadata
+        self.write_if, self.timer = write_if, timer
         self.best_value = float("-inf") if objective.direction == "max" else float("inf")
         self.save_model = None
         self._best = None
+
+    def _timed(self):
+        import contextlib
+
+        return self.timer.time("checkpoint") if self.timer is not None else contextlib.nullcontext()
 
     def on_epoch_end(self, epoch, logs=None):
         if self.objective.has_value(logs):
@@ -126,16 +137,19 @@ class KeepBestEpoch(keras.callbacks.Callback):
             if not self.objective.better_than(current, self.best_value):
                 return
             self.best_value = current
-        self._best = [np.array(variable.numpy()) for variable in self.model.weights]
+        with self._timed():
+            self._best = [np.array(variable.numpy()) for variable in self.model.weights]
 
     def on_train_end(self, logs=None):
         from resnet_automl.weights.io import save_weights
 
-        if self._best is not None:
-            for variable, value in zip(self.model.weights, self._best, strict=True):
-                variable.assign(value)
-            self._best = None
-        save_weights(self.save_model or self.model, self.filepath, self.metadata)
+        with self._timed():
+            if self._best is not None:
+                for variable, value in zip(self.model.weights, self._best, strict=True):
+                    variable.assign(value)
+                self._best = None
+            if self.write_if is None or self.write_if(self.best_value):
+                save_weights(self.save_model or self.model, self.filepath, self.metadata)
 
 
 class EpochScalars(keras.callbacks.Callback):
