@@ -129,8 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="classify images with an exported model")
     predict.add_argument("model_dir", help="DIR/model, DIR/model/<version> or a run directory")
-    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("images", nargs="+", metavar="INPUT",
+                         help="image files, folders of images (recursive) or .txt files of image paths")
+    predict.add_argument("--out", help="write one row per image to this .csv or .jsonl file (streamed in batches; "
+                         "files that do not decode are listed with the reason and skipped)")
     predict.add_argument("--top-k", type=_positive_int, default=1, help="labels per image (default 1)")
+    predict.add_argument("--batch-size", type=_positive_int, default=64, help="images per batch (default 64)")
     predict.add_argument("--json", action="store_true", help="print JSON")
 
     evaluate = commands.add_parser("evaluate", help="evaluate an exported model on a labelled folder")
@@ -204,15 +208,26 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_predict(args) -> int:
+    from resnet_automl.serving.batch_predict import check_output, iter_image_paths, predict_to_file, print_progress
     from resnet_automl.serving.predictor import load_model
 
+    if args.out:
+        check_output(args.out)  # a wrong suffix or folder fails before the model loads
+        predictor = load_model(args.model_dir)
+        summary = predict_to_file(predictor, args.images, args.out, top_k=args.top_k, batch_size=args.batch_size,
+                                  progress=print_progress())
+        skipped = f"; {summary.skipped} skipped (not decodable, listed with the reason)" if summary.skipped else ""
+        print(f"{summary.predicted} images predicted{skipped}: {summary.out}")
+        return 0
     predictor = load_model(args.model_dir)
-    results = predictor.predict(args.images, top_k=args.top_k)
+    images = [str(path) for path in iter_image_paths(args.images)]
+    results = [result for start in range(0, len(images), args.batch_size)
+               for result in predictor.predict(images[start:start + args.batch_size], top_k=args.top_k)]
     if args.json:
-        rows = [{"image": image, **result} for image, result in zip(args.images, results, strict=True)]
+        rows = [{"image": image, **result} for image, result in zip(images, results, strict=True)]
         print(json.dumps(rows, indent=2))
     else:
-        for image, result in zip(args.images, results, strict=True):
+        for image, result in zip(images, results, strict=True):
             ranked = ", ".join(f"{label} {score:.3f}"
                                for label, score in zip(result["labels"], result["scores"], strict=True))
             print(f"{image}: {ranked}")

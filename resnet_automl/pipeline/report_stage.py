@@ -44,7 +44,10 @@ def report(ctx: RunContext, data: RunData, model, *, history: dict, version_dir:
         "versions": versions(), "history": history, "notes": ctx.notes + [f"Objective: {objective}."],
         "pretrained": ctx.source.describe(), "warnings": list(warnings),
     }
-    result = build_report(probabilities, data.splits.test, data.splits.class_names, context, ctx.out / "report")
+    result = build_report(probabilities, data.splits.test, data.splits.class_names, context, ctx.out / "report",
+                          model_card=True)
+    if version_dir is not None:  # the card travels with the model folder handed to TF Serving
+        shutil.copyfile(result["paths"]["model_card"], version_dir.parent / "model_card.md")
     ctx.timed("report_s", started)
     # every split decoded this call, the test split above included, is data time as well
     ctx.timings["data_s"] = round(ctx.timings.get("data_s", 0) + data.decode_seconds, 2)

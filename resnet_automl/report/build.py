@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from resnet_automl.report import plots
+from resnet_automl.report.model_card import render_model_card
 from resnet_automl.runtime.files import write_json_atomic, write_text_atomic
 from resnet_automl.training.metrics import classification_metrics
 
@@ -25,8 +26,9 @@ def most_confident_mistakes(probabilities, labels, items, class_names, limit=GAL
              "score": float(probabilities[i, predicted[i]])} for i in ranked]
 
 
-def build_report(probabilities, items, class_names, context: dict, out_dir) -> dict:
-    """Compute metrics, draw the plots and write report.json, report.md and report.html.
+def build_report(probabilities, items, class_names, context: dict, out_dir, *, model_card: bool = False) -> dict:
+    """Compute metrics, draw the plots and write report.json, report.md and report.html (and, with
+    `model_card`, model_card.md: `report.model_card.render_model_card`).
 
     Args:
         probabilities: array [N, C] of the model on the test images.
@@ -36,6 +38,8 @@ def build_report(probabilities, items, class_names, context: dict, out_dir) -> d
             budget, timings, audit, export, versions, history, notes, warnings (sentences shown at
             the top of the report: a failed export check, say).
         out_dir: folder to write into (created).
+        model_card: bool, also write the model card (a fit's report; an evaluation has no training
+            to describe). Defaults to False.
     Returns the report dict (as written to report.json) with "paths" added.
     """
     out = Path(out_dir)
@@ -59,6 +63,9 @@ def build_report(probabilities, items, class_names, context: dict, out_dir) -> d
     report["plots"] = {name: path.name for name, path in pictures.items()}
     report["paths"] = {"json": str(out / "report.json"), "markdown": str(out / "report.md"),
                        "html": str(out / "report.html")}
+    if model_card:
+        report["paths"]["model_card"] = str(out / "model_card.md")
+        write_text_atomic(out / "model_card.md", render_model_card(report))
     write_json_atomic(out / "report.json", report)
     write_text_atomic(out / "report.md", render_markdown(report))
     write_text_atomic(out / "report.html", render_html(report, out))
