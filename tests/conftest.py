@@ -52,13 +52,14 @@ def image_folder(tmp_path):
 
 @pytest.fixture(autouse=True)
 def _seeded(request):
-    """Seed numpy (and Keras when a test has imported it) and clear the Keras session after."""
+    """Seed numpy (and Keras when a test has imported it) and clear the Keras session after (its global
+    state and names; Python's garbage collector runs on its own schedule)."""
     np.random.seed(0)
     yield
     import sys
 
     if "keras" in sys.modules:
-        sys.modules["keras"].backend.clear_session()
+        sys.modules["keras"].backend.clear_session(free_memory=False)  # no gc.collect (0.1-1 s a test)
 
 
 WEIRD_CLASS = "<b>&\"odd' café"
@@ -76,3 +77,18 @@ def trained_run(tmp_path_factory):
     result = resnet_automl.fit(data, out=base / "run", backbone="tiny_resnet", weights=None, image_size=32,
                                epochs=1, final_epochs=1, budget=resnet_automl.Budget(max_trials=2), verbose=0)
     return result
+
+
+@pytest.fixture(scope="session")
+def pretrained_file(tmp_path_factory):
+    """A weights file of this package (a tiny_resnet classifier, 3 classes, 32 px) to transfer from."""
+    from resnet_automl.backbones import get_spec
+    from resnet_automl.modeling.classifier import build_classifier
+    from resnet_automl.weights.io import save_weights
+
+    model = build_classifier("tiny_resnet", 3, image_size=32, trainable_stages=5)
+    path = tmp_path_factory.mktemp("source") / "source.weights.h5"
+    save_weights(model, path, {"kind": "classifier", "backbone": "tiny_resnet",
+                               "layout": get_spec("tiny_resnet").layout, "num_classes": 3,
+                               "class_names": ["a", "b", "c"], "image_size": 32, "trainable_stages": 5})
+    return str(path)

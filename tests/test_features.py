@@ -26,7 +26,7 @@ def _hypermodel(splits, cache, stages):
                             items=(splits.train, splits.val))
 
 
-@pytest.mark.parametrize("stages", [0, 2])
+@pytest.mark.parametrize("stages", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_cached_trial_matches_the_full_model(splits, stages):
     histories = []
     for cache in (FeatureCache(None, dtype="float32"), None):

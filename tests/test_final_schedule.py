@@ -121,7 +121,7 @@ print("SAME", same, "MOVES_WITHOUT", not all(np.array_equal(a, b) for a, b in zi
 """
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+@pytest.mark.parametrize("backend", [pytest.param("tensorflow", marks=pytest.mark.slow), "jax"])
 def test_the_rate_set_each_epoch_reaches_the_compiled_step(backend):
     if backend == "jax":
         pytest.importorskip("jax")

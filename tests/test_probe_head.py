@@ -31,20 +31,6 @@ def splits(tmp_path_factory):
     return prepare_data(make_class_folders(tmp_path_factory.mktemp("probe") / "data", per_class=6))
 
 
-@pytest.fixture(scope="module")
-def pretrained_file(tmp_path_factory):
-    """A weights file of this package (a tiny_resnet classifier) to transfer from."""
-    from resnet_automl.backbones import get_spec
-    from resnet_automl.weights.io import save_weights
-
-    model = build_classifier("tiny_resnet", 3, image_size=32, trainable_stages=5)
-    path = tmp_path_factory.mktemp("source") / "source.weights.h5"
-    save_weights(model, path, {"kind": "classifier", "backbone": "tiny_resnet",
-                               "layout": get_spec("tiny_resnet").layout, "num_classes": 3,
-                               "class_names": ["a", "b", "c"], "image_size": 32, "trainable_stages": 5})
-    return str(path)
-
-
 def _data(splits, name):
     items = getattr(splits, name)
     return load_images(items, 32), np.array([label for _, label in items])
@@ -95,6 +81,7 @@ def test_the_probe_opens_a_pretrained_search_then_the_centre(pretrained_file, tm
     assert [trial["hyperparameters"]["trainable_stages"] for trial in result.trials] == [0, 2]  # then the centre
 
 
+@pytest.mark.slow
 def test_a_frozen_fit_exports_the_probe_and_says_so(pretrained_file, tmp_path):
     import resnet_automl
 

@@ -16,25 +16,10 @@ from resnet_automl.data import prepare_data
 from resnet_automl.data.arrays import load_images
 from resnet_automl.data.batches import ArrayBatches
 from resnet_automl.modeling.assembly import backbone_of
-from resnet_automl.modeling.classifier import build_classifier
 from resnet_automl.search.hypermodel import PROBE_HEAD_FILE, ResNetHyperModel, SearchSpace, TrialSettings
 from resnet_automl.search.phases import PHASES
 from resnet_automl.search.tuner import CHECKPOINT_FILE, BayesianOracle, make_tuner, trials_table
 from resnet_automl.training.callbacks import KeepBestEpoch
-
-
-@pytest.fixture(scope="module")
-def pretrained_file(tmp_path_factory):
-    """A weights file of this package (a tiny_resnet classifier) to transfer from."""
-    from resnet_automl.backbones import get_spec
-    from resnet_automl.weights.io import save_weights
-
-    model = build_classifier("tiny_resnet", 3, image_size=32, trainable_stages=5)
-    path = tmp_path_factory.mktemp("source") / "source.weights.h5"
-    save_weights(model, path, {"kind": "classifier", "backbone": "tiny_resnet",
-                               "layout": get_spec("tiny_resnet").layout, "num_classes": 3,
-                               "class_names": ["a", "b", "c"], "image_size": 32, "trainable_stages": 5})
-    return str(path)
 
 
 @pytest.fixture(scope="module")
