@@ -78,7 +78,6 @@ def _unexported_copy(trained_run, tmp_path: Path) -> Path:
     return run
 
 
-@pytest.mark.slow
 def test_a_failed_export_check_fails_the_run_and_the_rerun_exports_again(trained_run, tmp_path, monkeypatch):
     import resnet_automl
     from resnet_automl.modeling.classifier import build_classifier

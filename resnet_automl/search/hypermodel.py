@@ -184,6 +184,11 @@ class ResNetHyperModel(kt.HyperModel):
         return classifier_metadata(hp.values["backbone"], num_classes=self.num_classes, class_names=self.class_names,
                                    image_size=self.image_size, trainable_stages=hp.values["trainable_stages"])
 
+    @property
+    def reuses_models(self) -> bool:
+        """True inside `reusing_models` (the tuner then keeps the Keras session between trials)."""
+        return self._models is not None
+
     @contextlib.contextmanager
     def reusing_models(self):
         """Within the block, trials of one backbone share one built classifier, reset to the starting

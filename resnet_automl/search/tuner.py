@@ -226,7 +226,7 @@ class TimedTuner(kt.Tuner):
     def _build(self, hp):
         """The hypermodel's model for `hp`, on a fresh Keras session (as Keras Tuner builds each trial)
         unless the hypermodel reuses its built models within the search (`reusing_models`)."""
-        if getattr(self.hypermodel, "_models", None) is None:
+        if not getattr(self.hypermodel, "reuses_models", False):
             keras.backend.clear_session()
         if self.distribution_strategy is None:
             return self.hypermodel.build(hp)
