@@ -208,7 +208,13 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from resnet_automl.serving.batch_predict import check_output, iter_image_paths, predict_to_file, print_progress
+    from resnet_automl.serving.batch_predict import (
+        batched,
+        check_output,
+        iter_image_paths,
+        predict_to_file,
+        print_progress,
+    )
     from resnet_automl.serving.predictor import load_model
 
     if args.out:
@@ -221,8 +227,8 @@ def _cmd_predict(args) -> int:
         return 0
     predictor = load_model(args.model_dir)
     images = [str(path) for path in iter_image_paths(args.images)]
-    results = [result for start in range(0, len(images), args.batch_size)
-               for result in predictor.predict(images[start:start + args.batch_size], top_k=args.top_k)]
+    results = [result for batch in batched(images, args.batch_size)
+               for result in predictor.predict(batch, top_k=args.top_k)]
     if args.json:
         rows = [{"image": image, **result} for image, result in zip(images, results, strict=True)]
         print(json.dumps(rows, indent=2))

@@ -91,7 +91,8 @@ def iter_image_paths(inputs: Iterable) -> Iterator[Path]:
                             "file of image paths.")
 
 
-def _batches(paths: Iterator[Path], size: int) -> Iterator[list]:
+def batched(paths: Iterable, size: int) -> Iterator[list]:
+    """Lists of at most `size` (int) items of `paths`, in order, read lazily."""
     batch = []
     for path in paths:
         batch.append(path)
@@ -133,16 +134,16 @@ def _predict_batch(predictor, batch: list, top_k: int, writer: _Writer) -> tuple
             skipped += 1
     try:
         results = predictor.predict(encoded, top_k=top_k) if encoded else []
-        pairs = list(zip(readable, results, strict=True))
-    except DataError:  # a file in the batch does not decode: one at a time, to name it
-        pairs = []
-        for path, data in zip(readable, encoded, strict=True):
-            try:
-                pairs.append((path, predictor.predict([data], top_k=top_k)[0]))
-            except DataError:
-                writer.write(path, None, None, "not a decodable JPEG, PNG, GIF or BMP image (truncated or another "
-                             "kind of file)")
-                skipped += 1
+    except DataError:  # a file in the batch does not decode: name it, then predict the others at once
+        decodable = [predictor.decodes(data) for data in encoded]
+        for path in (p for p, ok in zip(readable, decodable, strict=True) if not ok):
+            writer.write(path, None, None, "not a decodable JPEG, PNG, GIF or BMP image (truncated or another "
+                         "kind of file)")
+            skipped += 1
+        readable = [p for p, ok in zip(readable, decodable, strict=True) if ok]
+        encoded = [d for d, ok in zip(encoded, decodable, strict=True) if ok]
+        results = predictor.predict(encoded, top_k=top_k) if encoded else []
+    pairs = list(zip(readable, results, strict=True))
     for path, result in pairs:
         writer.write(path, result["labels"], result["scores"])
     return len(pairs), skipped
@@ -167,7 +168,7 @@ def predict_to_file(predictor, inputs: Iterable, out: str | os.PathLike, *, top_
     predicted = skipped = 0
     with atomic_path(out) as staging, open(staging, "w", encoding="utf-8", newline="") as handle:
         writer = _Writer(handle, kind)
-        for batch in _batches(iter_image_paths(inputs), max(1, int(batch_size))):
+        for batch in batched(iter_image_paths(inputs), max(1, int(batch_size))):
             done, bad = _predict_batch(predictor, batch, top_k, writer)
             predicted, skipped = predicted + done, skipped + bad
             if progress is not None:

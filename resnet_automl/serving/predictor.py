@@ -73,6 +73,10 @@ class Predictor:
             raise DataError(f"Could not decode {bad or names} as JPEG, PNG, GIF or BMP. Remove or re-save "
                             "the file(s) (e.g. with an image editor) and try again.") from None
 
+    def decodes(self, data: bytes) -> bool:
+        """True when the serving graph can decode `data` (bytes of an encoded image)."""
+        return _decodes(self._tf, data)
+
     def predict(self, images, top_k: int = 1) -> list:
         """Per image: {"labels": top-k labels, "scores": their probabilities, "probabilities": all}."""
         probabilities = self.probabilities(images)
