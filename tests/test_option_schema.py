@@ -19,9 +19,9 @@ RUN_ARGUMENTS = {"help", "data", "recipe", "backend", "overwrite", "chief", "wor
 #: The flags of `resnet-automl fit` that set an option (a public interface: scripts use them).
 OPTION_FLAGS = {"--out", "--minutes", "--max-trials", "--max-params", "--max-gflops", "--max-latency-ms", "--backbone",
                 "--tuner", "--optimizer", "--epochs", "--weights", "--image-size", "--batch-size", "--final-epochs",
-                "--final-data", "--seed", "--precision"}
+                "--final-data", "--seed", "--precision", "--export-formats"}
 #: A value each flag accepts, where "7" is not one.
-GOOD_TEXT = {"image_size": "32", "backbone": "resnet18", "weights": "imagenet"}
+GOOD_TEXT = {"image_size": "32", "backbone": "resnet18", "weights": "imagenet", "export_formats": "savedmodel,onnx"}
 #: The sentence every option error is written in, from Python, a recipe or the command line.
 SHAPE = re.compile(r"(?P<subject>.+) must be (?P<expected>.+)\. Got (?P<got>.+)\.")
 

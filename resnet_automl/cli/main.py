@@ -142,9 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("data", help="folder of class subfolders (all images are evaluated)")
     evaluate.add_argument("--out", help="report folder (default: <model_dir>/evaluation)")
 
-    export = commands.add_parser("export", help="write the SavedModel of a trained run (e.g. one trained where "
-                                                "TensorFlow is not installed): resumes the fit in DIR/run.json")
+    export = commands.add_parser("export", help="write the SavedModel and other formats (LiteRT, ONNX) of a trained "
+                                                "run: resumes the fit in DIR/run.json")
     export.add_argument("run_dir", help="the run directory (the same dataset path must exist here)")
+    export.add_argument("--format", dest="formats", type=_flag_type(BY_NAME["export_formats"]),
+                        help="formats to add, comma-separated: savedmodel, litert, litert-int8, onnx (each written "
+                             "under DIR/exports/<format>/ and checked on the test split; LiteRT and ONNX need "
+                             "`pip install 'resnet-automl[edge]'`)")
 
     backbones = commands.add_parser("backbones", help="list the backbones and their costs")
     backbones.add_argument("--json", action="store_true", help="print JSON")
@@ -155,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
     demo.add_argument("--minutes", type=_positive_float, default=6.0, help="time budget (default 6)")
     demo.add_argument("--overwrite", action="store_true", help="start again instead of resuming")
+    demo.add_argument("--export-formats", dest="export_formats", type=_flag_type(BY_NAME["export_formats"]),
+                      default=("savedmodel",), help=BY_NAME["export_formats"].help)
     _add_backend_argument(demo)
     return parser
 
@@ -193,15 +199,16 @@ def _cmd_fit(args) -> int:
 def _cmd_export(args) -> int:
     from resnet_automl.pipeline.fit import export_run
 
-    result = export_run(args.run_dir)
-    print(f"model {result.paths['version_dir']}; report {result.paths['report_html']}")
+    result = export_run(args.run_dir, formats=args.formats)
+    files = "".join(f"; {name} {path}" for name, path in result.paths.get("exports", {}).items())
+    print(f"model {result.paths['version_dir']}{files}; report {result.paths['report_html']}")
     return 0
 
 
 def _cmd_demo(args) -> int:
     from resnet_automl.pipeline.demo import run_demo
 
-    result = run_demo(out=args.out, minutes=args.minutes, overwrite=args.overwrite)
+    result = run_demo(out=args.out, minutes=args.minutes, overwrite=args.overwrite, export_formats=args.export_formats)
     print(f"demo done: test accuracy {result.report['accuracy']:.3f} on {result.report['num_test_images']} "
           f"images; model {result.paths['version_dir']}; report {result.paths['report_html']}")
     return 0

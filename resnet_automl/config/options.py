@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 
 from resnet_automl.config.budget import Budget
 from resnet_automl.config.schema import (
+    EXPORT_FORMATS,
     FINAL_DATA,
     MIN_IMAGE_SIZE,
     NUM_STAGES,
@@ -19,9 +20,9 @@ from resnet_automl.config.schema import (
 )
 from resnet_automl.errors import ConfigError
 
-__all__ = ["FINAL_DATA", "LEARNING_RATE_RANGES", "IN_MEMORY_LIMIT_BYTES", "MIN_IMAGE_SIZE", "NUM_STAGES",
-           "OPTIMIZERS", "PRECISIONS", "SMALL_DATA_IMAGES", "TUNERS", "FitOptions", "backbone_names", "budget_from",
-           "canonical_weights"]
+__all__ = ["EXPORT_FORMATS", "FINAL_DATA", "LEARNING_RATE_RANGES", "IN_MEMORY_LIMIT_BYTES", "MIN_IMAGE_SIZE",
+           "NUM_STAGES", "OPTIMIZERS", "PRECISIONS", "SMALL_DATA_IMAGES", "TUNERS", "FitOptions", "backbone_names",
+           "budget_from", "canonical_weights"]
 
 #: Below this many training images a dataset counts as small (backbone ranking, final_data="auto").
 SMALL_DATA_IMAGES = 5000
@@ -95,6 +96,9 @@ class FitOptions:
             disk. Default 2048.
         precision: "auto" (default: float32 on CPU, mixed bfloat16 on GPUs from Ampere on, mixed
             float16 on older GPUs), "float32", "mixed_bfloat16" or "mixed_float16".
+        export_formats: tuple of names from `EXPORT_FORMATS`: "savedmodel" (the TF Serving model,
+            always written), "litert" (float32 .tflite), "litert-int8" (full-integer .tflite, uint8
+            input, calibrated on training images) and "onnx". Default ("savedmodel",).
     """
 
     backbone: object = "auto"
@@ -114,10 +118,14 @@ class FitOptions:
     feature_cache: bool = True
     feature_cache_memory_mb: int = IN_MEMORY_LIMIT_BYTES // 2**20
     precision: str = "auto"
+    export_formats: tuple = ("savedmodel",)
 
     def __post_init__(self):
         self.weights = canonical_weights(self.weights)
         check_fields(self, "fit")
+        # one spelling: "savedmodel" first (always written), then the others in EXPORT_FORMATS order
+        self.export_formats = tuple(name for name in EXPORT_FORMATS
+                                    if name == "savedmodel" or name in self.export_formats)
 
     def final_uses_val(self, train_images: int) -> bool:
         """Whether the final training also learns from the validation images."""

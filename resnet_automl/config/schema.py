@@ -25,6 +25,8 @@ TUNERS = ("bayesian", "hyperband", "random")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 #: Values of `FitOptions.optimizer`.
 OPTIMIZERS = ("auto", "adam", "sgd")
+#: Values of `FitOptions.export_formats`: the TF Serving SavedModel (always written) and the files for other runtimes.
+EXPORT_FORMATS = ("savedmodel", "litert", "litert-int8", "onnx")
 #: Smallest `image_size` (px): the ImageNet-style ResNets downsample 32x, to a single pixel at 16 px; the
 #: CIFAR-style ones 4-8x. Fashion-MNIST's 28 px images train at 28 px from random initialisation.
 MIN_IMAGE_SIZE = 16
@@ -133,6 +135,20 @@ IMAGE_SIZE = POSITIVE_INT_OR_NONE.narrowed(
 TEXT = Kind((("a string", lambda v: isinstance(v, str)),), (str,))
 
 
+def _format_list(value) -> tuple | str:
+    """Command-line text "litert,onnx" -> ("litert", "onnx") (the schema then checks the names)."""
+    names = tuple(name.strip().lower() for name in value.split(",") if name.strip())
+    return names or value
+
+
+def _is_format_list(value) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and all(v in EXPORT_FORMATS for v in value)
+
+
+FORMAT_LIST = Kind(((f"a non-empty list of names from {EXPORT_FORMATS} (comma-separated on the command line)",
+                     _is_format_list),), (list,), parse=_format_list, from_toml=tuple)
+
+
 def one_of(choices: tuple) -> Kind:
     """A kind that accepts exactly the strings in `choices`."""
     return Kind(((f"one of {choices}", lambda v: isinstance(v, str) and v in choices),), (str,), choices=choices)
@@ -236,6 +252,9 @@ OPTIONS = (
     Option("seed", "fit", "train", INTEGER, "--seed", "random seed (split, search, training)"),
     Option("precision", "fit", "train", one_of(PRECISIONS), "--precision",
            "dtype policy (default auto: float32 on CPU, mixed bfloat16 on recent GPUs)"),
+    Option("export_formats", "fit", "export", FORMAT_LIST, "--export-formats",
+           "formats to write and check: savedmodel (always), litert, litert-int8, onnx (default savedmodel; "
+           "LiteRT and ONNX need `pip install 'resnet-automl[edge]'`)"),
     Option("out", "recipe", "export", TEXT, "--out",
            "run directory (default: runs/<dataset folder name>); rerun to resume"),
 )

@@ -43,9 +43,10 @@ def imagenet_available() -> bool:
         return False
 
 
-def run_demo(out="runs/demo", minutes: float = 6.0, overwrite: bool = False, verbose: int = 1):
+def run_demo(out="runs/demo", minutes: float = 6.0, overwrite: bool = False, verbose: int = 1,
+             export_formats=("savedmodel",)):
     """Fit on the demo data within `minutes` and return the `FitResult`; train from random
-    initialisation when no ImageNet weights can be had (a warning says so)."""
+    initialisation when no ImageNet weights can be had (a warning says so). `export_formats` as in `fit`."""
     from resnet_automl.pipeline.fit import fit
 
     out = Path(out)
@@ -56,4 +57,4 @@ def run_demo(out="runs/demo", minutes: float = 6.0, overwrite: bool = False, ver
                        "trains from RANDOM INITIALISATION instead (weights=None).")
         weights, backbone = None, "auto"
     return fit(data, out=out, budget=Budget(minutes=minutes), weights=weights, backbone=backbone,
-               overwrite=overwrite, verbose=verbose)
+               overwrite=overwrite, verbose=verbose, export_formats=tuple(export_formats))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from resnet_automl.data.images import SERVABLE_EXTENSIONS
 from resnet_automl.errors import ExportCheckError
+from resnet_automl.pipeline import edge_stage
 from resnet_automl.pipeline.context import RunContext, RunData
 from resnet_automl.runtime import device
 from resnet_automl.serving.layout import clean_partial_exports
@@ -74,19 +75,22 @@ def _reject(ctx: RunContext, version_dir: Path, check: dict) -> ExportCheckError
 
 
 def export(ctx: RunContext, data: RunData, model) -> tuple[Path | None, ExportCheckError | None]:
-    """Write and check the SavedModel (or reuse the run's); return (version folder, error).
+    """Write and check the SavedModel (or reuse the run's), then the other formats asked for; return
+    (version folder, error).
 
     The version folder is None when no SavedModel could be written (no TensorFlow here) or when
-    it failed its check; the error is then the `ExportCheckError` to raise once the report is written.
+    it failed its check; the error is then the `ExportCheckError` to raise once the report is written
+    (also when another format failed its check: `edge_stage.export_formats`).
     """
+    if ctx.record.stage_done("export"):  # the version under this run folder, wherever it was when exported
+        version_dir = ctx.out / "model" / Path(ctx.record.get("version_dir")).name
+        return version_dir, edge_stage.export_formats(ctx, data, model)
     started = time.time()
-    if ctx.record.stage_done("export"):
-        return Path(ctx.record.get("version_dir")), None
     clean_partial_exports(ctx.out / "model")
     samples = servable_images(data.splits.test, CHECK_IMAGES)
     version_dir = _write_saved_model(ctx, data, model, samples)
     if version_dir is None:
-        return None, None
+        return None, edge_stage.export_formats(ctx, data, model)
     check = verify_export(version_dir, lambda pixels: model.predict(pixels, verbose=0), samples, data.image_size)
     logger.info(f"[export] {version_dir}: fresh-process check {'passed' if check['passed'] else 'FAILED'} "
                 f"(max |diff| {check.get('max_abs_diff', float('nan')):.2e} on {check['images']} images)")
@@ -94,4 +98,4 @@ def export(ctx: RunContext, data: RunData, model) -> tuple[Path | None, ExportCh
     if not check["passed"]:
         return None, _reject(ctx, version_dir, check)
     ctx.record.mark_done("export", export=check, version_dir=str(version_dir), export_rejected=None)
-    return version_dir, None
+    return version_dir, edge_stage.export_formats(ctx, data, model)

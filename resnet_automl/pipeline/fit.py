@@ -56,7 +56,8 @@ def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 
             handlers see them too.
         recipe: str or None, the recipe file the options came from (recorded in run.json).
         **options: any field of `FitOptions` (backbone, weights, image_size, epochs, final_epochs,
-            final_data, batch_size, tuner, trainable_stages, learning_rate_range, seed, val_fraction, test_fraction).
+            final_data, batch_size, tuner, trainable_stages, learning_rate_range, seed, val_fraction, test_fraction,
+            export_formats).
 
     Example:
         >>> result = fit("photos/", budget=Budget(minutes=30), weights=None)
@@ -78,8 +79,10 @@ def _fit(data, out, opts: FitOptions, budget: Budget, clock: Clock, *, overwrite
     if not is_tfds_source(data):
         check_dataset_path(data)  # before the run directory is created: a typo leaves nothing behind
     role = distributed_role()
+    from resnet_automl.serving.formats import edge_formats, require_modules
     from resnet_automl.weights.source import backbone_for, resolve_weights
 
+    require_modules(edge_formats(opts.export_formats), converters=True)  # before hours of training, not after
     source = resolve_weights(opts.weights)  # a bad source stops here, before the run folder exists
     console.load_backend()  # Keras (and TensorFlow, on its backend) loads here, after the cheap checks
     backbone_for(source, opts.backbone)  # a run or file of another backbone than the one asked for
@@ -95,12 +98,17 @@ def _fit(data, out, opts: FitOptions, budget: Budget, clock: Clock, *, overwrite
         return run_pipeline(data, out, opts, budget, clock, source=source, verbose=verbose, recipe=recipe)
 
 
-def export_run(run_dir) -> FitResult:
-    """Finish a run whose weights are trained but whose SavedModel is missing (trained where
-    TensorFlow is not installed): resume its fit with the data and options in run.json.
+def export_run(run_dir, formats=None) -> FitResult:
+    """Finish a run whose weights are trained: write the SavedModel if it is missing (trained where
+    TensorFlow is not installed) and the `formats` not yet written; resume its fit with the data
+    and options in run.json.
 
-    Finished stages are skipped, so this exports, checks and reports; a run already exported
-    is returned as it is.
+    Finished stages are skipped, so this exports, checks and reports; a run already exported in
+    every format asked for is reported again as it is.
+
+    Args:
+        run_dir: the run directory.
+        formats: list of names from `EXPORT_FORMATS` to add to the run's own, or None (default): the run's.
     """
     import json
     from pathlib import Path
@@ -118,6 +126,8 @@ def export_run(run_dir) -> FitResult:
     options = {key: value for key, value in record.get("options", {}).items() if key in FitOptions.field_names()}
     if options.get("learning_rate_range") is not None:
         options["learning_rate_range"] = tuple(options["learning_rate_range"])
+    if formats:
+        options["export_formats"] = (*options.get("export_formats", ()), *formats)
     return fit(record["data"], out=run_dir, budget=None, verbose=1, **options)
 
 

@@ -6,6 +6,9 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
+from resnet_automl.pipeline import edge_stage
 from resnet_automl.pipeline.context import RunContext, RunData
 from resnet_automl.pipeline.run_dir import versions
 from resnet_automl.pipeline.search_stage import SearchOutcome
@@ -32,6 +35,7 @@ def report(ctx: RunContext, data: RunData, model, *, history: dict, version_dir:
     started = time.time()
     best_values, trials = search.best_values, search.trials
     probabilities = model.predict(data.batches("test"), verbose=0)
+    accuracy = float(np.mean(np.argmax(probabilities, axis=1) == data.labels["test"])) if len(probabilities) else 0.0
     latency = measure_latency(model, data.image_size, batch32=True)
     context = {
         "backbone": best_values["backbone"], "hyperparameters": best_values, "trials": trials,
@@ -41,6 +45,7 @@ def report(ctx: RunContext, data: RunData, model, *, history: dict, version_dir:
         "budget": {"allowed": ctx.budget.to_dict(), "trials_run": len(trials),
                    "used_minutes_this_call": round(ctx.clock.elapsed() / 60.0, 3)},
         "timings": ctx.timings, "audit": data.audit, "export": ctx.record.get("export"),
+        "deployment": edge_stage.deployment_rows(ctx, accuracy, version_dir, folder_mb(version_dir)),
         "versions": versions(), "history": history, "notes": ctx.notes + [f"Objective: {objective}."],
         "pretrained": ctx.source.describe(), "warnings": list(warnings),
     }

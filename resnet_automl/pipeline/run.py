@@ -13,7 +13,15 @@ from pathlib import Path
 import keras
 
 from resnet_automl.errors import ResNetAutoMLError
-from resnet_automl.pipeline import data_stage, export_stage, final_stage, report_stage, search_stage, selection_stage
+from resnet_automl.pipeline import (
+    data_stage,
+    edge_stage,
+    export_stage,
+    final_stage,
+    report_stage,
+    search_stage,
+    selection_stage,
+)
 from resnet_automl.pipeline.clock import Clock
 from resnet_automl.pipeline.context import RunContext, RunData
 from resnet_automl.pipeline.result import FitResult
@@ -76,9 +84,10 @@ def weights_metadata(ctx: RunContext, data: RunData, best_values: dict) -> dict:
                                trainable_stages=best_values["trainable_stages"], run_dir=str(ctx.out.resolve()))
 
 
-def _result_paths(out: Path, version_dir: Path | None, report: dict) -> dict:
+def _result_paths(out: Path, version_dir: Path | None, report: dict, exports: dict) -> dict:
     return {"run_dir": str(out), "run_json": str(out / "run.json"), "model_dir": str(out / "model"),
             "version_dir": None if version_dir is None else str(version_dir),
+            "exports": exports,
             "report_html": report["paths"]["html"], "report_json": report["paths"]["json"],
             "report_md": report["paths"]["markdown"]}
 
@@ -103,7 +112,7 @@ def _stages(ctx: RunContext) -> FitResult:
     return FitResult(model=model, class_names=data.splits.class_names, backbone=search.best_values["backbone"],
                      best_hyperparameters=search.best_values, trials=search.trials, history=history,
                      selection=ctx.record.get("selection"), report=report,
-                     paths=_result_paths(ctx.out, version_dir, report))
+                     paths=_result_paths(ctx.out, version_dir, report, edge_stage.export_files(ctx)))
 
 
 def run_pipeline(data, out: Path, opts, budget, clock: Clock, *, source: WeightsSource, verbose: int = 1,

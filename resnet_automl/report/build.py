@@ -35,8 +35,9 @@ def build_report(probabilities, items, class_names, context: dict, out_dir, *, m
         items: list of (path, label) of the test images (never used for tuning).
         class_names: list of str.
         context: dict with any of: backbone, hyperparameters, trials, selection, latency_ms, model,
-            budget, timings, audit, export, versions, history, notes, warnings (sentences shown at
-            the top of the report: a failed export check, say).
+            budget, timings, audit, export, deployment (one row per exported format: format, size_mb,
+            accuracy, max_abs_diff, latency_ms, passed...), versions, history, notes, warnings
+            (sentences shown at the top of the report: a failed export check, say).
         out_dir: folder to write into (created).
         model_card: bool, also write the model card (a fit's report; an evaluation has no training
             to describe). Defaults to False.
@@ -49,7 +50,7 @@ def build_report(probabilities, items, class_names, context: dict, out_dir, *, m
     report = {"schema_version": SCHEMA_VERSION, "class_names": list(class_names),
               **classification_metrics(probabilities, labels, class_names)}
     for key in ("backbone", "hyperparameters", "pretrained", "trials", "selection", "latency_ms", "model", "budget",
-                "timings", "audit", "export", "versions", "notes", "warnings"):
+                "timings", "audit", "export", "deployment", "versions", "notes", "warnings"):
         report[key] = context.get(key)
     report["mistakes"] = most_confident_mistakes(probabilities, labels, items, class_names)
     pictures = {
@@ -126,6 +127,14 @@ def _sections(report: dict) -> list:
         sections.append(("Trials", ["trial", "hyperparameters", "score", "seconds", "status", "note"],
                          [[t["trial_id"], t["hyperparameters"], t["score"], t["seconds"], t["status"],
                            t.get("message", "")] for t in report["trials"]]))
+    if report.get("deployment"):
+        sections.append(("Deployment", ["format", "file", "MB", "test accuracy", "max |diff| vs Keras",
+                                        "top-1 agreement", "latency p50 ms", "latency p95 ms", "check"],
+                         [[d["format"], d.get("file"), d.get("size_mb"), d.get("accuracy"), d.get("max_abs_diff"),
+                           d.get("top1_agreement"), (d.get("latency_ms") or {}).get("p50"),
+                           (d.get("latency_ms") or {}).get("p95"),
+                           ("passed" if d.get("passed") else "FAILED") + f" ({d.get('criterion', '')})"]
+                          for d in report["deployment"]]))
     rows = []
     for key in ("pretrained", "latency_ms", "model", "budget", "timings", "export", "versions"):
         if report.get(key) is not None:

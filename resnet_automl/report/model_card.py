@@ -8,6 +8,8 @@ data (class names, paths) is escaped for Markdown tables.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 #: Below this many test images per class, the card warns that per-class metrics are coarse.
 SMALL_TEST_PER_CLASS = 30
 #: Above this expected calibration error the card says the scores are not probabilities to trust.
@@ -100,6 +102,15 @@ def _deployment(report: dict) -> list:
                      f"{_cell(export.get('tolerance'))}).")
     else:
         lines.append("- Not exported in this run (no SavedModel check).")
+    for row in report.get("deployment") or []:
+        if row["format"] == "savedmodel":
+            continue
+        verdict = "passed" if row.get("passed") else "FAILED"
+        lines.append(f"- {row['format']} (`{Path(row['file']).name}`, {_cell(row.get('size_mb'))} MB, input "
+                     f"{row.get('input_dtype')} pixels): checked in a fresh process on {row.get('images')} test "
+                     f"images, {verdict}: accuracy {_cell(row.get('accuracy'))} (Keras model "
+                     f"{_cell(row.get('reference_accuracy'))}), largest probability difference "
+                     f"{_cell(row.get('max_abs_diff'))}; criterion: {row.get('criterion')}.")
     if latency:
         lines.append(f"- Latency on the training machine: batch 1 p50 {_cell(latency.get('batch1_p50'))} ms, p95 "
                      f"{_cell(latency.get('batch1_p95'))} ms.")

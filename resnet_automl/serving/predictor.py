@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from resnet_automl.errors import DataError, ExportError
+from resnet_automl.serving.formats import EDGE_FORMATS, require_modules
 from resnet_automl.serving.layout import SIGNATURE_BYTES, SIGNATURE_TENSOR, is_version_dir, read_labels
+from resnet_automl.serving.ranking import top_k_results
 
 
 def resolve_version_dir(path: str | os.PathLike) -> Path:
@@ -79,15 +81,7 @@ class Predictor:
 
     def predict(self, images, top_k: int = 1) -> list:
         """Per image: {"labels": top-k labels, "scores": their probabilities, "probabilities": all}."""
-        probabilities = self.probabilities(images)
-        k = max(1, min(int(top_k), len(self.class_names)))
-        results = []
-        for row in probabilities:
-            order = np.argsort(-row)[:k]
-            results.append({"labels": [self.class_names[i] for i in order],
-                            "scores": [float(row[i]) for i in order],
-                            "probabilities": {name: float(p) for name, p in zip(self.class_names, row, strict=True)}})
-        return results
+        return top_k_results(self.probabilities(images), self.class_names, top_k)
 
 
 def _decodes(tf, data: bytes) -> bool:
@@ -98,14 +92,34 @@ def _decodes(tf, data: bytes) -> bool:
         return False
 
 
-def load_model(path: str | os.PathLike) -> Predictor:
-    """Load an exported model for prediction.
+EDGE_SUFFIXES = (".tflite", ".onnx")
+
+
+def _edge_model_file(path: Path) -> Path | None:
+    """The .tflite/.onnx file `path` names: the file itself, or the one file in a `DIR/exports/<format>` folder."""
+    if path.is_file() and path.suffix in EDGE_SUFFIXES:
+        return path
+    if path.is_dir() and not is_version_dir(path):
+        files = [p for p in path.iterdir() if p.suffix in EDGE_SUFFIXES]
+        return files[0] if len(files) == 1 else None
+    return None
+
+
+def load_model(path: str | os.PathLike):
+    """Load an exported model for prediction: a `Predictor` (SavedModel) or an `EdgePredictor` (LiteRT, ONNX).
 
     Args:
-        path: a run folder, its `model/` folder (latest version is used) or one version folder.
+        path: a run folder, its `model/` folder (latest version is used), one version folder, a
+            .tflite or .onnx file written by `resnet-automl export --format`, or its `DIR/exports/<format>` folder.
 
     Example:
         >>> predictor = load_model("runs/photos")
         >>> predictor.predict(["cat.jpg"], top_k=2)
     """
+    edge_file = _edge_model_file(Path(path).expanduser())
+    if edge_file is not None:
+        from resnet_automl.serving.edge_predictor import EdgePredictor
+
+        require_modules([EDGE_FORMATS["onnx" if edge_file.suffix == ".onnx" else "litert"]], converters=False)
+        return EdgePredictor(edge_file)
     return Predictor(resolve_version_dir(path))

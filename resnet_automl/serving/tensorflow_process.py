@@ -5,7 +5,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from resnet_automl.errors import ExportError
 
@@ -38,9 +41,44 @@ def export_in_tensorflow_process(weights_path, model_root, *, model_name: str = 
     Raises `ExportError` with the cause in one sentence (the child's traceback is in `log_path`
     and in the error's `details`).
     """
-    command = [sys.executable, "-m", "resnet_automl.serving.export", str(weights_path), str(model_root),
+    command = ["resnet_automl.serving.export", str(weights_path), str(model_root),
                "--model-name", model_name, *[arg for path in warmup_paths for arg in ("--warmup", str(path))]]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=tensorflow_env())
+    result = run_tensorflow_child(command, f"writes the SavedModel from {weights_path}", log_path, timeout)
+    return Path(result["version_dir"])
+
+
+def formats_in_tensorflow_process(weights_path, run_dir, formats, *, calibration=None, log_path=None,
+                                  timeout: float = 1800) -> dict:
+    """`edge_export.formats_from_weights_file` in a child process on Keras' TensorFlow backend.
+
+    Args:
+        weights_path: the classifier's `.weights.h5` file (with its description).
+        run_dir: the run directory (files go to `DIR/exports/<format>/`).
+        formats: format names (see `formats.EDGE_FORMATS`).
+        calibration: uint8 training pixels [N, S, S, 3] for "litert-int8", or None. Defaults to None.
+        log_path: Path or None, where the child's output is kept when it fails. Defaults to None.
+        timeout: float, seconds the child may take. Defaults to 1800.
+
+    Returns format name -> written file path; raises `ExportError` like `export_in_tensorflow_process`.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        command = ["resnet_automl.serving.edge_export", str(weights_path), str(run_dir), "--formats", ",".join(formats)]
+        if calibration is not None:
+            np.save(Path(tmp) / "calibration.npy", calibration)
+            command += ["--calibration", str(Path(tmp) / "calibration.npy")]
+        result = run_tensorflow_child(command, f"writes the {', '.join(formats)} files from {weights_path}",
+                                      log_path, timeout)
+    return result["written"]
+
+
+def run_tensorflow_child(module_args: list, what: str, log_path, timeout: float) -> dict:
+    """Run `python -m <module_args>` on the TensorFlow backend; return the JSON of its last stdout line.
+
+    Raises `ExportError` naming `what` the child did and its traceback's last line (the full output
+    in `log_path` and in the error's `details`).
+    """
+    proc = subprocess.run([sys.executable, "-m", *module_args], capture_output=True, text=True, timeout=timeout,
+                          env=tensorflow_env())
     if proc.returncode != 0:
         where = ""
         if log_path is not None:
@@ -48,9 +86,8 @@ def export_in_tensorflow_process(weights_path, model_root, *, model_name: str = 
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log_path.write_text(proc.stdout + proc.stderr, encoding="utf-8")
             where = f" Its full output is in {log_path}."
-        error = ExportError(f"The TensorFlow process that writes the SavedModel from {weights_path} failed: "
-                            f"{child_failure(proc.stderr)}.{where} Rerun the same command to retry the export "
-                            "(add --debug to see the child's traceback).")
+        error = ExportError(f"The TensorFlow process that {what} failed: {child_failure(proc.stderr)}.{where} "
+                            "Rerun the same command to retry the export (add --debug to see the child's traceback).")
         error.details = proc.stderr
         raise error
-    return Path(json.loads(proc.stdout.strip().splitlines()[-1])["version_dir"])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
