@@ -6,6 +6,8 @@ model and a logistic regression trained on the same train + val images on `--per
 class from the Fashion-MNIST *training* file (needs Debian's `dataset-fashion-mnist`).
 
     resnet-automl demo && python benchmarks/demo_holdout.py runs/demo
+    resnet-automl demo --export-formats savedmodel,litert,litert-int8,onnx && python benchmarks/demo_holdout.py
+        # also scores each LiteRT / ONNX file of the run on the same images
     python benchmarks/demo_holdout.py --smoke     # a tiny model fitted on the demo data here (the tests run this)
 """
 from __future__ import annotations
@@ -41,7 +43,8 @@ def main(argv=None) -> int:
         args.run_dir, args.per_class = tempfile.mkdtemp(prefix="demo-holdout-"), 10
         data = write_demo_dataset(Path(args.run_dir) / "data")
         resnet_automl.fit(data, out=Path(args.run_dir), backbone="tiny_resnet", weights=None, image_size=32,
-                          epochs=1, final_epochs=1, budget=resnet_automl.Budget(max_trials=1), verbose=0)
+                          epochs=1, final_epochs=1, budget=resnet_automl.Budget(max_trials=1), verbose=0,
+                          export_formats=["litert-int8"])
     from sklearn.linear_model import LogisticRegression
 
     from resnet_automl import load_model
@@ -56,6 +59,10 @@ def main(argv=None) -> int:
     print(f"{len(held_labels)} unseen images: demo model {ours:.4f}, "
           f"logistic regression on pixels {linear_accuracy:.4f}")
     print(f"difference (demo model - linear): {ours - linear_accuracy:+.4f}")
+    for folder in sorted(Path(args.run_dir, "exports").glob("*")):  # the LiteRT / ONNX files, when exported
+        if folder.is_dir() and not folder.name.startswith("."):
+            exported, _ = holdout_accuracies(load_model(folder).probabilities, linear, held, held_labels)
+            print(f"{folder.name} export on the same images: {exported:.4f} ({exported - ours:+.4f} vs the SavedModel)")
     return 0
 
 

@@ -35,7 +35,7 @@ def select(ctx: RunContext, data: RunData, plan: TrainingPlan) -> BackboneChoice
     work = Plan(trials=plan.max_trials, epochs=plan.epochs, final_epochs=plan.final_epochs,
                 train_images=plan.train_images, val_images=plan.val_images, final_uses_val=plan.final_uses_val,
                 trainable_stages=max(ctx.opts.stage_choices()), batch_size=ctx.batch_size,
-                augment=not ctx.source.pretrained)
+                augment=not ctx.source.pretrained, edge_formats=len(ctx.opts.export_formats) - 1)
     if record.get("selection") is None:
         source_backbone = backbone_for(ctx.source, ctx.opts.backbone)  # a run or file fixes the backbone
         selection = select_backbones(
@@ -67,4 +67,4 @@ def select(ctx: RunContext, data: RunData, plan: TrainingPlan) -> BackboneChoice
         # one trial as the probe times it: the estimate from random initialisation holds the whole final
         # training, so its share per trial would count several trials' worth
         trial_estimate_s=work.trial_seconds(first_step_s, ips) if ips else 0.0,
-        reserve=export_and_report_seconds(chosen[0], device.backend()))
+        reserve=export_and_report_seconds(chosen[0], device.backend(), work.edge_formats))

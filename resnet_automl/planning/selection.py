@@ -37,17 +37,24 @@ CIFAR_STEM_MAX_SIZE = 64
 #: TensorFlow's import and the model rebuilt there. resnet20_lean on fm10-100: export 25.6 s from JAX
 #: against 15 s on TensorFlow (2 cores).
 EXPORT_CHILD_PROCESS_S = 15.0
+#: Seconds of one LiteRT/ONNX format (conversion and its fresh-process check), plus per million
+#: parameters: the demo (resnet20_lean, 0.27 M parameters, JAX) wrote and checked litert, litert-int8
+#: and onnx in 33 s, 15 s of them the TensorFlow child's start.
+EDGE_FORMAT_S, EDGE_FORMAT_S_PER_MPARAM = 5.0, 0.5
 
 
-def export_and_report_seconds(backbone: str, backend: str = "tensorflow") -> float:
+def export_and_report_seconds(backbone: str, backend: str = "tensorflow", edge_formats: int = 0) -> float:
     """Seconds set aside for export (with the fresh-process check) and the report.
 
     Measured here: 9 s export + 2 s report for ResNet-18 at 32 px; tracing grows with depth, so
     20 s plus 0.5 s per million parameters, plus `EXPORT_CHILD_PROCESS_S` when `backend` (str,
-    the Keras backend; default "tensorflow") is not TensorFlow.
+    the Keras backend; default "tensorflow") is not TensorFlow; and for each of `edge_formats`
+    (int, LiteRT/ONNX files asked for; default 0) `EDGE_FORMAT_S` plus `EDGE_FORMAT_S_PER_MPARAM`
+    per million parameters, with a second TensorFlow child.
     """
-    child = 0.0 if backend == "tensorflow" else EXPORT_CHILD_PROCESS_S
-    return 20.0 + 0.5 * get_spec(backbone).params / 1e6 + child
+    params_m = get_spec(backbone).params / 1e6
+    children = (0 if backend == "tensorflow" else 1 + (edge_formats > 0)) * EXPORT_CHILD_PROCESS_S
+    return 20.0 + 0.5 * params_m + children + edge_formats * (EDGE_FORMAT_S + EDGE_FORMAT_S_PER_MPARAM * params_m)
 
 
 @dataclass
@@ -66,6 +73,7 @@ class Plan:
         preferred_final_epochs: int or None, final epochs a candidate should get in the time budget to
             be chosen outright; one that fits the plan with fewer is kept as the fallback and the next
             in order is probed (`select_backbones`). Default None: fitting the plan is enough.
+        edge_formats: int, LiteRT/ONNX files the export writes besides the SavedModel. Default 0.
     """
 
     trials: int
@@ -78,6 +86,7 @@ class Plan:
     final_uses_val: bool = False
     augment: bool = False
     preferred_final_epochs: int | None = None
+    edge_formats: int = 0
 
     def trial_epoch_seconds(self, images_per_s: float) -> float:
         """Seconds of one search epoch: training, plus validation at ~3x the training speed."""
@@ -99,7 +108,7 @@ class Plan:
         """Estimated seconds of search + final training + export + report."""
         search = self.trials * self.trial_seconds(first_step_s, images_per_s)
         return (search + self.final_seconds(first_step_s, images_per_s)
-                + export_and_report_seconds(backbone, device.backend()))
+                + export_and_report_seconds(backbone, device.backend(), self.edge_formats))
 
     def final_epochs_within(self, seconds: float, first_step_s: float, images_per_s: float, backbone: str) -> int:
         """Final epochs that `seconds` (float, the whole fit's budget) holds after the search, the

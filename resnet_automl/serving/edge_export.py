@@ -136,20 +136,11 @@ def write_formats(model: keras.Model, class_names: list, run_dir, formats, *, im
 
 
 def formats_from_weights_file(weights_path, run_dir, formats, calibration_path=None) -> dict:
-    """Rebuild the classifier described in a weights file on this process's TensorFlow backend and
-    write `formats` (see `write_formats`); `calibration_path` is an .npy of uint8 training pixels."""
-    from resnet_automl.modeling.classifier import build_classifier
-    from resnet_automl.weights.io import load_weights, read_metadata
+    """Rebuild the classifier of a weights file (`export.classifier_from_weights_file`) and write
+    `formats` (see `write_formats`); `calibration_path` is an .npy of uint8 training pixels."""
+    from resnet_automl.serving.export import classifier_from_weights_file
 
-    if keras.backend.backend() != "tensorflow":
-        raise ExportError("formats_from_weights_file needs the TensorFlow Keras backend; run "
-                          "`python -m resnet_automl.serving.edge_export` from other backends.")
-    meta = read_metadata(weights_path)
-    if not meta or meta.get("kind") != "classifier":
-        raise ExportError(f"{str(weights_path)!r} is not a classifier weights file written by resnet-automl.")
-    model = build_classifier(meta["backbone"], meta["num_classes"], image_size=meta["image_size"],
-                             trainable_stages=0)
-    load_weights(model, weights_path)
+    model, meta = classifier_from_weights_file(weights_path)
     calibration = np.load(calibration_path) if calibration_path else None
     return write_formats(model, meta["class_names"], run_dir, formats, image_size=meta["image_size"],
                          calibration=calibration)
