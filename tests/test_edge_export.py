@@ -127,6 +127,7 @@ def test_a_format_that_fails_its_check_is_moved_aside(exported_run, tmp_path, mo
     assert (run / "exports" / "litert" / "model.tflite").is_file()  # checked before, left in place
 
 
+@pytest.mark.slow
 def test_a_child_tensorflow_process_writes_the_formats_from_a_weights_file(pretrained_file, tmp_path):
     """The path of a run trained on JAX: the files come from the final weights in a TensorFlow child."""
     from resnet_automl.serving.edge_runtime import EdgeRunner

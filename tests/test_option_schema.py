@@ -19,7 +19,8 @@ RUN_ARGUMENTS = {"help", "data", "recipe", "backend", "overwrite", "chief", "wor
 #: The flags of `resnet-automl fit` that set an option (a public interface: scripts use them).
 OPTION_FLAGS = {"--out", "--minutes", "--max-trials", "--max-params", "--max-gflops", "--max-latency-ms", "--backbone",
                 "--tuner", "--optimizer", "--epochs", "--weights", "--image-size", "--batch-size", "--final-epochs",
-                "--final-data", "--seed", "--precision", "--export-formats"}
+                "--final-data", "--seed", "--precision", "--export-formats", "--path-column", "--label-column",
+                "--split-column", "--label-delimiter", "--allow-absolute-paths"}
 #: A value each flag accepts, where "7" is not one.
 GOOD_TEXT = {"image_size": "32", "backbone": "resnet18", "weights": "imagenet", "export_formats": "savedmodel,onnx"}
 #: The sentence every option error is written in, from Python, a recipe or the command line.
@@ -101,7 +102,8 @@ def test_each_kind_names_what_it_expects(name, value, expected):
 @pytest.mark.parametrize("option", [o for o in OPTIONS if o.flag and o.owner != "recipe"], ids=lambda o: o.name)
 def test_every_flag_parses_a_good_value_into_what_its_owner_accepts(option):
     text = option.kind.choices[-1] if option.kind.choices else GOOD_TEXT.get(option.name, "7")
-    args = build_parser().parse_args(["fit", "DATA", option.flag, text])
+    switch = option.kind.toml_types == (bool,)  # a switch takes no value: present means True
+    args = build_parser().parse_args(["fit", "DATA", option.flag] + ([] if switch else [text]))
     value = getattr(args, option.dest)
     assert option.error(value) is None
     owner = FitOptions if option.owner == "fit" else Budget

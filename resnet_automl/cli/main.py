@@ -13,7 +13,7 @@ import sys
 from resnet_automl._version import __version__
 from resnet_automl.cli.weights import add_weights_parser, run_weights_command
 from resnet_automl.config.options import canonical_weights
-from resnet_automl.config.schema import BY_NAME, OPTIONS, Option
+from resnet_automl.config.schema import BOOL, BY_NAME, OPTIONS, Option
 from resnet_automl.errors import ConfigError, ExportCheckError, ResNetAutoMLError
 from resnet_automl.runtime.backend import BACKEND_CHOICES, choose_backend
 
@@ -67,12 +67,15 @@ def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     """`fit`'s arguments: the option flags come from the schema's fit and budget rows, the rest are
     about the run itself (data, run folder, recipe, backend, resuming, distributed tuning)."""
     parser.add_argument("data", nargs="?", default=None,
-                        help="folder of class subfolders, a train/ val/ test/ tree, or tfds:NAME "
+                        help="folder of class subfolders, a train/ val/ test/ tree, a .csv/.jsonl manifest "
+                             "(one row per image: path,label[,split]), or tfds:NAME "
                              "(optional when the recipe's [data] section names a source)")
     parser.add_argument("--out", help=BY_NAME["out"].help)
     parser.add_argument("--recipe", help="recipe file (TOML) with fit options; flags override it")
     for option in OPTIONS:
-        if option.flag and option.owner in ("fit", "budget"):
+        if option.flag and option.owner in ("fit", "budget") and option.kind is BOOL:  # a switch: present is True
+            parser.add_argument(option.flag, dest=option.dest, action="store_const", const=True, help=option.help)
+        elif option.flag and option.owner in ("fit", "budget"):
             parser.add_argument(option.flag, dest=option.dest, type=_flag_type(option), choices=option.kind.choices,
                                 help=option.help)
     _add_backend_argument(parser)
@@ -139,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="evaluate an exported model on a labelled folder")
     evaluate.add_argument("model_dir", help="DIR/model, DIR/model/<version> or a run directory")
-    evaluate.add_argument("data", help="folder of class subfolders (all images are evaluated)")
+    evaluate.add_argument("data", help="folder of class subfolders, or a .csv/.jsonl manifest (all images are "
+                                       "evaluated)")
     evaluate.add_argument("--out", help="report folder (default: <model_dir>/evaluation)")
 
     export = commands.add_parser("export", help="write the SavedModel and other formats (LiteRT, ONNX) of a trained "

@@ -99,6 +99,12 @@ class FitOptions:
         export_formats: tuple of names from `EXPORT_FORMATS`: "savedmodel" (the TF Serving model,
             always written), "litert" (float32 .tflite), "litert-int8" (full-integer .tflite, uint8
             input, calibrated on training images) and "onnx". Default ("savedmodel",).
+        path_column, label_column, split_column: str (a header name), int (a 0-based column of a
+            file without header) or None (default: detected from the header) for a CSV / JSON Lines
+            manifest (`data.manifest`).
+        label_delimiter: str or None, separator of several labels in one manifest cell. Default None.
+        allow_absolute_paths: bool, accept manifest paths that are absolute or leave the manifest's
+            folder. Default False.
     """
 
     backbone: object = "auto"
@@ -119,6 +125,11 @@ class FitOptions:
     feature_cache_memory_mb: int = IN_MEMORY_LIMIT_BYTES // 2**20
     precision: str = "auto"
     export_formats: tuple = ("savedmodel",)
+    path_column: str | int | None = None
+    label_column: str | int | None = None
+    split_column: str | int | None = None
+    label_delimiter: str | None = None
+    allow_absolute_paths: bool = False
 
     def __post_init__(self):
         self.weights = canonical_weights(self.weights)
@@ -151,6 +162,11 @@ class FitOptions:
     def backbones_named(self) -> int:
         """How many backbones `backbone` names (a list, or a comma-separated string); "auto": 1."""
         return max(1, len(backbone_names(self.backbone)))
+
+    def manifest_columns(self) -> dict:
+        """The keyword arguments of `data.ManifestColumns` these options give."""
+        return {"path": self.path_column, "label": self.label_column, "split": self.split_column,
+                "label_delimiter": self.label_delimiter, "allow_absolute_paths": self.allow_absolute_paths}
 
     def to_dict(self) -> dict:
         return asdict(self)

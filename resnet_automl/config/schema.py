@@ -133,6 +133,17 @@ IMAGE_SIZE = POSITIVE_INT_OR_NONE.narrowed(
     f"at least {MIN_IMAGE_SIZE} (the ImageNet-style ResNets downsample 32x, to 1 px at {MIN_IMAGE_SIZE})",
     lambda v: v is None or v >= MIN_IMAGE_SIZE)
 TEXT = Kind((("a string", lambda v: isinstance(v, str)),), (str,))
+TEXT_OR_NONE = Kind((("a non-empty string or None", lambda v: v is None or (isinstance(v, str) and v != "")),), (str,))
+
+
+def _column(text: str):
+    """Command-line text of a manifest column: a 0-based number ("1" -> 1) or a header name."""
+    return int(text) if text.strip().isdigit() else text
+
+
+COLUMN_OR_NONE = Kind((("a column name, a 0-based column number or None",
+                        lambda v: v is None or (isinstance(v, str) and v.strip() != "") or (_is_int(v) and v >= 0)),),
+                      (str, int), parse=_column)
 
 
 def _format_list(value) -> tuple | str:
@@ -220,6 +231,16 @@ _FINAL_DATA_HELP = ("what the final training learns from (default auto: train+va
 OPTIONS = (
     Option("source", "recipe", "data", TEXT, None,
            "folder of class subfolders, a train/ val/ test/ tree, or tfds:NAME"),
+    Option("path_column", "fit", "data", COLUMN_OR_NONE, "--path-column",
+           "manifest column of the image paths (default: detected from the header: path, image, filename, ...)"),
+    Option("label_column", "fit", "data", COLUMN_OR_NONE, "--label-column",
+           "manifest column of the labels (default: detected: label, labels, class, ...)"),
+    Option("split_column", "fit", "data", COLUMN_OR_NONE, "--split-column",
+           "manifest column of the split, train/val/test (default: detected: split, set, ...; none: drawn)"),
+    Option("label_delimiter", "fit", "data", TEXT_OR_NONE, "--label-delimiter",
+           "separator of several labels in one manifest cell (multi-label rows are refused for now)"),
+    Option("allow_absolute_paths", "fit", "data", BOOL, "--allow-absolute-paths",
+           "accept manifest paths that are absolute or leave the manifest's folder"),
     Option("val_fraction", "fit", "data", SPLIT_FRACTION, None, "share of a class-folder tree held out for validation"),
     Option("test_fraction", "fit", "data", SPLIT_FRACTION, None, "share of a class-folder tree held out for testing"),
     Option("minutes", "budget", "budget", POSITIVE_NUMBER_OR_NONE, "--minutes", "wall-clock cap for the whole fit"),

@@ -1,9 +1,10 @@
 """The data layer: find, audit and split the images, decode them once into uint8 arrays.
 
-Owns: `scan` (class folders and audit), `split` (stratified, seeded split and its file),
+Owns: `scan` (class folders and audit), `manifest` (CSV / JSON Lines files of paths and labels),
+`split` (stratified, seeded split and its file),
 `images` (decoding one file), `arrays` (decoded arrays cached and memory-mapped), `batches`
 (batches by index for any Keras backend), `tfds_source` ("tfds:NAME" into a split tree).
-`prepare_data` accepts a class-folder tree, a pre-split `train/ val/ test/` tree or "tfds:NAME",
+`prepare_data` accepts a class-folder tree, a pre-split `train/ val/ test/` tree, a manifest or "tfds:NAME",
 audits once and stores the split in the run directory so a resumed run trains on the same files.
 May import: `runtime`, `config`.
 Entry points: `prepare_data`, `auto_image_size`, `load_images`, `ArrayBatches`.
@@ -18,29 +19,40 @@ from pathlib import Path
 from PIL import Image
 
 from resnet_automl.data.images import IMAGE_EXTENSIONS, load_rgb
+from resnet_automl.data.manifest import ManifestColumns, is_manifest, scan_manifest
 from resnet_automl.data.scan import Scan, scan_folder
 from resnet_automl.data.split import DatasetSplits, split_scan
 from resnet_automl.data.tfds_source import is_tfds_source, materialize_tfds
 
 SPLIT_FILE = Path("data") / "split.json"
 
-__all__ = ["DatasetSplits", "IMAGE_EXTENSIONS", "Scan", "auto_image_size", "load_rgb", "prepare_data",
-           "scan_folder", "split_scan"]
+__all__ = ["DatasetSplits", "IMAGE_EXTENSIONS", "ManifestColumns", "Scan", "auto_image_size", "load_rgb",
+           "prepare_data", "scan_dataset", "scan_folder", "split_scan"]
+
+
+def scan_dataset(source: str | os.PathLike, columns: ManifestColumns | None = None) -> Scan:
+    """`scan_manifest` for a .csv/.jsonl file, else `scan_folder`; `columns` (a `ManifestColumns`) apply
+    to a manifest. Defaults to None: columns detected from the header."""
+    if is_manifest(source):
+        return scan_manifest(source, columns or ManifestColumns())
+    return scan_folder(source)
 
 
 def prepare_data(source: str | os.PathLike, run_dir: str | os.PathLike | None = None, *,
                  seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15,
-                 tfds_data_dir: str | None = None, tfds_max_per_split: int | None = None) -> DatasetSplits:
+                 tfds_data_dir: str | None = None, tfds_max_per_split: int | None = None,
+                 columns: ManifestColumns | None = None) -> DatasetSplits:
     """Audit and split a dataset, reusing the split saved in `run_dir` when there is one.
 
     Args:
-        source: a folder path, or "tfds:NAME[/CONFIG]".
+        source: a folder path, a .csv/.jsonl manifest, or "tfds:NAME[/CONFIG]".
         run_dir: run directory; the split goes to `run_dir/data/split.json`, and a TFDS dataset is
             written out under `run_dir/data/tfds/`. None keeps nothing on disk (TFDS then needs it).
         seed: int, split seed. Defaults to 0.
         val_fraction, test_fraction: floats, shares of a class-folder tree held out. Default 0.15.
         tfds_data_dir: str or None, TFDS data folder. Defaults to TFDS's own default.
         tfds_max_per_split: int or None, cap on TFDS images per split. Defaults to None (all).
+        columns: `ManifestColumns` of a manifest source, or None (default): detected from its header.
     """
     split_file = Path(run_dir) / SPLIT_FILE if run_dir is not None else None
     if split_file is not None and split_file.exists():
@@ -52,7 +64,7 @@ def prepare_data(source: str | os.PathLike, run_dir: str | os.PathLike | None = 
                                   max_per_split=tfds_max_per_split)
     else:
         folder = source
-    splits = split_scan(scan_folder(folder), seed=seed, val_fraction=val_fraction,
+    splits = split_scan(scan_dataset(folder, columns), seed=seed, val_fraction=val_fraction,
                         test_fraction=test_fraction)
     if is_tfds_source(source):
         splits.audit["source"] = str(source)

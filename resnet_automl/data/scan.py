@@ -17,6 +17,8 @@ from resnet_automl.errors import DataError
 
 #: Folder names recognised as splits of a pre-split tree, mapped to our split names.
 SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+#: Endings of a manifest file (`data.manifest`): a dataset given as a table rather than a folder.
+MANIFEST_SUFFIXES = (".csv", ".jsonl")
 
 
 @dataclass
@@ -32,6 +34,9 @@ class Scan:
         duplicates: groups (lists of paths) of files with identical content, kept in training only
             once per class; groups spanning splits are also listed in `cross_split_duplicates`.
         cross_split_duplicates: duplicate groups whose files sit in different splits (leakage).
+        source: str, what the user passed (the folder, or a manifest file). Default: `root`.
+        layout: str, how the labels were given: "class folders", "train/val/test folders" or
+            "CSV manifest" / "JSONL manifest". Default: from `presplit`.
     """
 
     root: Path
@@ -41,6 +46,16 @@ class Scan:
     skipped: list = field(default_factory=list)
     duplicates: list = field(default_factory=list)
     cross_split_duplicates: list = field(default_factory=list)
+    source: str = ""
+    layout: str = ""
+
+    def __post_init__(self):
+        self.source = self.source or str(self.root)
+        self.layout = self.layout or ("train/val/test folders" if self.presplit else "class folders")
+
+    @property
+    def is_manifest(self) -> bool:
+        return self.layout.endswith("manifest")
 
 
 def _is_hidden(name: str) -> bool:
@@ -96,14 +111,20 @@ def file_sha256(path: Path) -> str:
 
 
 def check_dataset_path(root) -> Path:
-    """Return `root` resolved; raise `DataError` when it is missing or not a folder."""
+    """Return `root` resolved; raise `DataError` when it is missing, or neither a folder nor a manifest file."""
     root = Path(root).expanduser()
+    if root.suffix.lower() in MANIFEST_SUFFIXES and root.is_file():
+        return root.resolve()
+    if root.suffix.lower() in MANIFEST_SUFFIXES and not root.exists():
+        raise DataError(f"The manifest {str(root)!r} does not exist. Pass a .csv or .jsonl file with one row per "
+                        "image (path,label), or a folder of class subfolders.")
     if not root.exists():
         raise DataError(f"The dataset folder {str(root)!r} does not exist. "
                         "Pass the path of a folder that holds one subfolder per class.")
     if not root.is_dir():
         raise DataError(f"The dataset path {str(root)!r} is a file, not a folder. Pass the folder "
-                        "that holds one subfolder per class (or train/ val/ test/ subfolders).")
+                        "that holds one subfolder per class (or train/ val/ test/ subfolders), or a .csv or "
+                        ".jsonl manifest with one row per image (path,label).")
     return root.resolve()
 
 
@@ -169,6 +190,21 @@ def _add_unique(scan: Scan, good: list, hashes: list) -> None:
                 scan.cross_split_duplicates.append([f"{s}: {p}" for s, _, p in items])
 
 
+def audit_candidates(scan: Scan, candidates: list, workers: int = 4) -> None:
+    """Decode-check and hash `candidates` ((split, class name, path) triples) into `scan`: readable
+    files go to `scan.images` once per (split, class) content, the rest to `scan.skipped` with the
+    reason. Raise `DataError` when a class is left without a readable image."""
+    good, hashes = _audit_files(candidates, scan.skipped, workers)
+    _add_unique(scan, good, hashes)
+    for name in scan.class_names:
+        counts = [sum(1 for _, label in scan.images[split] if label == name) for split in scan.images]
+        if sum(counts) == 0:
+            where = f"the manifest {scan.source!r}" if scan.is_manifest else f"{str(scan.root)!r}"
+            raise DataError(f"No readable image in class {name!r} under {where}: every file was "
+                            "skipped (see the reasons with `--debug` or in the audit). Fix or remove "
+                            "the files, or remove the class.")
+
+
 def scan_folder(root: str | os.PathLike, *, workers: int = 4) -> Scan:
     """Scan and audit a dataset folder; raise `DataError` for a folder that cannot be used.
 
@@ -184,14 +220,7 @@ def scan_folder(root: str | os.PathLike, *, workers: int = 4) -> Scan:
     _check_class_count(root, class_names)
     candidates = [(split, name, path) for split, classes in groups.items()
                   for name, folder in classes.items() for path in _list_class_files(folder, skipped)]
-    good, hashes = _audit_files(candidates, skipped, workers)
     scan = Scan(root=root, presplit=presplit, class_names=class_names,
                 images={split: [] for split in groups}, skipped=skipped)
-    _add_unique(scan, good, hashes)
-    for name in class_names:
-        counts = [sum(1 for _, label in scan.images[split] if label == name) for split in scan.images]
-        if sum(counts) == 0:
-            raise DataError(f"No readable image in class {name!r} under {str(root)!r}: every file was "
-                            "skipped (see the reasons with `--debug` or in the audit). Fix or remove "
-                            "the files, or remove the class folder.")
+    audit_candidates(scan, candidates, workers)
     return scan

@@ -102,6 +102,11 @@ def split_scan(scan: Scan, *, seed: int = 0, val_fraction: float = 0.15,
     for name, i in index.items():
         count = sum(1 for _, label in labelled[pool_name] if label == i)
         needed = min_images_per_class if not scan.presplit else 1 + ("val" not in labelled) + ("test" not in labelled)
+        if count < needed and scan.is_manifest:
+            raise DataError(
+                f"Label {name!r} has {count} readable image(s) in the manifest {scan.source!r}"
+                f"{' (train split)' if scan.presplit else ''}; at least {needed} are needed to split it into "
+                "train, val and test. Add rows for that label or remove its rows.")
         if count < needed:
             folder = str(scan.root / ('train' if scan.presplit else ''))
             raise DataError(
@@ -123,6 +128,9 @@ def split_scan(scan: Scan, *, seed: int = 0, val_fraction: float = 0.15,
         rest, test = _stratified(labelled["all"], test_fraction, seed, "test", num_classes)
         train, val = _stratified(rest, val_fraction / (1.0 - test_fraction), seed + 1,
                                  "validation", num_classes)
+    if (not val or not test) and scan.is_manifest:
+        raise DataError(f"The val or test rows of {scan.source!r} hold no readable image; add some, or leave "
+                        "the split empty on every row to have it drawn from the train rows.")
     if not val or not test:
         raise DataError(f"The val/ or test/ folder of {str(scan.root)!r} has no readable image; "
                         "add images there, or delete the empty folder to have it split off train/.")
@@ -134,8 +142,8 @@ def split_scan(scan: Scan, *, seed: int = 0, val_fraction: float = 0.15,
     train_counts = [c for c in counts["train"].values() if c > 0]
     ratio = max(train_counts) / min(train_counts)
     audit = {
-        "source": str(scan.root),
-        "layout": "train/val/test folders" if scan.presplit else "class folders",
+        "source": scan.source,
+        "layout": scan.layout,
         "counts": counts,
         "num_images": {split: len(items) for split, items in (("train", train), ("val", val), ("test", test))},
         "skipped": scan.skipped,

@@ -5,7 +5,7 @@ import logging
 import math
 import time
 
-from resnet_automl.data import auto_image_size, prepare_data
+from resnet_automl.data import ManifestColumns, auto_image_size, prepare_data
 from resnet_automl.modeling.classifier import suggested_bn_momentum
 from resnet_automl.pipeline.context import RunContext, RunData, TrainingPlan
 from resnet_automl.planning.schedule import default_epochs, default_final_epochs, default_trials
@@ -36,7 +36,7 @@ def prepare(ctx: RunContext) -> tuple[RunData, TrainingPlan]:
     """
     started, opts = time.time(), ctx.opts
     splits = prepare_data(ctx.data, ctx.out, seed=opts.seed, val_fraction=opts.val_fraction,
-                          test_fraction=opts.test_fraction)
+                          test_fraction=opts.test_fraction, columns=ManifestColumns(**opts.manifest_columns()))
     audit = splits.audit
     logger.info(describe_audit(audit, splits.num_classes))
     image_size = (opts.image_size or ctx.record.get("image_size") or ctx.source.image_size

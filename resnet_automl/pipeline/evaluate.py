@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resnet_automl.data import scan_folder
+from resnet_automl.data import scan_dataset
 from resnet_automl.data.images import SERVABLE_EXTENSIONS
 from resnet_automl.errors import DataError
 from resnet_automl.pipeline.run_dir import run_lock
@@ -25,7 +25,7 @@ def evaluate_exported(model_dir, data, out=None) -> dict:
         out: report folder. Defaults to `<version folder>/../evaluation-<data folder name>`.
     """
     predictor = load_model(model_dir)
-    scan = scan_folder(data)
+    scan = scan_dataset(data)
     unknown = sorted(set(scan.class_names) - set(predictor.class_names))
     if unknown:
         raise DataError(f"Class folders {unknown} in {str(data)!r} are not labels of the model "

@@ -9,6 +9,7 @@ import socket
 import time
 from pathlib import Path
 
+from resnet_automl.data.scan import MANIFEST_SUFFIXES
 from resnet_automl.errors import OutputDirError, RunInUseError
 from resnet_automl.runtime.files import write_json_atomic
 
@@ -29,9 +30,14 @@ def distributed_role() -> str:
 
 
 def default_out_dir(source) -> Path:
-    """`runs/<dataset folder name>` (or `runs/<tfds name>`), so the same command resumes."""
+    """`runs/<dataset folder name>` (`runs/<tfds name>`; `runs/<folder>-<stem>` for a manifest such as
+    photos/labels.csv), so the same command resumes."""
     name = str(source)
-    name = name.split(":", 1)[1] if name.startswith("tfds:") else Path(name).resolve().name
+    path = Path(name).resolve()
+    if name.startswith("tfds:"):
+        name = name.split(":", 1)[1]
+    else:
+        name = f"{path.parent.name}-{path.stem}" if path.suffix.lower() in MANIFEST_SUFFIXES else path.name
     return Path("runs") / (name.replace("/", "_") or "dataset")
 
 
