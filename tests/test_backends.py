@@ -67,13 +67,17 @@ def test_jax_fit_exports_through_a_tensorflow_process(tmp_path):
     run = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "resnet_automl", "fit", str(data), "--out", str(run), "--backbone",
                            "tiny_resnet", "--weights", "none", "--image-size", "32", "--epochs", "1",
-                           "--max-trials", "1", "--final-data", "train"], capture_output=True, text=True,
-                          timeout=600, env=_env("jax"))
+                           "--max-trials", "1", "--final-data", "train", "--export-formats", "litert-int8,onnx"],
+                          capture_output=True, text=True, timeout=600, env=_env("jax"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((run / "run.json").read_text())
     assert record["stages_done"] == ["search", "final", "export", "report"]
     assert record["export"]["passed"] is True and record["export"]["max_abs_diff"] <= 1e-4
     assert (Path(record["version_dir"]) / "assets" / "labels.txt").read_text().split() == ["blue", "green", "red"]
+    # the LiteRT and ONNX files come from the same TensorFlow child as the SavedModel, then pass their checks
+    assert "the SavedModel and litert-int8, onnx are written by a TensorFlow process" in proc.stdout
+    assert record["exports"]["onnx"]["passed"] and record["exports"]["onnx"]["max_abs_diff"] <= 1e-4
+    assert record["exports"]["litert-int8"]["passed"]
 
 
 def test_out_of_memory_errors_of_every_backend_are_recognised():

@@ -70,20 +70,38 @@ def _reject(ctx: RunContext, name: str, check: dict) -> str:
     return f"The {name} export failed its check ({criterion}): {cause}; moved to {target}."
 
 
-def export_formats(ctx: RunContext, data: RunData, model) -> ExportCheckError | None:
+def pending_formats(ctx: RunContext) -> list:
+    """Names of the formats of `ctx.opts.export_formats` besides the SavedModel not yet written and passed."""
+    results = ctx.record.get("exports") or {}
+    return [fmt.name for fmt in edge_formats(ctx.opts.export_formats)
+            if not (results.get(fmt.name) or {}).get("passed")]
+
+
+def discard_unchecked(ctx: RunContext, written: dict) -> None:
+    """Remove format folders written with a SavedModel that then failed its own check (never checked)."""
+    for name in written:
+        shutil.rmtree(format_dir(ctx.out, name), ignore_errors=True)
+
+
+def export_formats(ctx: RunContext, data: RunData, model, written: dict | None = None) -> ExportCheckError | None:
     """Write and check the formats of `ctx.opts.export_formats` besides the SavedModel that are not done yet.
 
+    `written` (format name -> file) are those a TensorFlow child already wrote with the SavedModel.
     Returns the `ExportCheckError` to raise once the report is written when a format failed its check.
     """
     results = dict(ctx.record.get("exports") or {})
-    todo = [fmt for fmt in edge_formats(ctx.opts.export_formats) if not (results.get(fmt.name) or {}).get("passed")]
+    todo = edge_formats(pending_formats(ctx))
     if not todo:
         return None
     started = time.time()
-    clean_partial_formats(ctx.out)
-    written = _write(ctx, data, model, [fmt.name for fmt in todo])
-    if written is None:
-        return None
+    written = dict(written or {})
+    missing = [fmt.name for fmt in todo if fmt.name not in written]
+    if missing:
+        clean_partial_formats(ctx.out)
+        new = _write(ctx, data, model, missing)
+        if new is None:
+            return None
+        written.update(new)
     limit = min(CHECK_LIMIT, len(data.labels["test"]))
     pixels, labels = np.asarray(data.images("test")[:limit]), data.labels["test"][:limit]
     reference = model.predict(pixels.astype(np.float32), batch_size=data.batch_size, verbose=0)

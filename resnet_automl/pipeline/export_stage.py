@@ -33,28 +33,32 @@ def servable_images(items: list, limit: int) -> list:
     return [path for path, _ in items if Path(path).suffix.lower() in SERVABLE_EXTENSIONS][:limit]
 
 
-def _write_saved_model(ctx: RunContext, data: RunData, model, samples: list) -> Path | None:
-    """Write the next version under DIR/model on this process's or a child's TensorFlow; None without it."""
+def _write_saved_model(ctx: RunContext, data: RunData, model, samples: list) -> tuple[Path | None, dict]:
+    """Write the next version under DIR/model on this process's or a child's TensorFlow; return (its
+    folder, or None without TensorFlow; the LiteRT/ONNX files a child wrote from the same model)."""
     common = {"model_name": ctx.out.resolve().name}
     if device.backend() == "tensorflow":
         from resnet_automl.serving.export import export_serving_model
 
         return export_serving_model(model, data.splits.class_names, ctx.out / "model", image_size=data.image_size,
-                                    warmup_images=[Path(p).read_bytes() for p in samples[:WARMUP_IMAGES]], **common)
+                                    warmup_images=[Path(p).read_bytes() for p in samples[:WARMUP_IMAGES]],
+                                    **common), {}
     if device.tensorflow_available():
         from resnet_automl.serving.tensorflow_process import export_in_tensorflow_process
 
-        logger.info(f"[export] {device.backend()} backend: the SavedModel is written by a TensorFlow process "
-                    "from the final weights")
-        return export_in_tensorflow_process(ctx.out / "final" / "model.weights.h5", ctx.out / "model",
-                                            warmup_paths=samples[:WARMUP_IMAGES],
-                                            log_path=ctx.out / "logs" / "export-child.log", **common)
+        pending = edge_stage.pending_formats(ctx)  # one TensorFlow child writes them all
+        logger.info(f"[export] {device.backend()} backend: the SavedModel{' and ' if pending else ''}"
+                    f"{', '.join(pending)} are written by a TensorFlow process from the final weights")
+        return export_in_tensorflow_process(
+            ctx.out / "final" / "model.weights.h5", ctx.out / "model", warmup_paths=samples[:WARMUP_IMAGES],
+            log_path=ctx.out / "logs" / "export-child.log", formats=pending,
+            calibration=edge_stage.calibration_pixels(data) if "litert-int8" in pending else None, **common)
     note = ("TensorFlow is not installed on this machine, so no SavedModel was written. The final "
             f"weights are in {ctx.out / 'final' / 'model.weights.h5'}; on a machine with TensorFlow "
             f"and the same dataset path, run `resnet-automl export {ctx.out}` to write and check it.")
     ctx.note(note)
     logger.info(f"[export] skipped: {note}")
-    return None
+    return None, {}
 
 
 def _reject(ctx: RunContext, version_dir: Path, check: dict) -> ExportCheckError:
@@ -88,7 +92,7 @@ def export(ctx: RunContext, data: RunData, model) -> tuple[Path | None, ExportCh
     started = time.time()
     clean_partial_exports(ctx.out / "model")
     samples = servable_images(data.splits.test, CHECK_IMAGES)
-    version_dir = _write_saved_model(ctx, data, model, samples)
+    version_dir, written = _write_saved_model(ctx, data, model, samples)
     if version_dir is None:
         return None, edge_stage.export_formats(ctx, data, model)
     check = verify_export(version_dir, lambda pixels: model.predict(pixels, verbose=0), samples, data.image_size)
@@ -96,6 +100,7 @@ def export(ctx: RunContext, data: RunData, model) -> tuple[Path | None, ExportCh
                 f"(max |diff| {check.get('max_abs_diff', float('nan')):.2e} on {check['images']} images)")
     ctx.timed("export_s", started)
     if not check["passed"]:
+        edge_stage.discard_unchecked(ctx, written)  # a rerun writes them again with the SavedModel
         return None, _reject(ctx, version_dir, check)
     ctx.record.mark_done("export", export=check, version_dir=str(version_dir), export_rejected=None)
-    return version_dir, edge_stage.export_formats(ctx, data, model)
+    return version_dir, edge_stage.export_formats(ctx, data, model, written=written)

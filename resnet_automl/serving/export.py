@@ -161,17 +161,32 @@ def export_from_weights_file(weights_path, model_root, *, model_name: str = "cla
 
 
 def main(argv=None) -> int:
-    """`python -m resnet_automl.serving.export WEIGHTS MODEL_ROOT`: the child process of
-    `tensorflow_process.export_in_tensorflow_process`."""
+    """`python -m resnet_automl.serving.export WEIGHTS MODEL_ROOT [--formats litert,onnx --run-dir DIR]`: the
+    child process of `tensorflow_process.export_in_tensorflow_process`; with `--formats`, the same
+    rebuilt model also writes those files under `DIR/exports/` (`edge_export.write_formats`)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("weights")
     parser.add_argument("model_root")
     parser.add_argument("--model-name", default="classifier")
     parser.add_argument("--warmup", action="append", default=[], help="an image file for the warm-up requests")
+    parser.add_argument("--formats", default="", help="comma-separated LiteRT/ONNX formats to write as well")
+    parser.add_argument("--run-dir", help="the run directory the formats go under (DIR/exports/<format>/)")
+    parser.add_argument("--calibration", help=".npy of uint8 training pixels [N, S, S, 3] for litert-int8")
     args = parser.parse_args(argv)
-    version_dir = export_from_weights_file(args.weights, args.model_root, model_name=args.model_name,
-                                           warmup_images=[Path(p).read_bytes() for p in args.warmup])
-    print(json.dumps({"version_dir": str(version_dir)}))
+    model, meta = classifier_from_weights_file(args.weights)
+    version_dir = export_serving_model(model, meta["class_names"], args.model_root, image_size=meta["image_size"],
+                                       model_name=args.model_name,
+                                       warmup_images=[Path(p).read_bytes() for p in args.warmup])
+    written = {}
+    if args.formats:
+        import numpy as np
+
+        from resnet_automl.serving.edge_export import write_formats
+
+        written = write_formats(model, meta["class_names"], args.run_dir, args.formats.split(","),
+                                image_size=meta["image_size"],
+                                calibration=np.load(args.calibration) if args.calibration else None)
+    print(json.dumps({"version_dir": str(version_dir), "written": written}))
     return 0
 
 

@@ -25,8 +25,10 @@ def child_failure(stderr: str) -> str:
 
 
 def export_in_tensorflow_process(weights_path, model_root, *, model_name: str = "classifier",
-                                 warmup_paths: list = (), log_path=None, timeout: float = 1800) -> Path:
-    """`export_from_weights_file` in a child process on Keras' TensorFlow backend.
+                                 warmup_paths: list = (), log_path=None, timeout: float = 1800,
+                                 formats: list = (), calibration=None) -> tuple[Path, dict]:
+    """`export_from_weights_file` in a child process on Keras' TensorFlow backend, and with `formats`
+    the LiteRT/ONNX files from the same rebuilt model (`edge_export.write_formats`).
 
     For models trained on another backend (JAX): this process then never imports TensorFlow.
 
@@ -37,14 +39,28 @@ def export_in_tensorflow_process(weights_path, model_root, *, model_name: str = 
         warmup_paths: image files for the warm-up requests. Defaults to none.
         log_path: Path or None, where the child's output is kept when it fails. Defaults to None.
         timeout: float, seconds the child may take. Defaults to 1800.
+        formats: format names to write as well (see `formats.EDGE_FORMATS`), under the run directory
+            that holds `model_root` (`DIR/exports/<format>/`). Defaults to none.
+        calibration: uint8 training pixels [N, S, S, 3] for "litert-int8", or None. Defaults to None.
 
-    Raises `ExportError` with the cause in one sentence (the child's traceback is in `log_path`
-    and in the error's `details`).
+    Returns (the version folder, format name -> written file). Raises `ExportError` with the cause in
+    one sentence (the child's traceback is in `log_path` and in the error's `details`).
     """
-    command = ["resnet_automl.serving.export", str(weights_path), str(model_root),
-               "--model-name", model_name, *[arg for path in warmup_paths for arg in ("--warmup", str(path))]]
-    result = run_tensorflow_child(command, f"writes the SavedModel from {weights_path}", log_path, timeout)
-    return Path(result["version_dir"])
+    with tempfile.TemporaryDirectory() as tmp:
+        command = ["resnet_automl.serving.export", str(weights_path), str(model_root), "--model-name", model_name,
+                   *[arg for path in warmup_paths for arg in ("--warmup", str(path))]]
+        if formats:
+            command += ["--formats", ",".join(formats), "--run-dir", str(Path(model_root).parent)]
+            command += _calibration_arguments(calibration, Path(tmp))
+        result = run_tensorflow_child(command, f"writes the SavedModel from {weights_path}", log_path, timeout)
+    return Path(result["version_dir"]), result.get("written", {})
+
+
+def _calibration_arguments(calibration, folder: Path) -> list:
+    if calibration is None:
+        return []
+    np.save(folder / "calibration.npy", calibration)
+    return ["--calibration", str(folder / "calibration.npy")]
 
 
 def formats_in_tensorflow_process(weights_path, run_dir, formats, *, calibration=None, log_path=None,
@@ -62,10 +78,8 @@ def formats_in_tensorflow_process(weights_path, run_dir, formats, *, calibration
     Returns format name -> written file path; raises `ExportError` like `export_in_tensorflow_process`.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        command = ["resnet_automl.serving.edge_export", str(weights_path), str(run_dir), "--formats", ",".join(formats)]
-        if calibration is not None:
-            np.save(Path(tmp) / "calibration.npy", calibration)
-            command += ["--calibration", str(Path(tmp) / "calibration.npy")]
+        command = ["resnet_automl.serving.edge_export", str(weights_path), str(run_dir), "--formats", ",".join(formats),
+                   *_calibration_arguments(calibration, Path(tmp))]
         result = run_tensorflow_child(command, f"writes the {', '.join(formats)} files from {weights_path}",
                                       log_path, timeout)
     return result["written"]
