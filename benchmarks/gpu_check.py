@@ -5,7 +5,11 @@
 3. raw Keras: `model.fit` of this package's classifier on device-resident arrays;
 4. this package's trial loop (`ResNetHyperModel.fit` on uint8 `ArrayBatches`, as the search runs it);
 5. this package's final training (`train_final`: augmentation layers on the device, uint8 batches);
-6. the wall time of a small end-to-end `fit` (search + final training + report) on generated images.
+6. end-to-end `fit`s on generated images (default 20,000 at 224 px, ResNet-50 then ResNeXt-50, a
+   10-minute budget each): per trial and for the final training the images/s, the share of the
+   training time the device was busy (the images trained at raw Keras' rate of the same network,
+   size and batch, measured first, over the loops' wall time), the host's peak RSS, the device's
+   peak memory and each stage's wall time.
 
 Throughputs are training images/s timed after one warm-up epoch (compilation), same model, batch
 and precision; ratios are against raw Keras measured in the same run.
@@ -32,16 +36,23 @@ import numpy as np  # noqa: E402
 
 
 def make_images(root: Path, classes: int, per_class: int, size: int) -> Path:
-    """Learnable generated images: a colour per class plus noise, as PNG class folders."""
+    """Learnable generated images: a colour per class plus noise, as JPEG class folders (written by threads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from PIL import Image
 
-    rng = np.random.default_rng(0)
+    colours = np.random.default_rng(0).integers(0, 255, (classes, 3))
+
+    def write(job):
+        c, i = job
+        rng = np.random.default_rng(c * 1_000_003 + i)
+        pixels = np.clip(colours[c] + rng.normal(0, 30, (size, size, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(root / f"class_{c}" / f"{i}.jpg", quality=90)
+
     for c in range(classes):
-        colour = rng.integers(0, 255, 3)
-        for i in range(per_class):
-            pixels = np.clip(colour + rng.normal(0, 30, (size, size, 3)), 0, 255).astype(np.uint8)
-            (root / f"class_{c}").mkdir(parents=True, exist_ok=True)
-            Image.fromarray(pixels).save(root / f"class_{c}" / f"{i}.png")
+        (root / f"class_{c}").mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        list(pool.map(write, [(c, i) for c in range(classes) for i in range(per_class)]))
     return root
 
 
@@ -95,24 +106,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=12, help="training steps per timed epoch")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs after the warm-up epoch")
-    parser.add_argument("--fit-images", type=int, default=2048, help="generated images of the end-to-end fit")
-    parser.add_argument("--fit-size", type=int, default=64, help="image size of the end-to-end fit")
+    parser.add_argument("--fit-images", type=int, default=20000, help="generated images of the end-to-end fits")
+    parser.add_argument("--fit-size", type=int, default=224, help="image size of the end-to-end fits")
+    parser.add_argument("--fit-backbones", default="resnet50,resnext50_32x4d", help="one end-to-end fit each")
+    parser.add_argument("--fit-minutes", type=float, default=10.0, help="time budget of each end-to-end fit")
     parser.add_argument("--no-peer", dest="peer", action="store_false", help="skip the torchvision peer")
     parser.add_argument("--no-fit", dest="fit", action="store_false", help="skip the end-to-end fit")
     parser.add_argument("--smoke", action="store_true", help="tiny model, 32 px, CPU: seconds (the tests run this)")
     return parser
 
 
+def raw_keras(backbone: str, image_size: int, batch_size: int, steps: int, epochs: int) -> float:
+    """Images/s of Keras `model.fit` on device-resident float32 arrays: the device's own pace for this
+    network, size and batch (no host work per step)."""
+    import keras
+
+    from resnet_automl.modeling.classifier import build_classifier, compile_classifier
+
+    n = steps * batch_size
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, image_size, image_size, 3), dtype=np.uint8)
+    model = build_classifier(backbone, 4, image_size=image_size, trainable_stages=5)
+    compile_classifier(model, 1e-3, (epochs + 1) * steps)
+    on_device = (keras.ops.convert_to_tensor(images.astype(np.float32)),
+                 keras.ops.convert_to_tensor(rng.integers(0, 4, n).astype(np.int32)))
+    rate = images_per_second(lambda: model.fit(*on_device, batch_size=batch_size, epochs=1, verbose=0,
+                                               shuffle=False), n, epochs)
+    keras.backend.clear_session()
+    return rate
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.smoke:
         args.backbone, args.image_size, args.batch_size, args.steps, args.epochs = "tiny_resnet", 32, 8, 2, 1
-        args.fit_images, args.fit_size = 48, 32
+        args.fit_images, args.fit_size, args.fit_backbones = 48, 32, "tiny_resnet"
 
     import keras
 
     from resnet_automl.data.batches import ArrayBatches
-    from resnet_automl.modeling.classifier import build_classifier, compile_classifier
     from resnet_automl.runtime import device
     from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
     from resnet_automl.training.final import FinalSettings, train_final
@@ -124,20 +156,14 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, args.image_size, args.image_size, 3), dtype=np.uint8)
     labels = rng.integers(0, 4, n).astype(np.int32)
-    total_steps = (args.epochs + 1) * args.steps
 
     peer = torchvision_peer(args, args.steps) if args.peer else None
     print("torchvision ResNet-50 (bf16 autocast, channels_last): "
           + (f"{peer:,.0f} img/s" if peer else "skipped (--no-peer, or no torchvision, or no CUDA outside --smoke)"),
           flush=True)
 
-    model = build_classifier(args.backbone, 4, image_size=args.image_size, trainable_stages=5)
-    compile_classifier(model, 1e-3, total_steps)
-    on_device = keras.ops.convert_to_tensor(images.astype(np.float32)), keras.ops.convert_to_tensor(labels)
-    raw = images_per_second(lambda: model.fit(*on_device, batch_size=args.batch_size, epochs=1, verbose=0,
-                                              shuffle=False), n, args.epochs)
+    raw = raw_keras(args.backbone, args.image_size, args.batch_size, args.steps, args.epochs)
     print(f"raw Keras model.fit on device-resident float32 arrays: {raw:,.0f} img/s", flush=True)
-    keras.backend.clear_session()
 
     import keras_tuner as kt
 
@@ -186,20 +212,76 @@ def main(argv=None) -> int:
     return 0
 
 
+def device_peak_bytes() -> int | None:
+    """Peak bytes in use on the first JAX device (None where the device does not report it: CPUs)."""
+    try:
+        import jax
+
+        return (jax.local_devices()[0].memory_stats() or {}).get("peak_bytes_in_use")
+    except Exception:  # noqa: BLE001 - a backend without memory statistics
+        return None
+
+
+def fit_figures(run_dir: Path, raw: float) -> dict:
+    """Per-trial and final images/s, the device's busy share and the stage times of a finished fit's run folder."""
+    import json
+
+    record = json.loads((run_dir / "run.json").read_text())
+    split = json.loads((run_dir / "data" / "split.json").read_text())
+    train, val = len(split["train"]), len(split["val"])
+    trials = []
+    for trial in record.get("trials", []):
+        seconds = (trial.get("phases") or {}).get("train") or 0.0
+        trained = train * record["epochs"] if seconds else 0
+        trials.append({"trial": trial["trial_id"], "seconds": trial["seconds"], "train_s": seconds,
+                       "images_per_s": trained / seconds if seconds else None, "trained": trained})
+    history = json.loads((run_dir / "final" / "history.json").read_text())
+    epoch_seconds = history.get("epoch_seconds") or []
+    per_epoch = train + (val if record.get("final_uses_val") else 0)
+    final_s = sum(epoch_seconds[1:])  # the first epoch compiles
+    final_rate = per_epoch * (len(epoch_seconds) - 1) / final_s if final_s else None
+    trained = sum(t["trained"] for t in trials) + per_epoch * len(epoch_seconds)
+    loops = sum(t["train_s"] for t in trials) + sum(epoch_seconds)
+    return {"trials": trials, "final_images_per_s": final_rate, "final_epochs": len(epoch_seconds),
+            "busy": trained / raw / loops if loops else None, "timings": record.get("timings", {})}
+
+
 def end_to_end_fit(args) -> None:
-    """Time a small `fit` (2 trials x 2 epochs, 2 final epochs, report) on generated images."""
+    """One `fit` per `--fit-backbones` entry on `--fit-images` generated images, within `--fit-minutes`."""
+    import resource
+
     import resnet_automl
 
     with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
         data = make_images(Path(tmp) / "data", 4, max(3, args.fit_images // 4), args.fit_size)
-        start = time.perf_counter()
-        result = resnet_automl.fit(data, out=Path(tmp) / "run", backbone=args.backbone, weights=None,
-                                   image_size=args.fit_size, epochs=2, final_epochs=2,
-                                   budget=resnet_automl.Budget(max_trials=2), verbose=0)
-        wall = time.perf_counter() - start
-    exported = "exported and checked" if result.paths["version_dir"] else "no SavedModel (TensorFlow not installed)"
-    print(f"end-to-end fit ({args.fit_images} images, {args.fit_size} px, 2 trials x 2 epochs + final): {wall:.0f} s, "
-          f"test accuracy {result.report['accuracy']:.3f}, {exported}", flush=True)
+        print(f"end-to-end: {args.fit_images} generated {args.fit_size} px images written in "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
+        for backbone in args.fit_backbones.split(","):
+            raw = raw_keras(backbone, args.fit_size, args.batch_size, args.steps, args.epochs)
+            budget = resnet_automl.Budget(max_trials=2 if args.smoke else None,
+                                          minutes=None if args.smoke else args.fit_minutes)
+            short = {"epochs": 1, "final_epochs": 1} if args.smoke else {}
+            start = time.perf_counter()
+            result = resnet_automl.fit(data, out=Path(tmp) / f"run-{backbone}", backbone=backbone, weights=None,
+                                       image_size=args.fit_size, batch_size=args.batch_size, budget=budget,
+                                       verbose=0, **short)
+            wall = time.perf_counter() - start
+            figures = fit_figures(Path(tmp) / f"run-{backbone}", raw)
+            print(f"end-to-end {backbone}: {wall:.0f} s (budget {args.fit_minutes:g} min), test accuracy "
+                  f"{result.report['accuracy']:.3f}; raw Keras {raw:,.0f} img/s", flush=True)
+            for trial in figures["trials"]:
+                rate = f"{trial['images_per_s']:,.0f} img/s" if trial["images_per_s"] else "no training"
+                print(f"  trial {trial['trial']}: {trial['seconds']:.0f} s, {rate}", flush=True)
+            final = figures["final_images_per_s"]
+            print(f"  final training: {figures['final_epochs']} epochs, "
+                  + (f"{final:,.0f} img/s = {final / raw:.2f}x raw Keras" if final else "one epoch (no rate)"))
+            busy = figures["busy"]
+            peak = device_peak_bytes()
+            print(f"  device busy {100 * busy:.0f}% of the training loops' time" if busy else "  device busy: -")
+            print(f"  host peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB; device peak "
+                  + (f"{peak / 2**30:.1f} GiB" if peak else "memory not reported"))
+            print("  stages: " + ", ".join(f"{k} {v:.0f} s" for k, v in figures["timings"].items()), flush=True)
 
 
 if __name__ == "__main__":

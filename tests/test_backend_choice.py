@@ -58,6 +58,7 @@ print(code, os.environ["KERAS_BACKEND"], keras.backend.backend())
 """
 
 
+@pytest.mark.slow  # a fit of 15-40 s: the default suite stays under 10 minutes on 2 cores
 @pytest.mark.parametrize("flag,expected", [(["--weights", "none"], "jax"), ([], "tensorflow"),
                                            (["--weights", "none", "--backend", "tensorflow"], "tensorflow")])
 def test_fit_command_sets_the_backend_before_keras_is_imported(tmp_path, flag, expected):

@@ -68,5 +68,6 @@ def test_gpu_check_smoke_run_on_jax_without_tensorflow_in_the_process():
     ])
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for line in ("raw Keras model.fit", "trial loop", "final training", "end-to-end fit", "ratios:"):
+    for line in ("raw Keras model.fit", "trial loop", "final training", "end-to-end tiny_resnet", "  trial 0:",
+                 "device busy", "host peak RSS", "stages: ", "ratios:"):
         assert line in proc.stdout, (line, proc.stdout)

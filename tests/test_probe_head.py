@@ -81,6 +81,7 @@ def test_the_probe_opens_a_pretrained_search_then_the_centre(pretrained_file, tm
     assert [trial["hyperparameters"]["trainable_stages"] for trial in result.trials] == [0, 2]  # then the centre
 
 
+@pytest.mark.slow  # a fit of 15-40 s: the default suite stays under 10 minutes on 2 cores
 def test_a_frozen_fit_exports_the_probe_and_says_so(pretrained_file, tmp_path):
     import resnet_automl
 

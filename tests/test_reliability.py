@@ -64,6 +64,7 @@ class _NaNInFirstTrial(keras.callbacks.Callback):
             logs["loss"] = float("nan")
 
 
+@pytest.mark.slow  # a fit of 15-40 s: the default suite stays under 10 minutes on 2 cores
 def test_nan_trial_is_marked_failed_and_the_search_goes_on(tiny_data, tmp_path):
     train, val = tiny_data
     tuner = make_tuner("random", _hypermodel(), objective="val_accuracy", max_trials=2, directory=tmp_path)

@@ -78,6 +78,7 @@ def _unexported_copy(trained_run, tmp_path: Path) -> Path:
     return run
 
 
+@pytest.mark.slow  # a fit of 15-40 s: the default suite stays under 10 minutes on 2 cores
 def test_a_failed_export_check_fails_the_run_and_the_rerun_exports_again(trained_run, tmp_path, monkeypatch):
     import resnet_automl
     from resnet_automl.modeling.classifier import build_classifier

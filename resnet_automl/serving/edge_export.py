@@ -34,6 +34,7 @@ from resnet_automl.serving.formats import (
     preprocessing_spec,
     replace_folder,
 )
+from resnet_automl.serving.rebuild import classifier_from_weights_file
 
 #: The ONNX opset: supported by onnxruntime >= 1.14 and every tf2onnx op this network needs.
 ONNX_OPSET = 17
@@ -136,10 +137,8 @@ def write_formats(model: keras.Model, class_names: list, run_dir, formats, *, im
 
 
 def formats_from_weights_file(weights_path, run_dir, formats, calibration_path=None) -> dict:
-    """Rebuild the classifier of a weights file (`export.classifier_from_weights_file`) and write
+    """Rebuild the classifier of a weights file (`rebuild.classifier_from_weights_file`) and write
     `formats` (see `write_formats`); `calibration_path` is an .npy of uint8 training pixels."""
-    from resnet_automl.serving.export import classifier_from_weights_file
-
     model, meta = classifier_from_weights_file(weights_path)
     calibration = np.load(calibration_path) if calibration_path else None
     return write_formats(model, meta["class_names"], run_dir, formats, image_size=meta["image_size"],

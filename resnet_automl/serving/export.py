@@ -38,6 +38,7 @@ from resnet_automl.serving.layout import (
     next_version,
     read_labels,
 )
+from resnet_automl.serving.rebuild import classifier_from_weights_file
 
 __all__ = ["SERVABLE_EXTENSIONS", "WARMUP_FILE", "as_numpy_bytes", "clean_partial_exports", "export_serving_model",
            "export_from_weights_file", "read_labels"]
@@ -131,24 +132,6 @@ def export_serving_model(model: keras.Model, class_names: list, model_root: str 
     return target
 
 
-
-
-def classifier_from_weights_file(weights_path) -> tuple[keras.Model, dict]:
-    """(model, description): the classifier described in a weights file (`weights_io.save_weights`
-    metadata), rebuilt on this process's TensorFlow backend with its weights loaded."""
-    from resnet_automl.modeling.classifier import build_classifier
-    from resnet_automl.weights.io import load_weights, read_metadata
-
-    if keras.backend.backend() != "tensorflow":
-        raise ExportError("Exporting from a weights file needs the TensorFlow Keras backend; use "
-                          "the functions of serving.tensorflow_process from other backends.")
-    meta = read_metadata(weights_path)
-    if not meta or meta.get("kind") != "classifier":
-        raise ExportError(f"{str(weights_path)!r} is not a classifier weights file written by resnet-automl.")
-    model = build_classifier(meta["backbone"], meta["num_classes"], image_size=meta["image_size"],
-                             trainable_stages=0)
-    load_weights(model, weights_path)
-    return model, meta
 
 
 def export_from_weights_file(weights_path, model_root, *, model_name: str = "classifier",
