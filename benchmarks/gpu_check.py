@@ -16,6 +16,7 @@ and precision; ratios are against raw Keras measured in the same run.
 
     KERAS_BACKEND=jax python benchmarks/gpu_check.py                 # ResNet-50, 224 px, batch 256, on a GPU
     KERAS_BACKEND=jax python benchmarks/gpu_check.py --smoke         # tiny model on CPU (the test suite runs this)
+    KERAS_BACKEND=jax python benchmarks/gpu_check.py --fit-backbones resnet50 --fit-minutes 8   # fits a 15-min session
 
 On the GPU machine (no TensorFlow, nothing to download): carry the wheels of keras, keras-tuner,
 kt-legacy, namex and optree, install them with `pip install --no-index --no-deps --target WHEELS`,
