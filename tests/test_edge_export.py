@@ -139,3 +139,17 @@ def test_a_child_tensorflow_process_writes_the_formats_from_a_weights_file(pretr
     for path in written.values():
         assert EdgeRunner(path).probabilities(calibration).shape == (8, 3)
     assert (tmp_path / "exports" / "onnx" / "labels.txt").read_text().split() == ["a", "b", "c"]
+
+
+def test_ten_thousand_predictions_from_a_litert_file_keep_memory_flat(exported_run):
+    """The .tflite/.onnx predictor, like the SavedModel's (test_predict_memory.py), holds no memory per call."""
+    from test_predict_memory import BATCH, CALLS, MAX_GROWTH_MB, _encoded, _rss_mb
+
+    predictor = load_model(exported_run / "exports" / "litert-int8")
+    images = [_encoded(seed) for seed in range(BATCH)]
+    rss = {}
+    for call in range(1, CALLS + 1):
+        assert len(predictor.predict(images, top_k=2)) == BATCH
+        if call * BATCH in (2000, 10000):
+            rss[call * BATCH] = _rss_mb()
+    assert rss[10000] - rss[2000] < MAX_GROWTH_MB
