@@ -15,6 +15,7 @@ import numpy as np
 
 from resnet_automl.errors import ExportCheckError
 from resnet_automl.pipeline.context import RunContext, RunData
+from resnet_automl.pipeline.run_dir import move_to_rejected
 from resnet_automl.runtime import device
 from resnet_automl.serving.edge_verify import verify_edge_format
 from resnet_automl.serving.formats import EDGE_EXTRA_FIX, clean_partial_formats, edge_formats, format_dir
@@ -25,8 +26,6 @@ logger = logging.getLogger(__name__)
 CALIBRATION_IMAGES = 300
 #: Test images each format is checked on (the first ones of the test split); the whole split when smaller.
 CHECK_LIMIT = 1000
-#: Where a format that failed its check is moved, relative to the run directory.
-REJECTED_DIR = "rejected"
 
 
 def calibration_pixels(data: RunData, limit: int = CALIBRATION_IMAGES) -> np.ndarray:
@@ -56,9 +55,7 @@ def _write(ctx: RunContext, data: RunData, model, names: list) -> dict | None:
 
 def _reject(ctx: RunContext, name: str, check: dict) -> str:
     """Move a format that failed its check to DIR/rejected/ and return the sentence that says why."""
-    target = ctx.out / REJECTED_DIR / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(format_dir(ctx.out, name)), str(target))
+    target = move_to_rejected(ctx.out, format_dir(ctx.out, name), name)
     if "error" in check:
         cause = f"its runtime could not run it ({check['error']})"
     elif check.get("criterion", "").startswith("max"):

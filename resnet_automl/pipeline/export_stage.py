@@ -7,7 +7,6 @@ weights), and the run ends with `ExportCheckError` after writing the report, whi
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from resnet_automl.data.images import SERVABLE_EXTENSIONS
 from resnet_automl.errors import ExportCheckError
 from resnet_automl.pipeline import edge_stage
 from resnet_automl.pipeline.context import RunContext, RunData
+from resnet_automl.pipeline.run_dir import move_to_rejected
 from resnet_automl.runtime import device
 from resnet_automl.serving.layout import clean_partial_exports
 from resnet_automl.serving.verify import verify_export
@@ -24,8 +24,6 @@ logger = logging.getLogger(__name__)
 #: Test images the fresh-process check serves (and the first few go into the warm-up file).
 CHECK_IMAGES = 16
 WARMUP_IMAGES = 3
-#: Where a SavedModel that failed its check is moved, relative to the run directory.
-REJECTED_DIR = "rejected"
 
 
 def servable_images(items: list, limit: int) -> list:
@@ -63,9 +61,7 @@ def _write_saved_model(ctx: RunContext, data: RunData, model, samples: list) -> 
 
 def _reject(ctx: RunContext, version_dir: Path, check: dict) -> ExportCheckError:
     """Move a SavedModel that failed its check out of DIR/model and say what to do."""
-    target = ctx.out / REJECTED_DIR / f"model-{version_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(version_dir), str(target))
+    target = move_to_rejected(ctx.out, version_dir, f"model-{version_dir.name}")
     if "error" in check:
         cause = f"the fresh TensorFlow process could not serve it ({' '.join(check['error'])})"
     else:

@@ -29,6 +29,18 @@ def distributed_role() -> str:
     return "chief" if "chief" in os.environ.get("KERASTUNER_TUNER_ID", "") else "worker"
 
 
+#: Where an export that failed its check is moved, relative to the run directory.
+REJECTED_DIR = "rejected"
+
+
+def move_to_rejected(out: Path, path: Path, name: str) -> Path:
+    """Move `path` (an export that failed its check) to `DIR/rejected/<name>-<time>` and return where it went."""
+    target = out / REJECTED_DIR / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(path), str(target))
+    return target
+
+
 def default_out_dir(source) -> Path:
     """`runs/<dataset folder name>` (`runs/<tfds name>`; `runs/<folder>-<stem>` for a manifest such as
     photos/labels.csv), so the same command resumes."""

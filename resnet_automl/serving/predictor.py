@@ -92,7 +92,8 @@ def _decodes(tf, data: bytes) -> bool:
         return False
 
 
-EDGE_SUFFIXES = (".tflite", ".onnx")
+#: Endings of the LiteRT and ONNX model files (`formats.EDGE_FORMATS`).
+EDGE_SUFFIXES = tuple(sorted({Path(fmt.file).suffix for fmt in EDGE_FORMATS.values()}))
 
 
 def _edge_model_file(path: Path) -> Path | None:
