@@ -88,7 +88,7 @@ def test_the_audit_lists_what_tables_get_wrong(pictures):
     ("a.png,red\nb.png,green\n", ManifestColumns(), "has no header naming its path column"),
     ("path,label\nimg/red0.png,\nimg/red1.png,\n", ManifestColumns(), "every label is empty"),
     ("path,label\n../outside.png,red\n", ManifestColumns(), "outside the manifest's folder"),
-    ("path,label\nimg/red0.png,red|blue\n", ManifestColumns(label_delimiter="|"), "several labels"),
+    ("path,label\nimg/red0.png,red|blue\n", ManifestColumns(label_delimiter="|", task="multiclass"), "several labels"),
     ("path,label,split\nimg/red0.png,red,holdout\n", ManifestColumns(), "split 'holdout'"),
     ("path,label\nimg/red0.png,red\n", ManifestColumns(label="tag"), "no column 'tag'"),
 ])

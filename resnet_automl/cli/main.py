@@ -63,6 +63,10 @@ def _flag_type(option: Option):
     return parse
 
 
+#: The options of how a manifest is read that `evaluate` takes as well.
+MANIFEST_FLAGS = ("path_column", "label_column", "label_delimiter", "allow_absolute_paths")
+
+
 def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     """`fit`'s arguments: the option flags come from the schema's fit and budget rows, the rest are
     about the run itself (data, run folder, recipe, backend, resuming, distributed tuning)."""
@@ -145,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("data", help="folder of class subfolders, or a .csv/.jsonl manifest (all images are "
                                        "evaluated)")
     evaluate.add_argument("--out", help="report folder (default: <model_dir>/evaluation)")
+    for name in MANIFEST_FLAGS:  # how a manifest is read, as for fit (a multi-label model reads several labels)
+        option = BY_NAME[name]
+        kind = {"action": "store_const", "const": True} if option.kind is BOOL else {"type": _flag_type(option)}
+        evaluate.add_argument(option.flag, dest=option.dest, help=option.help, **kind)
 
     export = commands.add_parser("export", help="write the SavedModel and other formats (LiteRT, ONNX) of a trained "
                                                 "run: resumes the fit in DIR/run.json")
@@ -195,7 +203,9 @@ def _cmd_fit(args) -> int:
     if result.model is None:  # a distributed worker: the chief trains, exports and reports
         print(f"worker done: ran trials in {result.paths['run_dir']}")
         return 0
-    print(f"done: test accuracy {result.report['accuracy']:.4f}; model {result.paths['version_dir']}; "
+    from resnet_automl.report.build import headline
+
+    print(f"done: {headline(result.report)}; model {result.paths['version_dir']}; "
           f"report {result.paths['report_html']}")
     return 0
 
@@ -253,10 +263,12 @@ def _cmd_predict(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from resnet_automl.pipeline.evaluate import evaluate_exported
+    from resnet_automl.report.build import headline
 
-    report = evaluate_exported(args.model_dir, args.data, out=args.out)
-    print(f"accuracy {report['accuracy']:.4f}, balanced accuracy {report['balanced_accuracy']:.4f} "
-          f"on {report['num_test_images']} images; report in {report['paths']['html']}")
+    report = evaluate_exported(args.model_dir, args.data, out=args.out,
+                               columns={name: getattr(args, BY_NAME[name].dest) for name in MANIFEST_FLAGS})
+    print(f"{headline(report).removeprefix('test ')} on {report['num_test_images']} images; report in "
+          f"{report['paths']['html']}")
     return 0
 
 

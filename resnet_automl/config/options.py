@@ -105,6 +105,9 @@ class FitOptions:
         label_delimiter: str or None, separator of several labels in one manifest cell. Default None.
         allow_absolute_paths: bool, accept manifest paths that are absolute or leave the manifest's
             folder. Default False.
+        task: "auto" (default: "multilabel" when a manifest row has several labels, else
+            "multiclass"), "multiclass" (softmax, one label per image) or "multilabel" (sigmoid
+            head, binary cross-entropy, per-label thresholds; needs a manifest).
     """
 
     backbone: object = "auto"
@@ -130,6 +133,7 @@ class FitOptions:
     split_column: str | int | None = None
     label_delimiter: str | None = None
     allow_absolute_paths: bool = False
+    task: str = "auto"
 
     def __post_init__(self):
         self.weights = canonical_weights(self.weights)
@@ -138,10 +142,11 @@ class FitOptions:
         self.export_formats = tuple(name for name in EXPORT_FORMATS
                                     if name == "savedmodel" or name in self.export_formats)
 
-    def final_uses_val(self, train_images: int) -> bool:
-        """Whether the final training also learns from the validation images."""
+    def final_uses_val(self, train_images: int, multilabel: bool = False) -> bool:
+        """Whether the final training also learns from the validation images. "auto" keeps val unseen
+        for a multi-label model (`multilabel`, bool): its per-label thresholds are chosen on val."""
         if self.final_data == "auto":
-            return train_images < SMALL_DATA_IMAGES
+            return train_images < SMALL_DATA_IMAGES and not multilabel
         return self.final_data == "train+val"
 
     def resolved_optimizer(self) -> str:
@@ -166,7 +171,8 @@ class FitOptions:
     def manifest_columns(self) -> dict:
         """The keyword arguments of `data.ManifestColumns` these options give."""
         return {"path": self.path_column, "label": self.label_column, "split": self.split_column,
-                "label_delimiter": self.label_delimiter, "allow_absolute_paths": self.allow_absolute_paths}
+                "label_delimiter": self.label_delimiter, "allow_absolute_paths": self.allow_absolute_paths,
+                "task": self.task}
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -19,6 +19,8 @@ from resnet_automl.errors import ConfigError
 
 #: Values of `FitOptions.final_data`.
 FINAL_DATA = ("auto", "train", "train+val")
+#: Values of `FitOptions.task`: auto (multi-label when a manifest row has several labels), or forced.
+TASKS = ("auto", "multiclass", "multilabel")
 #: Values of `FitOptions.tuner` (Keras Tuner oracles).
 TUNERS = ("bayesian", "hyperband", "random")
 #: Values of `FitOptions.precision` (Keras dtype policies, or "auto").
@@ -238,7 +240,10 @@ OPTIONS = (
     Option("split_column", "fit", "data", COLUMN_OR_NONE, "--split-column",
            "manifest column of the split, train/val/test (default: detected: split, set, ...; none: drawn)"),
     Option("label_delimiter", "fit", "data", TEXT_OR_NONE, "--label-delimiter",
-           "separator of several labels in one manifest cell (multi-label rows are refused for now)"),
+           "separator of several labels in one manifest cell, e.g. ' ' or '|' (a JSONL list needs none)"),
+    Option("task", "fit", "data", one_of(TASKS), "--task",
+           "multiclass (one label per image) or multilabel (sigmoid head; any number of labels); default auto: "
+           "multilabel when a manifest row has several labels"),
     Option("allow_absolute_paths", "fit", "data", BOOL, "--allow-absolute-paths",
            "accept manifest paths that are absolute or leave the manifest's folder"),
     Option("val_fraction", "fit", "data", SPLIT_FRACTION, None, "share of a class-folder tree held out for validation"),

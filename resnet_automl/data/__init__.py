@@ -23,6 +23,7 @@ from resnet_automl.data.manifest import ManifestColumns, is_manifest, scan_manif
 from resnet_automl.data.scan import Scan, scan_folder
 from resnet_automl.data.split import DatasetSplits, split_scan
 from resnet_automl.data.tfds_source import is_tfds_source, materialize_tfds
+from resnet_automl.errors import DataError
 
 SPLIT_FILE = Path("data") / "split.json"
 
@@ -32,9 +33,15 @@ __all__ = ["DatasetSplits", "IMAGE_EXTENSIONS", "ManifestColumns", "Scan", "auto
 
 def scan_dataset(source: str | os.PathLike, columns: ManifestColumns | None = None) -> Scan:
     """`scan_manifest` for a .csv/.jsonl file, else `scan_folder`; `columns` (a `ManifestColumns`) apply
-    to a manifest. Defaults to None: columns detected from the header."""
+    to a manifest. Defaults to None: columns detected from the header. Its `task` "multilabel" needs
+    a manifest (a class folder gives each image one label)."""
+    columns = columns or ManifestColumns()
     if is_manifest(source):
-        return scan_manifest(source, columns or ManifestColumns())
+        return scan_manifest(source, columns)
+    if columns.task == "multilabel":
+        raise DataError(f"--task multilabel needs a CSV or JSONL manifest that lists each image's labels, but "
+                        f"{str(source)!r} is a folder (one label per image). Write a manifest (path,labels with "
+                        "--label-delimiter, or a JSON list per line), or drop --task multilabel.")
     return scan_folder(source)
 
 

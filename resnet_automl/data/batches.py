@@ -15,11 +15,11 @@ import numpy as np
 
 
 class ArrayBatches(keras.utils.PyDataset):
-    """(x, label) batches from `array` [N, ...] and `labels` [N].
+    """(x, label) batches from `array` [N, ...] and `labels` [N] (or [N, classes], multi-hot).
 
     Args:
         array: numpy array or memmap; rows are examples (uint8 images, or cached features).
-        labels: sequence of int, one per row.
+        labels: sequence of int, one per row; or float rows [N, classes] (multi-hot, multi-label data).
         batch_size: int, rows per batch (the last batch may be smaller).
         shuffle: bool, a new seeded permutation every epoch. Defaults to False (file order).
         seed: int, seed of the permutations. Defaults to 0.
@@ -33,7 +33,8 @@ class ArrayBatches(keras.utils.PyDataset):
         super().__init__(**kwargs)
         if len(array) != len(labels):
             raise ValueError(f"array has {len(array)} rows but labels has {len(labels)}")
-        self.array, self.labels = array, np.asarray(labels, dtype=np.int32)
+        labels = np.asarray(labels)
+        self.array, self.labels = array, labels.astype(np.int32 if labels.ndim == 1 else np.float32, copy=False)
         self.batch_size, self.shuffle, self.seed, self.dtype = int(batch_size), shuffle, seed, dtype
         self._rng = np.random.default_rng(seed)
         self._order = self._rng.permutation(len(self.labels)) if shuffle else np.arange(len(self.labels))

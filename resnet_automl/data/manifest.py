@@ -7,6 +7,7 @@
 Paths are relative to the manifest's folder (or absolute); a path that leaves that folder, or an
 absolute one, is refused unless `allow_absolute_paths`. The audit records what tables get wrong:
 missing files, the same path twice (with the same or other labels), empty labels; each with its row.
+Several labels in one cell (a JSON list, or text split at `label_delimiter`) make a multi-label dataset.
 """
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ class ManifestColumns:
         split: the same, for the split (train / val / test); None detects one when the header has it.
         label_delimiter: str or None, separates several labels in one cell (e.g. " " or "|").
         allow_absolute_paths: bool, accept absolute paths and paths that leave the manifest's folder.
+        task: str, how labels are read: "auto" (default: multi-label when some row has several
+            labels), "multilabel" (always) or "multiclass" (several labels in a row are an error).
     """
 
     path: str | int | None = None
@@ -45,6 +48,7 @@ class ManifestColumns:
     split: str | int | None = None
     label_delimiter: str | None = None
     allow_absolute_paths: bool = False
+    task: str = "auto"
 
 
 def is_manifest(source) -> bool:
@@ -157,8 +161,14 @@ def _resolve(text: str, folder: Path, allow: bool, where: str) -> Path:
     return resolved
 
 
-def _collect(manifest: Path, rows: list, columns: ManifestColumns) -> tuple[list, list, set]:
-    """(candidates as (split, label, path), skipped as {"path", "reason"}, splits named) of the rows."""
+def _label_value(labels: list, multilabel: bool):
+    """A row's label: its one label (str), or for a multi-label task the sorted tuple of its labels."""
+    return tuple(sorted(set(labels))) if multilabel else labels[0]
+
+
+def _collect(manifest: Path, rows: list, columns: ManifestColumns, multilabel: bool) -> tuple[list, list, set]:
+    """(candidates as (split, label, path), skipped as {"path", "reason"}, splits named) of the rows; a
+    label is a str, or with `multilabel` a tuple of str."""
     folder = manifest.parent
     skipped, seen, candidates, splits = [], {}, [], set()
     for number, path_text, label_value, split_text in rows:
@@ -167,10 +177,10 @@ def _collect(manifest: Path, rows: list, columns: ManifestColumns) -> tuple[list
         if not path_text:
             skipped.append({"path": f"{manifest.name}:{number}", "reason": "empty path"})
             continue
-        if len(labels) > 1:
-            raise DataError(f"{where} gives {path_text!r} several labels {labels}. Multi-label classification is "
-                            "not supported yet: give each image one label (or leave --label-delimiter unset when "
-                            "the delimiter is part of the label names).")
+        if len(labels) > 1 and not multilabel:
+            raise DataError(f"{where} gives {path_text!r} several labels {labels}, but the task is multiclass "
+                            "(--task multiclass). Pass --task multilabel (or leave --task at auto), or leave "
+                            "--label-delimiter unset when the delimiter is part of the label names.")
         if split_text.lower() not in SPLIT_VALUES:
             raise DataError(f"{where} has split {split_text!r}; use train, val (validation) or test "
                             "(Vertex AI's TRAINING, VALIDATION, TEST and UNASSIGNED are accepted too).")
@@ -178,39 +188,50 @@ def _collect(manifest: Path, rows: list, columns: ManifestColumns) -> tuple[list
         if not labels:
             skipped.append({"path": str(path), "reason": f"empty label (row {number})"})
             continue
+        label = _label_value(labels, multilabel)
         if path in seen:
             first_number, first_label = seen[path]
             reason = (f"listed again in row {number} with the same label (first in row {first_number})"
-                      if labels[0] == first_label else
-                      f"labelled {first_label!r} in row {first_number} and {labels[0]!r} in row {number}")
+                      if label == first_label else
+                      f"labelled {first_label!r} in row {first_number} and {label!r} in row {number}")
             skipped.append({"path": str(path), "reason": reason})
-            if labels[0] != first_label:
+            if label != first_label:
                 candidates = [c for c in candidates if c[2] != path]  # neither label can be trusted
             continue
-        seen[path] = (number, labels[0])
+        seen[path] = (number, label)
         if not path.is_file():
             skipped.append({"path": str(path), "reason": f"listed in row {number} but missing"})
             continue
         split = SPLIT_VALUES[split_text.lower()]
         splits.add(split)
-        candidates.append((split or "train", labels[0], path))
+        candidates.append((split or "train", label, path))
     return candidates, skipped, splits
+
+
+def is_multilabel(rows: list, columns: ManifestColumns) -> bool:
+    """True (bool) when `columns.task` is "multilabel", or "auto" and some row of `rows` has several labels."""
+    if columns.task != "auto":
+        return columns.task == "multilabel"
+    return any(len(_labels(label, columns.label_delimiter)) > 1 for _, _, label, _ in rows)
 
 
 def scan_manifest(manifest, columns: ManifestColumns = ManifestColumns(), *, workers: int = 4) -> Scan:
     """Read and audit a manifest into a `Scan` (root: the manifest's folder); raise `DataError` when unusable.
 
     A split column makes a pre-split dataset (rows without a split go to train, and a missing
-    val or test split is drawn from train). Several labels in one row raise `DataError`: this
-    package trains single-label classifiers.
+    val or test split is drawn from train). `columns.task` "auto" reads a multi-label dataset
+    when some row has several labels (a JSON list, or text split at `label_delimiter`),
+    "multilabel" always, "multiclass" never (several labels in a row are then an error). A
+    multi-label scan's labels are sorted tuples of label names.
     """
     manifest = Path(manifest).expanduser().resolve()
     if not manifest.is_file():
         raise DataError(f"The manifest {str(manifest)!r} does not exist. Pass a .csv or .jsonl file with one row "
                         "per image (path,label), or a folder of class subfolders.")
     rows = (_jsonl_rows if manifest.suffix.lower() == ".jsonl" else _csv_rows)(manifest, columns)
-    candidates, skipped, splits = _collect(manifest, rows, columns)
-    class_names = sorted({label for _, label, _ in candidates})
+    multilabel = is_multilabel(rows, columns)
+    candidates, skipped, splits = _collect(manifest, rows, columns, multilabel)
+    class_names = sorted({name for _, label, _ in candidates for name in (label if multilabel else [label])})
     if not class_names:
         raise DataError(f"No row of {str(manifest)!r} gives a usable image and label (every label is empty or "
                         "every file is missing; see the audit). Fill the label column and check the paths.")
@@ -223,6 +244,7 @@ def scan_manifest(manifest, columns: ManifestColumns = ManifestColumns(), *, wor
     scan = Scan(root=manifest.parent, presplit=presplit, class_names=class_names,
                 images={name: [] for name in (("train", "val", "test") if presplit else ("all",))
                         if name == "train" or name == "all" or name in splits},
-                skipped=skipped, source=str(manifest), layout=f"{manifest.suffix[1:].upper()} manifest")
+                skipped=skipped, source=str(manifest), layout=f"{manifest.suffix[1:].upper()} manifest",
+                multilabel=multilabel)
     audit_candidates(scan, candidates, workers)
     return scan

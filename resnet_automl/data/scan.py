@@ -37,6 +37,8 @@ class Scan:
         source: str, what the user passed (the folder, or a manifest file). Default: `root`.
         layout: str, how the labels were given: "class folders", "train/val/test folders" or
             "CSV manifest" / "JSONL manifest". Default: from `presplit`.
+        multilabel: bool, each image has a tuple of class names (any number) instead of one name.
+            Default False.
     """
 
     root: Path
@@ -48,6 +50,7 @@ class Scan:
     cross_split_duplicates: list = field(default_factory=list)
     source: str = ""
     layout: str = ""
+    multilabel: bool = False
 
     def __post_init__(self):
         self.source = self.source or str(self.root)
@@ -190,6 +193,11 @@ def _add_unique(scan: Scan, good: list, hashes: list) -> None:
                 scan.cross_split_duplicates.append([f"{s}: {p}" for s, _, p in items])
 
 
+def has_label(label, name: str) -> bool:
+    """True when an image's `label` (a class name, or a tuple of them for multi-label data) includes `name`."""
+    return name in label if isinstance(label, tuple) else label == name
+
+
 def audit_candidates(scan: Scan, candidates: list, workers: int = 4) -> None:
     """Decode-check and hash `candidates` ((split, class name, path) triples) into `scan`: readable
     files go to `scan.images` once per (split, class) content, the rest to `scan.skipped` with the
@@ -197,7 +205,7 @@ def audit_candidates(scan: Scan, candidates: list, workers: int = 4) -> None:
     good, hashes = _audit_files(candidates, scan.skipped, workers)
     _add_unique(scan, good, hashes)
     for name in scan.class_names:
-        counts = [sum(1 for _, label in scan.images[split] if label == name) for split in scan.images]
+        counts = [sum(1 for _, label in scan.images[split] if has_label(label, name)) for split in scan.images]
         if sum(counts) == 0:
             where = f"the manifest {scan.source!r}" if scan.is_manifest else f"{str(scan.root)!r}"
             raise DataError(f"No readable image in class {name!r} under {where}: every file was "

@@ -1,4 +1,9 @@
-"""Stratified, seeded train/val/test split, its audit summary, and its file in the run directory."""
+"""Stratified, seeded train/val/test split, its audit summary, and its file in the run directory.
+
+Single-label data is stratified by class (scikit-learn's `train_test_split`); multi-label data by
+iterative stratification (Sechidis et al., 2011: `iterstrat`'s `MultilabelStratifiedShuffleSplit`),
+which keeps each label's share of images close to equal across the splits.
+"""
 from __future__ import annotations
 
 import json
@@ -16,6 +21,16 @@ from resnet_automl.runtime.files import write_json_atomic
 
 SPLITS = ("train", "val", "test")
 SPLIT_FILE_VERSION = 1
+#: Largest per-label positive weight of a multi-label loss on imbalanced data (negatives / positives, capped).
+MAX_POSITIVE_WEIGHT = 50.0
+
+
+def multi_hot(labels: list, num_classes: int) -> np.ndarray:
+    """float32 [N, num_classes]: 1 where row i's label indices (an iterable of int per row) name a class."""
+    out = np.zeros((len(labels), num_classes), np.float32)
+    for row, indices in enumerate(labels):
+        out[row, list(indices)] = 1.0
+    return out
 
 
 @dataclass
@@ -29,6 +44,8 @@ class DatasetSplits:
         audit: dict, the audit record (counts, skipped files, duplicates, imbalance, class weights)
             that goes into run.json and the report.
         seed: int, the split seed.
+        task: str, "multiclass" (a label is an int) or "multilabel" (a label is a tuple of int, any
+            number of classes). Default "multiclass".
     """
 
     root: str
@@ -38,10 +55,29 @@ class DatasetSplits:
     test: list
     audit: dict = field(default_factory=dict)
     seed: int = 0
+    task: str = "multiclass"
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def multilabel(self) -> bool:
+        return self.task == "multilabel"
+
+    def label_array(self, name: str) -> np.ndarray:
+        """The labels of split `name` as training reads them: int32 [N] class indices, or for a
+        multi-label dataset float32 [N, classes] multi-hot rows."""
+        labels = [label for _, label in self.split(name)]
+        if self.multilabel:
+            return multi_hot(labels, self.num_classes)
+        return np.array(labels, dtype=np.int32)
+
+    def positive_weights(self) -> list | None:
+        """Per-class weights of the positive term of a multi-label loss (list of float), or None
+        (single-label data, or balanced labels: every weight 1)."""
+        weights = self.audit.get("positive_weights")
+        return None if not weights or not self.audit.get("imbalanced") else [float(w) for w in weights]
 
     def split(self, name: str) -> list:
         """The (path, label) list of split `name` ("train", "val" or "test")."""
@@ -49,8 +85,11 @@ class DatasetSplits:
             raise ValueError(f"Unknown split {name!r}; expected one of {SPLITS}.")
         return getattr(self, name)
 
-    def class_weights(self) -> dict:
-        """`{label index: weight}` from the audit, for `Model.fit(class_weight=...)`."""
+    def class_weights(self) -> dict | None:
+        """`{label index: weight}` from the audit, for `Model.fit(class_weight=...)`; None for a
+        multi-label dataset (its weights are `positive_weights`)."""
+        if self.multilabel:
+            return None
         return {int(k): float(v) for k, v in self.audit["class_weights"].items()}
 
     def save(self, path: str | os.PathLike) -> None:
@@ -62,8 +101,9 @@ class DatasetSplits:
         """Read a split written by `save`; raise `DataError` when its files are gone."""
         data = json.loads(Path(path).read_text())
         data.pop("version", None)
+        multilabel = data.get("task") == "multilabel"
         for split in SPLITS:
-            data[split] = [(p, int(label)) for p, label in data[split]]
+            data[split] = [(p, tuple(int(i) for i in label) if multilabel else int(label)) for p, label in data[split]]
         splits = cls(**data)
         missing = [p for split in SPLITS for p, _ in splits.split(split) if not os.path.exists(p)]
         if missing:
@@ -75,14 +115,36 @@ class DatasetSplits:
 
 
 def _stratified(items: list, size: float, seed: int, what: str, num_classes: int):
-    """Split `items` [(path, label)] into (rest, held) with `size` of them held out."""
+    """Split `items` [(path, label)] into (rest, held) with `size` of them held out; a tuple label
+    (multi-label) is stratified iteratively (`iterstrat`), an int one by class."""
     labels = [label for _, label in items]
-    held = max(num_classes, int(round(size * len(items))))
+    multilabel = bool(items) and isinstance(labels[0], tuple)
+    held = max(1 if multilabel else num_classes, int(round(size * len(items))))
     if held >= len(items):
         raise DataError(f"Too few images to split off a {what} set ({len(items)} images, "
                         f"{num_classes} classes). Add images, or pass a pre-split tree.")
+    if multilabel:
+        from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
+        splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=held, random_state=seed)
+        rest_index, held_index = next(splitter.split(np.zeros(len(items)), multi_hot(labels, num_classes)))
+        return sorted(items[i] for i in rest_index), sorted(items[i] for i in held_index)
     rest, out = train_test_split(items, test_size=held, random_state=seed, stratify=labels)
     return sorted(rest), sorted(out)
+
+
+def _has(label, index: int) -> bool:
+    """True when `label` (an int, or a tuple of int for multi-label data) includes class `index`."""
+    return index in label if isinstance(label, tuple) else label == index
+
+
+def _index_labels(scan: Scan) -> dict:
+    """split -> sorted [(path, label)] with class names turned into indices (tuples of them when multi-label)."""
+    index = {name: i for i, name in enumerate(scan.class_names)}
+    if scan.multilabel:
+        return {split: sorted((p, tuple(sorted(index[n] for n in names))) for p, names in items)
+                for split, items in scan.images.items()}
+    return {split: sorted((p, index[name]) for p, name in items) for split, items in scan.images.items()}
 
 
 def split_scan(scan: Scan, *, seed: int = 0, val_fraction: float = 0.15,
@@ -97,10 +159,10 @@ def split_scan(scan: Scan, *, seed: int = 0, val_fraction: float = 0.15,
         min_images_per_class: int, fewest readable images a class needs to be split. Defaults to 3.
     """
     index = {name: i for i, name in enumerate(scan.class_names)}
-    labelled = {split: sorted((p, index[name]) for p, name in items) for split, items in scan.images.items()}
+    labelled = _index_labels(scan)
     pool_name = "train" if scan.presplit else "all"
     for name, i in index.items():
-        count = sum(1 for _, label in labelled[pool_name] if label == i)
+        count = sum(1 for _, label in labelled[pool_name] if _has(label, i))
         needed = min_images_per_class if not scan.presplit else 1 + ("val" not in labelled) + ("test" not in labelled)
         if count < needed and scan.is_manifest:
             raise DataError(
@@ -134,25 +196,44 @@ def split_scan(scan: Scan, *, seed: int = 0, val_fraction: float = 0.15,
     if not val or not test:
         raise DataError(f"The val/ or test/ folder of {str(scan.root)!r} has no readable image; "
                         "add images there, or delete the empty folder to have it split off train/.")
-    train_labels = np.array([label for _, label in train])
-    present = np.unique(train_labels)
-    weights = compute_class_weight("balanced", classes=present, y=train_labels)
-    counts = {split: {name: sum(1 for _, label in items if label == i) for name, i in index.items()}
-              for split, items in (("train", train), ("val", val), ("test", test))}
+    parts = (("train", train), ("val", val), ("test", test))
+    counts = {split: {name: sum(1 for _, label in items if _has(label, i)) for name, i in index.items()}
+              for split, items in parts}
     train_counts = [c for c in counts["train"].values() if c > 0]
     ratio = max(train_counts) / min(train_counts)
     audit = {
         "source": scan.source,
         "layout": scan.layout,
         "counts": counts,
-        "num_images": {split: len(items) for split, items in (("train", train), ("val", val), ("test", test))},
+        "num_images": {split: len(items) for split, items in parts},
         "skipped": scan.skipped,
         "num_skipped": len(scan.skipped),
         "duplicates": scan.duplicates,
         "cross_split_duplicates": scan.cross_split_duplicates,
         "imbalance_ratio": round(float(ratio), 3),
         "imbalanced": bool(ratio >= 1.5),
-        "class_weights": {str(int(c)): round(float(w), 6) for c, w in zip(present, weights, strict=True)},
+        **(_label_weights(train, num_classes) if scan.multilabel else _class_weights(train)),
     }
     return DatasetSplits(root=str(scan.root), class_names=list(scan.class_names), train=train,
-                         val=val, test=test, audit=audit, seed=seed)
+                         val=val, test=test, audit=audit, seed=seed,
+                         task="multilabel" if scan.multilabel else "multiclass")
+
+
+def _class_weights(train: list) -> dict:
+    """The audit's "class_weights" of single-label `train` items: scikit-learn's "balanced" weights."""
+    train_labels = np.array([label for _, label in train])
+    present = np.unique(train_labels)
+    weights = compute_class_weight("balanced", classes=present, y=train_labels)
+    return {"class_weights": {str(int(c)): round(float(w), 6) for c, w in zip(present, weights, strict=True)}}
+
+
+def _label_weights(train: list, num_classes: int) -> dict:
+    """The audit's multi-label entries of `train` items: "positive_weights" (negatives / positives per
+    class, at most `MAX_POSITIVE_WEIGHT`), "label_cardinality" (mean labels per image) and
+    "label_combinations" (distinct label sets)."""
+    hot = multi_hot([label for _, label in train], num_classes)
+    positives = hot.sum(axis=0)
+    weights = np.minimum((len(hot) - positives) / np.maximum(positives, 1.0), MAX_POSITIVE_WEIGHT)
+    return {"multilabel": True, "positive_weights": [round(float(w), 6) for w in weights],
+            "label_cardinality": round(float(hot.sum(axis=1).mean()), 4),
+            "label_combinations": len({label for _, label in train})}

@@ -1,5 +1,5 @@
-"""The classifier: resize + normalisation + backbone + pooling + dropout + softmax head, in one
-Keras model that takes float32 RGB pixels in 0..255 of any size."""
+"""The classifier: resize + normalisation + backbone + pooling + dropout + softmax head (sigmoid for
+multi-label data), in one Keras model that takes float32 RGB pixels in 0..255 of any size."""
 from __future__ import annotations
 
 import math
@@ -26,7 +26,7 @@ def suggested_bn_momentum(total_steps: int) -> float:
 
 def build_classifier(backbone: str, num_classes: int, *, image_size: int, trainable_stages: int,
                      weights=None, dropout: float = 0.2, bn_momentum: float = 0.9,
-                     grouped_mode: str | None = None) -> keras.Model:
+                     multilabel: bool = False) -> keras.Model:
     """Build the full classifier with `trainable_stages` of the backbone unfrozen.
 
     Args:
@@ -38,13 +38,13 @@ def build_classifier(backbone: str, num_classes: int, *, image_size: int, traina
             resolved `pretrained.WeightsSource`, for the backbone. Defaults to None.
         dropout: float, dropout rate before the head. Defaults to 0.2.
         bn_momentum: float, BatchNorm momentum of the backbone. Defaults to 0.9.
-        grouped_mode: "split"/"native"/None (by device) for ResNeXt grouped convolutions.
+        multilabel: bool, a sigmoid head for multi-label data. Defaults to False.
     """
     spec = get_spec(backbone)
-    net = build_backbone(spec, (image_size, image_size, 3), bn_momentum=bn_momentum, grouped_mode=grouped_mode)
+    net = build_backbone(spec, (image_size, image_size, 3), bn_momentum=bn_momentum)
     load_pretrained(net, spec, weights)
     set_trainable_stages(net, trainable_stages)
-    return attach_head(net, spec, num_classes, image_size=image_size, dropout=dropout)
+    return attach_head(net, spec, num_classes, image_size=image_size, dropout=dropout, multilabel=multilabel)
 
 
 #: Weight decay of SGD (the CIFAR ResNet recipe; applied to every variable, as PyTorch's SGD does).
@@ -65,10 +65,49 @@ def warmup_cosine(learning_rate: float, total_steps: int) -> keras.optimizers.sc
         warmup_target=learning_rate, warmup_steps=warmup)
 
 
+@keras.saving.register_keras_serializable(package="resnet_automl")
+class PositiveWeightedBinaryCrossentropy(keras.losses.Loss):
+    """Binary cross-entropy whose positive term of class c is weighted by `positive_weights[c]`
+    (PyTorch's `BCELoss` with `pos_weight`), averaged over classes: rare labels of multi-label
+    data then weigh as much as common ones. Keras' own `BinaryCrossentropy` has no per-class weight.
+
+    Args:
+        positive_weights: list of float, one per class (1.0: plain binary cross-entropy).
+    """
+
+    def __init__(self, positive_weights, name: str = "positive_weighted_binary_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.positive_weights = [float(w) for w in positive_weights]
+
+    def call(self, y_true, y_pred):
+        ops = keras.ops
+        epsilon = keras.config.epsilon()
+        y_pred = ops.clip(ops.cast(y_pred, "float32"), epsilon, 1.0 - epsilon)
+        y_true = ops.cast(y_true, "float32")
+        weights = ops.convert_to_tensor(self.positive_weights, "float32")
+        terms = weights * y_true * ops.log(y_pred) + (1.0 - y_true) * ops.log(1.0 - y_pred)
+        return -ops.mean(terms, axis=-1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "positive_weights": self.positive_weights}
+
+
+def loss_and_metrics(multilabel: bool = False, positive_weights: list | None = None) -> tuple:
+    """(loss, metrics) of a classifier: sparse cross-entropy and accuracy, or for `multilabel` binary
+    cross-entropy (weighted by `positive_weights`, a list of float, when given) and the share of
+    correct (image, class) decisions at 0.5, named "accuracy" as well."""
+    if not multilabel:
+        return keras.losses.SparseCategoricalCrossentropy(), [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    loss = (PositiveWeightedBinaryCrossentropy(positive_weights) if positive_weights
+            else keras.losses.BinaryCrossentropy())
+    return loss, [keras.metrics.BinaryAccuracy(name="accuracy")]
+
+
 def compile_classifier(model: keras.Model, learning_rate: float, total_steps: int, optimizer: str = "adam",
-                       ema: bool = False, learning_rate_schedule: bool = True) -> None:
-    """Compile with linear warm-up then cosine decay over `total_steps` (`warmup_cosine`) and sparse
-    cross-entropy.
+                       ema: bool = False, learning_rate_schedule: bool = True, multilabel: bool = False,
+                       positive_weights: list | None = None) -> None:
+    """Compile with linear warm-up then cosine decay over `total_steps` (`warmup_cosine`) and the
+    loss of `loss_and_metrics(multilabel, positive_weights)`.
 
     Args:
         optimizer: "adam" (default) or "sgd" (Nesterov momentum 0.9, weight decay `SGD_WEIGHT_DECAY`).
@@ -78,6 +117,8 @@ def compile_classifier(model: keras.Model, learning_rate: float, total_steps: in
         learning_rate_schedule: bool, False for a constant learning rate (`learning_rate` / 10, the
             warm-up's start) that a callback sets each epoch (`final_schedule.ReplannedCosine`).
             Defaults to True.
+        multilabel: bool, binary cross-entropy for a sigmoid head. Defaults to False.
+        positive_weights: list of float or None, per-class positive weights of that loss. Defaults to None.
     """
     schedule = warmup_cosine(learning_rate, total_steps) if learning_rate_schedule else learning_rate * 0.1
     if optimizer == "sgd":
@@ -87,10 +128,8 @@ def compile_classifier(model: keras.Model, learning_rate: float, total_steps: in
         opt = keras.optimizers.Adam(schedule, use_ema=ema, ema_momentum=ema_momentum(total_steps))
     else:
         raise ValueError(f"optimizer must be 'adam' or 'sgd'. Received: optimizer={optimizer!r}")
-    model.compile(optimizer=opt,
-                  loss=keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                  jit_compile=device.jit_compile())
+    loss, metrics = loss_and_metrics(multilabel, positive_weights)
+    model.compile(optimizer=opt, loss=loss, metrics=metrics, jit_compile=device.jit_compile())
 
 
 def recalibrate_batchnorm(model: keras.Model, dataset, max_batches: int = 20) -> int:

@@ -47,15 +47,39 @@ def probe_sample(images: np.ndarray, labels, seed: int = 0, limit: int = PROBE_M
     return images[index], labels[index]
 
 
-def head_from_probe(features: np.ndarray, labels, num_classes: int, class_weight: dict | None = None) -> tuple:
+def multilabel_head_from_probe(features: np.ndarray, labels: np.ndarray, balanced: bool = False) -> tuple:
+    """(kernel [D, C], bias [C]) of one binary logistic regression per class (one-vs-rest) on
+    `features`, for a sigmoid head; `labels` are multi-hot rows [N, C]. A class that every image has
+    (or none has) gets a zero kernel and a bias of +10 (or -10). `balanced` (bool) weighs each
+    class's positives and negatives equally (scikit-learn's class_weight="balanced")."""
+    from sklearn.linear_model import LogisticRegression
+
+    kernel = np.zeros((features.shape[1], labels.shape[1]), np.float32)
+    bias = np.zeros(labels.shape[1], np.float32)
+    for column in range(labels.shape[1]):
+        target = labels[:, column] > 0.5
+        if target.all() or not target.any():
+            bias[column] = 10.0 if target.all() else -10.0
+            continue
+        probe = LogisticRegression(max_iter=2000, class_weight="balanced" if balanced else None)
+        probe.fit(features, target)
+        kernel[:, column], bias[column] = probe.coef_[0], probe.intercept_[0]
+    return kernel, bias
+
+
+def head_from_probe(features: np.ndarray, labels, num_classes: int, class_weight=None) -> tuple:
     """(kernel [D, num_classes], bias [num_classes]) of a logistic regression on `features`.
 
     Classes missing from `labels` get a zero weight row and a bias far below the others', so the
-    head never predicts a class it has no image of until training says otherwise.
+    head never predicts a class it has no image of until training says otherwise. Multi-hot
+    `labels` [N, C] fit one regression per class (`multilabel_head_from_probe`); a `class_weight`
+    (dict, or a list of positive weights for multi-label data) then balances each class.
     """
     from sklearn.linear_model import LogisticRegression
 
     labels = np.asarray(labels)
+    if labels.ndim == 2:
+        return multilabel_head_from_probe(features, labels, balanced=bool(class_weight))
     present = np.unique(labels)
     kernel = np.zeros((features.shape[1], num_classes), np.float32)
     bias = np.zeros(num_classes, np.float32)

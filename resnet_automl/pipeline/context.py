@@ -102,8 +102,7 @@ class RunData:
     decode_seconds: float = field(init=False, default=0.0)
 
     def __post_init__(self):
-        self.labels = {name: np.array([label for _, label in self.splits.split(name)], dtype=np.int32)
-                       for name in ("train", "val", "test")}
+        self.labels = {name: self.splits.label_array(name) for name in ("train", "val", "test")}
 
     @property
     def audit(self) -> dict:
@@ -134,10 +133,14 @@ class TrainingPlan:
         final_uses_val: bool, the final training also learns from the validation images.
         bn_momentum: float, BatchNorm momentum of the backbone.
         max_trials: int, tuner trials.
-        objective: str, "val_accuracy", or "val_balanced_accuracy" on imbalanced data.
-        class_weight: dict or None, `{label: weight}` on imbalanced data.
+        objective: str, "val_accuracy", "val_balanced_accuracy" on imbalanced data, or "val_map" on
+            multi-label data.
+        class_weight: dict or None, `{label: weight}` on imbalanced single-label data.
         train_images, val_images: ints, images in the two splits.
         batch_size: int, images per batch.
+        multilabel: bool, a sigmoid head on multi-hot labels. Default False.
+        positive_weights: tuple of float or None, per-class positive weights of the multi-label loss
+            (imbalanced labels). Default None.
     """
 
     steps: int
@@ -151,6 +154,8 @@ class TrainingPlan:
     train_images: int
     val_images: int
     batch_size: int
+    multilabel: bool = False
+    positive_weights: tuple | None = None
 
     @property
     def final_val_images(self) -> int:

@@ -25,7 +25,9 @@ def describe_audit(audit: dict, num_classes: int) -> str:
         else "none skipped"
     imbalance = (f"; imbalanced: the largest class has {audit['imbalance_ratio']:.1f}x the images of the "
                  "smallest, so classes are weighted") if audit.get("imbalanced") else ""
-    return f"[data] {sum(sizes.values())} images in {num_classes} classes ({split}), {skipped_text}{imbalance}"
+    kind = (f"{num_classes} labels, multi-label: {audit['label_cardinality']:.2f} per image"
+            if audit.get("multilabel") else f"{num_classes} classes")
+    return f"[data] {sum(sizes.values())} images in {kind} ({split}), {skipped_text}{imbalance}"
 
 
 def prepare(ctx: RunContext) -> tuple[RunData, TrainingPlan]:
@@ -43,10 +45,11 @@ def prepare(ctx: RunContext) -> tuple[RunData, TrainingPlan]:
                   or auto_image_size(splits, ctx.setup.kind != "cpu", pretrained=ctx.source.pretrained))
     data = RunData(splits, image_size, ctx.out / "cache", opts.seed, ctx.batch_size)
     plan = plan_training(ctx, len(splits.train), len(splits.val), imbalanced=bool(audit["imbalanced"]),
-                         class_weight=splits.class_weights() if audit["imbalanced"] else None)
+                         class_weight=splits.class_weights() if audit["imbalanced"] else None,
+                         multilabel=splits.multilabel, positive_weights=splits.positive_weights())
     if ctx.role != "worker":
         setup = ctx.setup
-        ctx.record.update(image_size=image_size, batch_size=ctx.batch_size, epochs=plan.epochs,
+        ctx.record.update(task=splits.task, image_size=image_size, batch_size=ctx.batch_size, epochs=plan.epochs,
                           final_epochs=plan.final_epochs, final_uses_val=plan.final_uses_val,
                           bn_momentum=plan.bn_momentum, max_trials=plan.max_trials, device=setup.kind,
                           device_setup={"description": setup.description, "backend": setup.backend,
@@ -56,12 +59,15 @@ def prepare(ctx: RunContext) -> tuple[RunData, TrainingPlan]:
 
 
 def plan_training(ctx: RunContext, train_images: int, val_images: int, *, imbalanced: bool,
-                  class_weight: dict | None) -> TrainingPlan:
-    """The `TrainingPlan` for `train_images` and `val_images` under the run's options and budget."""
+                  class_weight: dict | None, multilabel: bool = False,
+                  positive_weights: list | None = None) -> TrainingPlan:
+    """The `TrainingPlan` for `train_images` and `val_images` under the run's options and budget; a
+    `multilabel` dataset is searched by validation mAP, with `positive_weights` (list of float or
+    None) in its loss."""
     opts, batch_size = ctx.opts, ctx.batch_size
     steps = max(1, math.ceil(train_images / batch_size))
     epochs = opts.epochs or default_epochs(steps)
-    final_uses_val = opts.final_uses_val(train_images)
+    final_uses_val = opts.final_uses_val(train_images, multilabel)
     final_images = train_images + (val_images if final_uses_val else 0)
     final_steps = max(1, math.ceil(final_images / batch_size))
     final_epochs = opts.final_epochs or default_final_epochs(epochs, final_steps, ctx.source.pretrained,
@@ -70,5 +76,7 @@ def plan_training(ctx: RunContext, train_images: int, val_images: int, *, imbala
         steps=steps, epochs=epochs, final_epochs=final_epochs, final_uses_val=final_uses_val,
         bn_momentum=suggested_bn_momentum(epochs * steps),
         max_trials=ctx.budget.max_trials or default_trials(len(opts.stage_choices()), opts.backbones_named()),
-        objective="val_balanced_accuracy" if imbalanced else "val_accuracy", class_weight=class_weight,
+        objective="val_map" if multilabel else "val_balanced_accuracy" if imbalanced else "val_accuracy",
+        class_weight=None if multilabel else class_weight, multilabel=multilabel,
+        positive_weights=tuple(positive_weights) if positive_weights else None,
         train_images=train_images, val_images=val_images, batch_size=batch_size)

@@ -42,7 +42,7 @@ def _write(ctx: RunContext, data: RunData, model, names: list) -> dict | None:
         from resnet_automl.serving.edge_export import write_formats
 
         return write_formats(model, data.splits.class_names, ctx.out, names, image_size=data.image_size,
-                             calibration=calibration)
+                             calibration=calibration, thresholds=ctx.record.get("thresholds"))
     if device.tensorflow_available():
         from resnet_automl.serving.tensorflow_process import formats_in_tensorflow_process
 
@@ -102,12 +102,12 @@ def export_formats(ctx: RunContext, data: RunData, model, written: dict | None =
     limit = min(CHECK_LIMIT, len(data.labels["test"]))
     pixels, labels = np.asarray(data.images("test")[:limit]), data.labels["test"][:limit]
     reference = model.predict(pixels.astype(np.float32), batch_size=data.batch_size, verbose=0)
-    failures = []
+    failures, score = [], "mAP" if data.splits.multilabel else "accuracy"
     for fmt in todo:
         check = verify_edge_format(fmt, written[fmt.name], pixels, labels, reference)
         results[fmt.name] = check
         logger.info(f"[export] {fmt.name}: {check['size_mb']:.1f} MB, fresh-process check "
-                    f"{'passed' if check['passed'] else 'FAILED'} (accuracy {check.get('accuracy', float('nan')):.4f}, "
+                    f"{'passed' if check['passed'] else 'FAILED'} ({score} {check.get('accuracy', float('nan')):.4f}, "
                     f"max |diff| {check.get('max_abs_diff', float('nan')):.2e} on {check['images']} test images)")
         if not check["passed"]:
             failures.append(_reject(ctx, fmt.name, check))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resnet_automl.data import scan_dataset
+from resnet_automl.data import ManifestColumns, scan_dataset
 from resnet_automl.data.images import SERVABLE_EXTENSIONS
 from resnet_automl.errors import DataError
 from resnet_automl.pipeline.run_dir import run_lock
@@ -15,23 +15,29 @@ from resnet_automl.serving.predictor import load_model
 BATCH = 64
 
 
-def evaluate_exported(model_dir, data, out=None) -> dict:
-    """Evaluate the SavedModel at `model_dir` on every readable image of the class folders in `data`.
+def evaluate_exported(model_dir, data, out=None, columns: dict | None = None) -> dict:
+    """Evaluate the SavedModel at `model_dir` on every readable image of the class folders or manifest `data`
+    (a multi-label model: a manifest, scored at the model's own thresholds).
 
     Args:
         model_dir: run folder, model folder or version folder.
         data: a folder of class subfolders whose names are the model's labels (a pre-split tree
             is read whole).
         out: report folder. Defaults to `<version folder>/../evaluation-<data folder name>`.
+        columns: dict of `ManifestColumns` fields (path, label, label_delimiter, allow_absolute_paths)
+            for a manifest `data`; None values are left at their defaults. Defaults to None.
     """
     predictor = load_model(model_dir)
-    scan = scan_dataset(data)
+    multilabel = getattr(predictor, "thresholds", None) is not None
+    given = {name.removesuffix("_column"): value for name, value in (columns or {}).items() if value is not None}
+    scan = scan_dataset(data, ManifestColumns(**given, task="multilabel" if multilabel else "multiclass"))
     unknown = sorted(set(scan.class_names) - set(predictor.class_names))
     if unknown:
         raise DataError(f"Class folders {unknown} in {str(data)!r} are not labels of the model "
                         f"({predictor.class_names}). Rename or remove them.")
     index = {name: i for i, name in enumerate(predictor.class_names)}
-    items = [(path, index[name]) for split in scan.images.values() for path, name in split]
+    items = [(path, tuple(index[n] for n in name) if multilabel else index[name])
+             for split in scan.images.values() for path, name in split]
     skipped = [p for p, _ in items if Path(p).suffix.lower() not in SERVABLE_EXTENSIONS]
     items = [(p, label) for p, label in items if Path(p).suffix.lower() in SERVABLE_EXTENSIONS]
     if not items:
@@ -46,4 +52,5 @@ def evaluate_exported(model_dir, data, out=None) -> dict:
                    "num_skipped": len(scan.skipped) + len(skipped)},
                "notes": ["Evaluated through the exported serving_default signature (raw bytes in)."]}
     with run_lock(out):  # two evaluations into one folder would interleave their files
-        return build_report(probabilities, items, predictor.class_names, context, out)
+        return build_report(probabilities, items, predictor.class_names, context, out,
+                            thresholds=predictor.thresholds if multilabel else None)

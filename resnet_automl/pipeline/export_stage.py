@@ -40,7 +40,7 @@ def _write_saved_model(ctx: RunContext, data: RunData, model, samples: list) -> 
 
         return export_serving_model(model, data.splits.class_names, ctx.out / "model", image_size=data.image_size,
                                     warmup_images=[Path(p).read_bytes() for p in samples[:WARMUP_IMAGES]],
-                                    **common), {}
+                                    thresholds=ctx.record.get("thresholds"), **common), {}
     if device.tensorflow_available():
         from resnet_automl.serving.tensorflow_process import export_in_tensorflow_process
 

@@ -14,7 +14,8 @@ from resnet_automl.pipeline.search_stage import SearchOutcome
 from resnet_automl.planning.schedule import epochs_fitting, final_epochs_ceiling
 from resnet_automl.runtime.progress import LiveProgress
 from resnet_automl.training.callbacks import tensorboard_callback
-from resnet_automl.training.final import FinalSettings, accuracy_on, train_final
+from resnet_automl.training.final import FinalSettings, score_metric, score_on, train_final
+from resnet_automl.training.metrics import choose_thresholds
 from resnet_automl.weights.io import load_weights, save_weights
 
 logger = logging.getLogger(__name__)
@@ -82,13 +83,14 @@ def fitting_final_epochs(ctx: RunContext, plan: TrainingPlan, choice: BackboneCh
 
 def _keep_better_of_final_and_trial(ctx: RunContext, model, search: SearchOutcome, val_ds):
     """Whichever of the final model and the best trial's model validates better."""
-    final_score = accuracy_on(model, val_ds)
+    final_score = score_on(model, val_ds)
     trial_model = search.tuner.load_model(search.best_trial)
-    trial_score = accuracy_on(trial_model, val_ds)
+    trial_score = score_on(trial_model, val_ds)
+    metric = "val mAP" if score_metric(val_ds.labels) == "map" else "val accuracy"
     if trial_score > final_score:
         ctx.note(f"The best search trial's model validated better than the final training "
-                 f"({trial_score:.4f} vs {final_score:.4f} val accuracy) and is the one exported.")
-        logger.info(f"[final] keeping the best trial's model ({trial_score:.4f} > {final_score:.4f} val accuracy)")
+                 f"({trial_score:.4f} vs {final_score:.4f} {metric}) and is the one exported.")
+        logger.info(f"[final] keeping the best trial's model ({trial_score:.4f} > {final_score:.4f} {metric})")
         return trial_model
     return model
 
@@ -112,14 +114,15 @@ def _run_final_training(ctx: RunContext, data: RunData, plan: TrainingPlan, choi
     live = None
     if ctx.live and not probe_head:
         live = LiveProgress("final", final_epochs, ctx.clock.remaining,
-                            "accuracy" if plan.final_uses_val else "val_accuracy")
+                            "accuracy" if plan.final_uses_val else "val_map" if plan.multilabel else "val_accuracy")
     settings = FinalSettings(
         num_classes=data.splits.num_classes, image_size=data.image_size, epochs=final_epochs,
         batch_size=ctx.batch_size, bn_momentum=plan.bn_momentum, class_weight=plan.class_weight,
         deadline=None if ctx.clock.deadline is None else ctx.clock.deadline - choice.reserve,
         seed=ctx.opts.seed, verbose=ctx.keras_verbose, use_val=plan.final_uses_val,
         optimizer=ctx.opts.resolved_optimizer(), replan_to=replan_to,
-        on_replan=ReplanLog(ctx.record, final_epochs, live))
+        on_replan=ReplanLog(ctx.record, final_epochs, live), multilabel=plan.multilabel,
+        positive_weights=plan.positive_weights)
     model, history = train_final(
         search.best_values, arrays={name: data.images(name) for name in ("train", "val")}, labels=data.labels,
         settings=settings, weights=ctx.source, out_dir=ctx.out, strategy=ctx.setup.strategy,
@@ -154,6 +157,25 @@ def _choose_final_model(ctx: RunContext, data: RunData, plan: TrainingPlan, sear
     return _keep_better_of_final_and_trial(ctx, model, search, data.batches("val"))
 
 
+def decision_thresholds(ctx: RunContext, data: RunData, plan: TrainingPlan, model) -> list:
+    """A multi-label model's per-label thresholds (list of float), each maximising F1 on the validation
+    images (`metrics.choose_thresholds`); the table goes to run.json ("threshold_table") and the report."""
+    rows = choose_thresholds(data.labels["val"], model.predict(data.batches("val"), verbose=0))
+    table = {name: row for name, row in zip(data.splits.class_names, rows, strict=True)}
+    thresholds = [row["threshold"] for row in rows]
+    ctx.record.update(thresholds=thresholds, threshold_table=table)
+    defaults = [name for name, row in table.items() if row["positives"] == 0]
+    ctx.note(f"Per-label decision thresholds maximise F1 on the {plan.val_images} validation images"
+             + (", which the final training also learnt from (final_data='train+val'): they are optimistic."
+                if plan.final_uses_val else "."))
+    if defaults:
+        ctx.note(f"No validation image has the label(s) {', '.join(defaults)}: their threshold stays at 0.5.")
+    logger.info("[final] thresholds (max F1 on val): "
+                + ", ".join(f"{name} {row['threshold']:.2f}" for name, row in list(table.items())[:10])
+                + (" ..." if len(table) > 10 else ""))
+    return thresholds
+
+
 def train(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: BackboneChoice, search: SearchOutcome,
           metadata: dict):
     """Final training (or the best trial's model when no time is left); returns (model, history).
@@ -164,7 +186,8 @@ def train(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: BackboneCh
     values = search.best_values
     if record.stage_done("final"):
         model = build_classifier(values["backbone"], data.splits.num_classes, image_size=data.image_size,
-                                 trainable_stages=values["trainable_stages"], bn_momentum=plan.bn_momentum)
+                                 trainable_stages=values["trainable_stages"], bn_momentum=plan.bn_momentum,
+                                 multilabel=plan.multilabel)
         load_weights(model, final_dir / "model.weights.h5")
         return model, record.get("history", {})
     final_dir.mkdir(exist_ok=True)
@@ -181,6 +204,8 @@ def train(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: BackboneCh
         history = trained[1]
         _final_epochs_note(ctx, plan, history, left_s)
         model = _choose_final_model(ctx, data, plan, search, trained, probe_head)
+    if plan.multilabel:
+        metadata = {**metadata, "thresholds": decision_thresholds(ctx, data, plan, model)}
     save_weights(model, final_dir / "model.weights.h5", metadata)
     if not ctx.source.pretrained:
         ctx.note("Search trials and the final training used horizontal flips, shifts and random erasing.")

@@ -6,14 +6,13 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
-
 from resnet_automl.pipeline import edge_stage
 from resnet_automl.pipeline.context import RunContext, RunData
 from resnet_automl.pipeline.run_dir import versions
 from resnet_automl.pipeline.search_stage import SearchOutcome
 from resnet_automl.planning.probe import measure_latency
-from resnet_automl.report.build import build_report
+from resnet_automl.report.build import build_report, headline
+from resnet_automl.training.metrics import validation_score
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +34,8 @@ def report(ctx: RunContext, data: RunData, model, *, history: dict, version_dir:
     started = time.time()
     best_values, trials = search.best_values, search.trials
     probabilities = model.predict(data.batches("test"), verbose=0)
-    accuracy = float(np.mean(np.argmax(probabilities, axis=1) == data.labels["test"])) if len(probabilities) else 0.0
+    metric = "map" if data.splits.multilabel else "accuracy"
+    accuracy = validation_score(probabilities, data.labels["test"], metric) if len(probabilities) else 0.0
     latency = measure_latency(model, data.image_size, batch32=True)
     context = {
         "backbone": best_values["backbone"], "hyperparameters": best_values, "trials": trials,
@@ -48,9 +48,10 @@ def report(ctx: RunContext, data: RunData, model, *, history: dict, version_dir:
         "deployment": edge_stage.deployment_rows(ctx, accuracy, version_dir, folder_mb(version_dir)),
         "versions": versions(), "history": history, "notes": ctx.notes + [f"Objective: {objective}."],
         "pretrained": ctx.source.describe(), "warnings": list(warnings),
+        "threshold_table": ctx.record.get("threshold_table"),
     }
     result = build_report(probabilities, data.splits.test, data.splits.class_names, context, ctx.out / "report",
-                          model_card=True)
+                          model_card=True, thresholds=ctx.record.get("thresholds") if data.splits.multilabel else None)
     if version_dir is not None:  # the card travels with the model folder handed to TF Serving
         shutil.copyfile(result["paths"]["model_card"], version_dir.parent / "model_card.md")
     ctx.timed("report_s", started)
@@ -61,8 +62,7 @@ def report(ctx: RunContext, data: RunData, model, *, history: dict, version_dir:
         ctx.record.update(timings=ctx.timings)
     else:
         ctx.record.mark_done("report", timings=ctx.timings, latency_ms=latency, test_accuracy=result["accuracy"],
-                             test_balanced_accuracy=result["balanced_accuracy"])
+                             test_balanced_accuracy=result.get("balanced_accuracy"), test_map=result.get("map"))
         shutil.rmtree(ctx.out / "cache", ignore_errors=True)  # decoded images and features: a rerun needs none
-    logger.info(f"[report] test accuracy {result['accuracy']:.4f}, balanced {result['balanced_accuracy']:.4f}: "
-                f"{result['paths']['html']}")
+    logger.info(f"[report] {headline(result)}: {result['paths']['html']}")
     return result

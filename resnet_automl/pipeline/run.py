@@ -81,7 +81,8 @@ def weights_metadata(ctx: RunContext, data: RunData, best_values: dict) -> dict:
     """The description stored with the final weights (what a later export or transfer reads)."""
     return classifier_metadata(best_values["backbone"], num_classes=data.splits.num_classes,
                                class_names=data.splits.class_names, image_size=data.image_size,
-                               trainable_stages=best_values["trainable_stages"], run_dir=str(ctx.out.resolve()))
+                               trainable_stages=best_values["trainable_stages"], run_dir=str(ctx.out.resolve()),
+                               task=data.splits.task)
 
 
 def _result_paths(out: Path, version_dir: Path | None, report: dict, exports: dict) -> dict:

@@ -88,12 +88,13 @@ def _make_tuner(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: Back
         num_classes=splits.num_classes, image_size=data.image_size, epochs=plan.epochs, steps_per_epoch=plan.steps,
         class_weight=plan.class_weight, bn_momentum=plan.bn_momentum, objective=plan.objective,
         batch_size=ctx.batch_size, seed=opts.seed, class_names=list(splits.class_names),
-        optimizer=opts.resolved_optimizer(), augment=not ctx.source.pretrained)
+        optimizer=opts.resolved_optimizer(), augment=not ctx.source.pretrained, multilabel=plan.multilabel,
+        positive_weights=plan.positive_weights)
     space = SearchSpace(backbones=list(choice.chosen), stage_choices=opts.stage_choices(),
                         learning_rate_range=opts.resolved_learning_rate_range())
     hypermodel = ResNetHyperModel(
         space, settings, weights=ctx.source,
-        balanced_val=(data.batches("val"), data.labels["val"]) if plan.class_weight else None,
+        balanced_val=(data.batches("val"), data.labels["val"]) if plan.objective != "val_accuracy" else None,
         deadline_fn=clock.trial_deadline if ctx.clock.deadline else None,
         feature_cache=(FeatureCache(ctx.out / "cache", opts.feature_cache_memory_mb * 2**20)
                        if opts.feature_cache else None),

@@ -10,6 +10,7 @@ import numpy as np
 
 from resnet_automl.report import plots
 from resnet_automl.report.model_card import render_model_card
+from resnet_automl.report.multilabel import multilabel_report, multilabel_sections
 from resnet_automl.runtime.files import write_json_atomic, write_text_atomic
 from resnet_automl.training.metrics import classification_metrics
 
@@ -26,7 +27,31 @@ def most_confident_mistakes(probabilities, labels, items, class_names, limit=GAL
              "score": float(probabilities[i, predicted[i]])} for i in ranked]
 
 
-def build_report(probabilities, items, class_names, context: dict, out_dir, *, model_card: bool = False) -> dict:
+def single_label_report(probabilities, items, class_names, out: Path) -> tuple[dict, dict]:
+    """(report entries, pictures) of a single-label model on the test `items`: `classification_metrics`,
+    the most confident mistakes, and the confusion matrix, reliability and gallery PNGs in `out`."""
+    labels = [int(label) for _, label in items]
+    report = classification_metrics(probabilities, labels, class_names)
+    report["mistakes"] = most_confident_mistakes(probabilities, labels, items, class_names)
+    pictures = {
+        "confusion_matrix": plots.confusion_matrix_plot(report["confusion_matrix"], class_names,
+                                                        out / "confusion_matrix.png"),
+        "reliability": plots.reliability_plot(report["calibration_bins"], report["ece"], out / "reliability.png"),
+        "mistakes": plots.mistakes_gallery(report["mistakes"], out / "mistakes.png"),
+    }
+    return report, pictures
+
+
+def headline(report: dict) -> str:
+    """The report's main numbers in one phrase, e.g. "test accuracy 0.9500, balanced 0.9440" (str)."""
+    if report.get("task") == "multilabel":
+        return (f"test mAP {report['map']:.4f}, micro F1 {report['micro_f1']:.4f}, "
+                f"subset accuracy {report['accuracy']:.4f}")
+    return f"test accuracy {report['accuracy']:.4f}, balanced {report['balanced_accuracy']:.4f}"
+
+
+def build_report(probabilities, items, class_names, context: dict, out_dir, *, model_card: bool = False,
+                 thresholds: list | None = None) -> dict:
     """Compute metrics, draw the plots and write report.json, report.md and report.html (and, with
     `model_card`, model_card.md: `report.model_card.render_model_card`).
 
@@ -41,24 +66,24 @@ def build_report(probabilities, items, class_names, context: dict, out_dir, *, m
         out_dir: folder to write into (created).
         model_card: bool, also write the model card (a fit's report; an evaluation has no training
             to describe). Defaults to False.
+        thresholds: list of float, a multi-label model's per-label thresholds (its `items` then hold
+            tuples of label indices; `context["threshold_table"]` may say how they were chosen).
+            Defaults to None (single-label).
     Returns the report dict (as written to report.json) with "paths" added.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     probabilities = np.asarray(probabilities, dtype=np.float64)
-    labels = [int(label) for _, label in items]
-    report = {"schema_version": SCHEMA_VERSION, "class_names": list(class_names),
-              **classification_metrics(probabilities, labels, class_names)}
+    if thresholds is None:
+        metrics, pictures = single_label_report(probabilities, items, class_names, out)
+        metrics = {"task": "multiclass", **metrics}
+    else:
+        metrics, pictures = multilabel_report(probabilities, items, class_names, thresholds, out,
+                                              context.get("threshold_table"))
+    report = {"schema_version": SCHEMA_VERSION, "class_names": list(class_names), **metrics}
     for key in ("backbone", "hyperparameters", "pretrained", "trials", "selection", "latency_ms", "model", "budget",
                 "timings", "audit", "export", "deployment", "versions", "notes", "warnings"):
         report[key] = context.get(key)
-    report["mistakes"] = most_confident_mistakes(probabilities, labels, items, class_names)
-    pictures = {
-        "confusion_matrix": plots.confusion_matrix_plot(report["confusion_matrix"], class_names,
-                                                        out / "confusion_matrix.png"),
-        "reliability": plots.reliability_plot(report["calibration_bins"], report["ece"], out / "reliability.png"),
-        "mistakes": plots.mistakes_gallery(report["mistakes"], out / "mistakes.png"),
-    }
     if (context.get("history") or {}).get("loss"):  # none when the head is a linear probe (no epochs)
         pictures["training_curves"] = plots.training_curves_plot(context["history"], out / "training_curves.png")
     report["plots"] = {name: path.name for name, path in pictures.items()}
@@ -89,21 +114,35 @@ def _fmt(value) -> str:
 def _sections(report: dict) -> list:
     """The report as (title, header, rows) tables; shared by Markdown and HTML."""
     sections = [("Warnings", ["warning"], [[w] for w in report["warnings"]])] if report.get("warnings") else []
-    sections.append(("Summary", ["metric", "value"], [
+    sections += multilabel_sections(report) if report.get("task") == "multilabel" else _single_label_sections(report)
+    names = report["class_names"]
+    sections += _dataset_sections(report.get("audit") or {}, names)
+    sections += _run_sections(report)
+    return sections
+
+
+def _single_label_sections(report: dict) -> list:
+    """Summary, per-class and confusion-matrix tables of a single-label report."""
+    sections = [("Summary", ["metric", "value"], [
         ["test images", report["num_test_images"]], ["accuracy", report["accuracy"]],
         ["balanced accuracy", report["balanced_accuracy"]],
         [f"top-{report['top_k']} accuracy", report["top_k_accuracy"]],
         ["macro F1", report["averages"]["macro"]["f1"]], ["weighted F1", report["averages"]["weighted"]["f1"]],
         ["ROC-AUC (one-vs-rest)", report["roc_auc_ovr"]], ["log loss", report["log_loss"]],
         ["expected calibration error", report["ece"]], ["backbone", report.get("backbone")],
-        ["hyperparameters", report.get("hyperparameters")]]))
+        ["hyperparameters", report.get("hyperparameters")]])]
     sections.append(("Per class", ["class", "precision", "recall", "F1", "support"],
                      [[name, m["precision"], m["recall"], m["f1"], m["support"]]
                       for name, m in report["per_class"].items()]))
     names = report["class_names"]
     sections.append(("Confusion matrix (rows: true, columns: predicted)", ["true \\ predicted", *names],
                      [[name, *row] for name, row in zip(names, report["confusion_matrix"], strict=True)]))
-    audit = report.get("audit") or {}
+    return sections
+
+
+def _dataset_sections(audit: dict, names: list) -> list:
+    """The dataset's counts, audit and skipped files (none for an evaluation without an audit)."""
+    sections = []
     if audit:
         counts = audit.get("counts", {})
         sections.append(("Dataset", ["class", *counts.keys()],
@@ -113,10 +152,19 @@ def _sections(report: dict) -> list:
             ["skipped files", audit.get("num_skipped")], ["duplicate groups", len(audit.get("duplicates", []))],
             ["duplicates across splits", len(audit.get("cross_split_duplicates", []))],
             ["imbalance ratio (largest / smallest class)", audit.get("imbalance_ratio")],
-            ["class weights", audit.get("class_weights")]]))
+            *([["labels per image", audit.get("label_cardinality")],
+               ["distinct label sets (train)", audit.get("label_combinations")],
+               ["positive weights (used when imbalanced)", audit.get("positive_weights")]]
+              if audit.get("multilabel") else [["class weights", audit.get("class_weights")]])]))
         if audit.get("skipped"):
             sections.append(("Skipped files", ["file", "reason"],
                              [[s["path"], s["reason"]] for s in audit["skipped"][:200]]))
+    return sections
+
+
+def _run_sections(report: dict) -> list:
+    """Selection, trials, deployment, model/budget/export facts and notes."""
+    sections = []
     if report.get("selection"):
         sections.append(("Backbone selection", ["candidate", "params", "GFLOPs", "probe img/s", "latency ms",
                                                 "est. minutes", "verdict", "reason"],
@@ -128,8 +176,10 @@ def _sections(report: dict) -> list:
                          [[t["trial_id"], t["hyperparameters"], t["score"], t["seconds"], t["status"],
                            t.get("message", "")] for t in report["trials"]]))
     if report.get("deployment"):
-        sections.append(("Deployment", ["format", "file", "MB", "test accuracy", "max |diff| vs Keras",
-                                        "top-1 agreement", "latency p50 ms", "latency p95 ms", "check"],
+        multilabel = report.get("task") == "multilabel"
+        sections.append(("Deployment", ["format", "file", "MB", "test mAP" if multilabel else "test accuracy",
+                                        "max |diff| vs Keras", "decisions agree" if multilabel else "top-1 agreement",
+                                        "latency p50 ms", "latency p95 ms", "check"],
                          [[d["format"], d.get("file"), d.get("size_mb"), d.get("accuracy"), d.get("max_abs_diff"),
                            d.get("top1_agreement"), (d.get("latency_ms") or {}).get("p50"),
                            (d.get("latency_ms") or {}).get("p95"),

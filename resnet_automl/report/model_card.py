@@ -72,13 +72,32 @@ def _training_data(report: dict) -> list:
     if audit.get("duplicates") or audit.get("cross_split_duplicates"):
         lines.append(f"Duplicates: {len(audit.get('duplicates') or [])} within splits, "
                      f"{len(audit.get('cross_split_duplicates') or [])} across splits (see the report).")
-    if audit.get("imbalanced"):
+    if audit.get("imbalanced") and audit.get("multilabel"):
+        lines.append(f"Imbalanced labels (most / least frequent = {_cell(audit.get('imbalance_ratio'))}): the loss "
+                     "weighs each label's positive images by its negatives / positives.")
+    elif audit.get("imbalanced"):
         lines.append(f"Imbalanced classes (largest / smallest = {_cell(audit.get('imbalance_ratio'))}): trained with "
                      "class weights; the search maximised balanced accuracy.")
     return lines + [""]
 
 
+def _multilabel_evaluation(report: dict) -> list:
+    per_class = report.get("per_class") or {}
+    lines = ["## Evaluation", "",
+             f"Multi-label: each label has its own probability, and it is predicted when that probability reaches "
+             f"the label's threshold (chosen on the validation split to maximise F1; `assets/thresholds.json`). On "
+             f"the held-out test split ({report.get('num_test_images')} images, never used for training or tuning): "
+             f"mean average precision {_cell(report.get('map'))}, micro F1 {_cell(report.get('micro_f1'))}, macro F1 "
+             f"{_cell(report.get('macro_f1'))}, subset accuracy (every label of an image right) "
+             f"{_cell(report.get('accuracy'))}, Hamming loss {_cell(report.get('hamming_loss'))}.", ""]
+    rows = [[name, m.get("threshold"), m.get("precision"), m.get("recall"), m.get("f1"), m.get("ap"), m.get("support")]
+            for name, m in per_class.items()]
+    return lines + _table(["label", "threshold", "precision", "recall", "F1", "AP", "test images"], rows) + [""]
+
+
 def _evaluation(report: dict) -> list:
+    if report.get("task") == "multilabel":
+        return _multilabel_evaluation(report)
     per_class = report.get("per_class") or {}
     lines = ["## Evaluation", "",
              f"On the held-out test split ({report.get('num_test_images')} images, never used for training or "
@@ -120,7 +139,9 @@ def _deployment(report: dict) -> list:
 def _limitations(report: dict) -> list:
     names = report.get("class_names") or []
     support = [m.get("support") or 0 for m in (report.get("per_class") or {}).values()]
-    items = ["Only the labels above exist for the model; it cannot say \"none of these\"."]
+    items = (["Only the labels above exist for the model; an image with none of them gets no label, or a wrong one."]
+             if report.get("task") == "multilabel" else
+             ["Only the labels above exist for the model; it cannot say \"none of these\"."])
     if support and min(support) < SMALL_TEST_PER_CLASS:
         items.append(f"The test split is small ({min(support)} image(s) for the rarest class): per-class metrics move "
                      "in coarse steps and a second split could differ by several points.")
@@ -149,7 +170,8 @@ def _notes(report: dict) -> list:
 def render_model_card(report: dict) -> str:
     """The model card (Markdown str) of the report dict `report`."""
     names = report.get("class_names") or []
-    title = f"# Model card: {_cell(report.get('backbone'))} image classifier ({len(names)} classes)"
+    kind = f"{len(names)} labels, multi-label" if report.get("task") == "multilabel" else f"{len(names)} classes"
+    title = f"# Model card: {_cell(report.get('backbone'))} image classifier ({kind})"
     sections = [[title, ""], _details(report), _intended_use(report), _training_data(report), _evaluation(report),
                 _notes(report), _deployment(report), _limitations(report)]
     return "\n".join(line for section in sections for line in section)

@@ -31,20 +31,27 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def confusion_matrix_plot(matrix, class_names: list, path: Path) -> Path:
-    """Heat map of the row-normalised confusion matrix, with counts in the cells.
+def confusion_matrix_plot(matrix, class_names: list, path: Path, *, axes_labels: tuple = ("true", "predicted"),
+                          title: str = "Confusion matrix (colour: share of the true class)",
+                          row_total: str = "sum") -> Path:
+    """Heat map of a row-normalised count matrix, with the counts in the cells.
 
     Args:
         matrix: array-like of int, shape (classes, classes); row i counts the images of true class i
-            by predicted class.
+            by predicted class (or, for a label co-occurrence matrix, the images of label i that
+            also have label j).
         class_names: list of the class names, in label order.
         path: Path of the PNG file to write.
+        axes_labels: (row axis, column axis) names. Defaults to ("true", "predicted").
+        title: str, the figure's title. Defaults to the confusion matrix's.
+        row_total: "sum" (default: a row's shares add up to 1) or "diagonal" (shares of the row's own
+            count, as in a co-occurrence matrix whose diagonal counts each label's images).
 
     Returns:
         Path, `path`.
     """
     matrix = np.asarray(matrix)
-    rows = matrix.sum(axis=1, keepdims=True)
+    rows = np.diag(matrix)[:, None] if row_total == "diagonal" else matrix.sum(axis=1, keepdims=True)
     shares = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float), where=rows > 0)
     size = min(4 + 0.5 * len(class_names), 16)
     fig = _figure((size, size))
@@ -53,14 +60,14 @@ def confusion_matrix_plot(matrix, class_names: list, path: Path) -> Path:
     ticks = range(len(class_names))
     ax.set_xticks(ticks, [str(n) for n in class_names], rotation=45, ha="right")
     ax.set_yticks(ticks, [str(n) for n in class_names])
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_ylabel(axes_labels[0])
+    ax.set_xlabel(axes_labels[1])
     if len(class_names) <= 30:
         for i in ticks:
             for j in ticks:
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
                         color="white" if shares[i, j] > 0.5 else "black", fontsize=8)
-    ax.set_title("Confusion matrix (colour: share of the true class)")
+    ax.set_title(title)
     return _save(fig, path)
 
 

@@ -23,9 +23,9 @@ from resnet_automl.runtime.device import is_out_of_memory
 from resnet_automl.runtime.files import atomic_path
 from resnet_automl.runtime.interrupts import StopOnCtrlC
 from resnet_automl.search.phases import TrialPhases, ValidationTimer
-from resnet_automl.training.callbacks import BalancedAccuracyCallback, DeadlineCallback, KeepBestEpoch, StopOnNaN
+from resnet_automl.training.callbacks import DeadlineCallback, KeepBestEpoch, StopOnNaN, ValidationScoreCallback
 from resnet_automl.training.lr_schedule import ReplannedCosine
-from resnet_automl.training.metrics import classification_metrics
+from resnet_automl.training.metrics import classification_metrics, multilabel_log_loss, validation_score
 from resnet_automl.weights.io import classifier_metadata
 from resnet_automl.weights.source import cache_token, is_pretrained
 
@@ -61,6 +61,10 @@ class TrialSettings:
             (cached-feature trials cannot) and, like the final training, set their learning rate once
             per epoch (`lr_schedule.ReplannedCosine` over `epochs`, no deadline), so that every
             trial compiles the same step. Defaults to False.
+        multilabel: bool, a sigmoid head trained with binary cross-entropy (multi-hot labels).
+            Defaults to False.
+        positive_weights: tuple of float or None, per-class positive weights of that loss
+            (imbalanced multi-label data). Defaults to None.
     """
 
     num_classes: int
@@ -77,6 +81,8 @@ class TrialSettings:
     class_names: list | None = None
     optimizer: str = "adam"
     augment: bool = False
+    multilabel: bool = False
+    positive_weights: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -101,8 +107,8 @@ class ResNetHyperModel(kt.HyperModel):
         space: the `SearchSpace`.
         weights: None, "imagenet", a path or a `weights.source.WeightsSource`, for the backbone.
         settings: the `TrialSettings` every trial trains with.
-        balanced_val: (val_dataset, labels) or None; when given, trials report
-            `val_balanced_accuracy` for the objective.
+        balanced_val: (val_dataset, labels) or None; when given, trials report the objective
+            (`val_balanced_accuracy`, or `val_map` for multi-label data) computed by scikit-learn.
         deadline_fn: callable returning the `time.time()` a trial must end by, or None.
         feature_cache: a `FeatureCache` or None. With it (and `items`), a trial with frozen stages
             trains only its tail on cached frozen-prefix features.
@@ -182,7 +188,8 @@ class ResNetHyperModel(kt.HyperModel):
     def weights_metadata(self, hp: kt.HyperParameters) -> dict:
         """The description stored with a trial's checkpoint (`weights.io.classifier_metadata`)."""
         return classifier_metadata(hp.values["backbone"], num_classes=self.num_classes, class_names=self.class_names,
-                                   image_size=self.image_size, trainable_stages=hp.values["trainable_stages"])
+                                   image_size=self.image_size, trainable_stages=hp.values["trainable_stages"],
+                                   **({"task": "multilabel"} if self.multilabel else {}))
 
     @property
     def reuses_models(self) -> bool:
@@ -215,7 +222,8 @@ class ResNetHyperModel(kt.HyperModel):
             with self.phases.time("weights"):
                 load_pretrained(net, spec, self.weights)
             with self.phases.time("build"):
-                model = attach_head(net, spec, self.num_classes, image_size=self.image_size, dropout=self.dropout)
+                model = attach_head(net, spec, self.num_classes, image_size=self.image_size, dropout=self.dropout,
+                                    multilabel=self.multilabel)
             if self._models is not None:
                 with self.phases.time("weights"):
                     self._models[backbone] = (model, [np.array(v.numpy()) for v in model.weights])
@@ -227,14 +235,21 @@ class ResNetHyperModel(kt.HyperModel):
         model = self._classifier(values["backbone"], values["trainable_stages"])
         if not self.is_probe(hp):  # a probe only predicts
             with self.phases.time("compile"):
-                compile_classifier(model, self.learning_rate(hp), self.epochs * self.steps_per_epoch, self.optimizer)
+                compile_classifier(model, self.learning_rate(hp), self.epochs * self.steps_per_epoch, self.optimizer,
+                                   **self.loss_settings)
         return model
+
+    @property
+    def loss_settings(self) -> dict:
+        """`compile_classifier`'s loss arguments: multilabel and positive_weights."""
+        return {"multilabel": self.multilabel,
+                "positive_weights": None if self.positive_weights is None else list(self.positive_weights)}
 
     def _own_callbacks(self, balanced_val):
         own = [ValidationTimer(self.phases), StopOnCtrlC(), StopOnNaN(),
                keras.callbacks.EarlyStopping(monitor=self.objective, mode="max", patience=self.patience)]
         if balanced_val is not None:
-            own.insert(0, BalancedAccuracyCallback(*balanced_val))
+            own.insert(0, ValidationScoreCallback(*balanced_val, metric=self.objective.removeprefix("val_")))
         if self.deadline_fn is not None:
             own.append(DeadlineCallback(self.deadline_fn()))
         return own
@@ -250,7 +265,7 @@ class ResNetHyperModel(kt.HyperModel):
         # (`device.enable_compilation_cache`)
         with self.phases.time("compile"):
             compile_classifier(trainer, self.learning_rate(hp), self.epochs * self.steps_per_epoch, self.optimizer,
-                               learning_rate_schedule=False)
+                               learning_rate_schedule=False, **self.loss_settings)
         callbacks[:] = [c for c in callbacks if not isinstance(c, ReplannedCosine)]  # a retry at half batch
         callbacks.append(ReplannedCosine(self.learning_rate(hp), self.epochs, self.steps_per_epoch))
         for callback in callbacks:
@@ -312,26 +327,36 @@ class ResNetHyperModel(kt.HyperModel):
             with self.phases.time("features"):
                 features = pooled_features(model, images)
             with self.phases.time("probe"):
-                self._probe_heads[backbone] = head_from_probe(features, labels, self.num_classes, self.class_weight)
+                self._probe_heads[backbone] = head_from_probe(features, labels, self.num_classes,
+                                                              self.class_weight or self.positive_weights)
         set_head(model, *self._probe_heads[backbone])
 
     def _score_probe(self, model, val_data, callbacks) -> dict:
         """The val metrics of `model` with its probe head as it stands (no training). Its checkpoint
         is the head alone (`PROBE_HEAD_FILE` beside the trial's `KeepBestEpoch` file): the rest of
         the model is the starting weights (`restore_probe`)."""
-        names = self.class_names or [str(k) for k in range(self.num_classes)]
         with self.phases.time("validate"):
             probabilities = model.predict(val_data, verbose=0)
-        scores = classification_metrics(probabilities, val_data.labels, names)
-        metrics = {"val_accuracy": scores["accuracy"], "val_loss": scores["log_loss"]}
-        if self.balanced_val is not None:
-            metrics["val_balanced_accuracy"] = scores["balanced_accuracy"]
+        metrics = self._probe_metrics(probabilities, val_data.labels)
         for callback in callbacks:
             if isinstance(callback, KeepBestEpoch):
                 with self.phases.time("checkpoint"), atomic_path(probe_head_path(callback.filepath)) as path:
                     kernel, bias = model.get_layer("predictions").get_weights()
                     with open(path, "wb") as handle:
                         np.savez(handle, kernel=kernel, bias=bias)
+        return metrics
+
+    def _probe_metrics(self, probabilities, labels) -> dict:
+        """The val logs of a probe trial: accuracy, loss and (when it is not accuracy) the objective."""
+        if self.multilabel:
+            return {"val_accuracy": validation_score(probabilities, labels, "accuracy"),
+                    "val_loss": multilabel_log_loss(labels, probabilities),
+                    "val_map": validation_score(probabilities, labels, "map")}
+        names = self.class_names or [str(k) for k in range(self.num_classes)]
+        scores = classification_metrics(probabilities, labels, names)
+        metrics = {"val_accuracy": scores["accuracy"], "val_loss": scores["log_loss"]}
+        if self.balanced_val is not None:
+            metrics["val_balanced_accuracy"] = scores["balanced_accuracy"]
         return metrics
 
     def restore_probe(self, model, checkpoint_path) -> bool:
@@ -361,7 +386,8 @@ class ResNetHyperModel(kt.HyperModel):
         train = feature_dataset(arrays[0], train_data.labels, batch, shuffle=True, seed=train_data.seed)
         val = feature_dataset(arrays[1], val_data.labels, batch)
         with self.phases.time("compile"):
-            compile_classifier(tail, self.learning_rate(hp), self.epochs * self.steps_per_epoch, self.optimizer)
+            compile_classifier(tail, self.learning_rate(hp), self.epochs * self.steps_per_epoch, self.optimizer,
+                               **self.loss_settings)
         for callback in callbacks:  # the trial's checkpoint holds the full classifier, not just the tail
             if isinstance(callback, KeepBestEpoch):
                 callback.save_model = model

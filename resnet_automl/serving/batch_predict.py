@@ -104,7 +104,8 @@ def batched(paths: Iterable, size: int) -> Iterator[list]:
 
 
 class _Writer:
-    """Rows into a CSV (path, label, score, top_labels, top_scores, error) or JSON Lines file."""
+    """Rows into a CSV (path, label, score, top_labels, top_scores, error) or JSON Lines file. For a
+    multi-label model `top_labels` are the labels at or above their thresholds (maybe none), best first."""
 
     def __init__(self, handle, kind: str):
         self.handle, self.kind = handle, kind
@@ -117,8 +118,8 @@ class _Writer:
             self.csv.writerow([str(path), labels[0] if labels else "", f"{scores[0]:.6f}" if scores else "",
                                "|".join(labels or []), "|".join(f"{s:.6f}" for s in scores or []), error])
         else:
-            row = {"path": str(path), "labels": labels, "scores": scores} if labels else \
-                {"path": str(path), "error": error}
+            row = {"path": str(path), "labels": labels, "scores": scores} if labels is not None and not error \
+                else {"path": str(path), "error": error}
             self.handle.write(json.dumps(row) + "\n")
 
 

@@ -29,6 +29,7 @@ from resnet_automl.serving.formats import (
     EXPORTS_DIR,
     LABELS_NAME,
     PREPROCESSING_NAME,
+    THRESHOLDS_NAME,
     edge_formats,
     format_dir,
     preprocessing_spec,
@@ -89,7 +90,7 @@ def _onnx(serve, image_size: int, path: Path) -> None:
 
 
 def write_formats(model: keras.Model, class_names: list, run_dir, formats, *, image_size: int,
-                  calibration: np.ndarray | None = None) -> dict:
+                  calibration: np.ndarray | None = None, thresholds: list | None = None) -> dict:
     """Write each of `formats` (names; "savedmodel" is skipped) under `DIR/exports/`; return name -> file path.
 
     Args:
@@ -99,6 +100,8 @@ def write_formats(model: keras.Model, class_names: list, run_dir, formats, *, im
         formats: names from `EXPORT_FORMATS`.
         image_size: int, the model's input side.
         calibration: uint8 pixels [N, S, S, 3] of training images for "litert-int8". Defaults to None.
+        thresholds: list of float or None, a multi-label model's per-label thresholds, written beside
+            each file as `thresholds.json` (the files output the probabilities). Defaults to None.
     """
     wanted = edge_formats(formats)
     root = Path(run_dir) / EXPORTS_DIR
@@ -118,11 +121,16 @@ def write_formats(model: keras.Model, class_names: list, run_dir, formats, *, im
             try:
                 if fmt.name == "onnx":
                     _onnx(serve, image_size, staging / fmt.file)
-                    spec = preprocessing_spec(fmt, image_size, len(class_names))
+                    spec = preprocessing_spec(fmt, image_size, len(class_names), multilabel=thresholds is not None)
                 else:
                     blob = _litert(saved_model, calibration, int8=not fmt.exact)
                     (staging / fmt.file).write_bytes(blob)
-                    spec = preprocessing_spec(fmt, image_size, len(class_names), _input_quantization(blob))
+                    spec = preprocessing_spec(fmt, image_size, len(class_names), _input_quantization(blob),
+                                              multilabel=thresholds is not None)
+                if thresholds is not None:
+                    (staging / THRESHOLDS_NAME).write_text(json.dumps(
+                        {str(n): float(t) for n, t in zip(class_names, thresholds, strict=True)}, indent=1),
+                        encoding="utf-8")
                 (staging / LABELS_NAME).write_text("".join(f"{name}\n" for name in class_names), encoding="utf-8")
                 (staging / PREPROCESSING_NAME).write_text(json.dumps(spec, indent=2), encoding="utf-8")
                 replace_folder(staging, format_dir(run_dir, fmt.name))
@@ -142,7 +150,7 @@ def formats_from_weights_file(weights_path, run_dir, formats, calibration_path=N
     model, meta = classifier_from_weights_file(weights_path)
     calibration = np.load(calibration_path) if calibration_path else None
     return write_formats(model, meta["class_names"], run_dir, formats, image_size=meta["image_size"],
-                         calibration=calibration)
+                         calibration=calibration, thresholds=meta.get("thresholds"))
 
 
 def main(argv=None) -> int:

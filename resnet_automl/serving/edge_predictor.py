@@ -15,8 +15,9 @@ from PIL import UnidentifiedImageError
 from resnet_automl.data.arrays import decode_resized, resize_bilinear
 from resnet_automl.data.images import ImageTooLargeError
 from resnet_automl.errors import DataError
-from resnet_automl.serving.formats import LABELS_NAME
-from resnet_automl.serving.ranking import top_k_results
+from resnet_automl.serving.formats import LABELS_NAME, THRESHOLDS_NAME
+from resnet_automl.serving.layout import read_thresholds
+from resnet_automl.serving.ranking import predictions
 
 #: What a file that does not decode raises in Pillow and the package's decoder.
 _DECODE_ERRORS = (UnidentifiedImageError, OSError, ImageTooLargeError, ValueError)
@@ -41,6 +42,7 @@ class EdgePredictor:
             raise DataError(f"{labels} is missing: {self.model_path} needs the labels.txt written beside it by "
                             "`resnet-automl export`. Copy the whole folder, not the model file alone.")
         self.class_names = labels.read_text(encoding="utf-8").splitlines()
+        self.thresholds = read_thresholds(self.version_dir, THRESHOLDS_NAME)
         self._runner = EdgeRunner(self.model_path)
         self.image_size = self._runner.image_size
 
@@ -83,5 +85,6 @@ class EdgePredictor:
             return False
 
     def predict(self, images, top_k: int = 1) -> list:
-        """Per image: {"labels": top-k labels, "scores": their probabilities, "probabilities": all}."""
-        return top_k_results(self.probabilities(images), self.class_names, top_k)
+        """Per image: {"labels": top-k labels (a multi-label model: every label at or above its threshold),
+        "scores": their probabilities, "probabilities": all}."""
+        return predictions(self.probabilities(images), self.class_names, top_k, self.thresholds)

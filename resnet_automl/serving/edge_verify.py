@@ -7,7 +7,8 @@ probabilities with the Keras model's on the same pixels.
 Pass criteria:
 - float formats (`EdgeFormat.exact`): probabilities within `verify.TOLERANCE` of the Keras model's;
 - quantised formats: test accuracy at most `INT8_MAX_DROP` below the Keras model's (or one image,
-  on a test split under 100 images, where one image is more than a point).
+  on a test split under 100 images, where one image is more than a point); for a multi-label
+  model the score is the test mAP instead of accuracy, and "top-1 agreement" compares the 0.5 decisions.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import numpy as np
 from resnet_automl.serving import edge_runtime
 from resnet_automl.serving.formats import EdgeFormat
 from resnet_automl.serving.verify import TOLERANCE
+from resnet_automl.training.metrics import validation_score
 
 #: Largest accuracy drop (a fraction) a quantised format may show against the Keras model.
 INT8_MAX_DROP = 0.01
@@ -66,17 +68,26 @@ def verify_edge_format(fmt: EdgeFormat, model_path, pixels: np.ndarray, labels: 
             served = result["probabilities"]
         info = json.loads(proc.stdout.strip().splitlines()[-1])
     reference = np.asarray(reference, dtype=np.float32)
-    accuracy = float(np.mean(served.argmax(1) == labels)) if len(labels) else 0.0
-    reference_accuracy = float(np.mean(reference.argmax(1) == labels)) if len(labels) else 0.0
+    metric = "map" if np.ndim(labels) == 2 else "accuracy"
+    accuracy = validation_score(served, labels, metric) if len(labels) else 0.0
+    reference_accuracy = validation_score(reference, labels, metric) if len(labels) else 0.0
     difference = float(np.max(np.abs(served - reference))) if len(labels) else 0.0
     if fmt.exact:
         passed, criterion = difference <= TOLERANCE, f"max |probability difference| <= {TOLERANCE:g}"
     else:
         drop = allowed_drop(len(labels))
         passed = accuracy >= reference_accuracy - drop - 1e-9
-        criterion = f"test accuracy at most {100 * drop:.2g} points below the Keras model's"
+        score = "mAP" if metric == "map" else "accuracy"
+        criterion = f"test {score} at most {100 * drop:.2g} points below the Keras model's"
     return {**row, "accuracy": round(accuracy, 4), "reference_accuracy": round(reference_accuracy, 4),
             "max_abs_diff": difference,
-            "top1_agreement": round(float(np.mean(served.argmax(1) == reference.argmax(1))), 4) if len(labels) else 1.0,
+            "top1_agreement": _agreement(served, reference, metric) if len(labels) else 1.0,
             "latency_ms": info["latency_ms"], "criterion": criterion, "passed": bool(passed),
             "seconds": round(time.time() - started, 1)}
+
+
+def _agreement(served: np.ndarray, reference: np.ndarray, metric: str) -> float:
+    """Share of images whose top label (or, multi-label, every 0.5 decision) agrees between the two outputs."""
+    if metric == "map":
+        return round(float(np.mean(np.all((served >= 0.5) == (reference >= 0.5), axis=1))), 4)
+    return round(float(np.mean(served.argmax(1) == reference.argmax(1))), 4)

@@ -1,5 +1,9 @@
 """Export a classifier as a TF Serving SavedModel: bytes in, labels and probabilities out.
 
+A single-label model returns `probabilities` [N, C], `classes` (the top label) and `scores` (its
+probability); a multi-label model returns `probabilities` [N, C] and `predicted` (bool [N, C]: the
+probability at or above the label's threshold, from `assets/thresholds.json`).
+
 Layout (TF Serving's, `model_base_path = DIR/model`):
     DIR/model/<version>/saved_model.pb, variables/, assets/labels.txt,
     DIR/model/<version>/assets.extra/tf_serving_warmup_requests
@@ -31,6 +35,7 @@ from resnet_automl.serving.layout import (
     LABELS_FILE,
     SIGNATURE_BYTES,
     SIGNATURE_TENSOR,
+    THRESHOLDS_FILE,
     WARMUP_FILE,
     as_numpy_bytes,
     clean_partial_exports,
@@ -51,8 +56,10 @@ def decode_image_bytes(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
     return tf.image.resize(tf.cast(image, tf.float32), [image_size, image_size])
 
 
-def _outputs(probabilities, labels):
+def _outputs(probabilities, labels, thresholds=None):
     probabilities = tf.cast(probabilities, tf.float32)
+    if thresholds is not None:
+        return {"probabilities": probabilities, "predicted": tf.greater_equal(probabilities, thresholds)}
     top = tf.argmax(probabilities, axis=1)
     return {"probabilities": probabilities, "classes": tf.gather(labels, top),
             "scores": tf.reduce_max(probabilities, axis=1)}
@@ -75,7 +82,7 @@ def write_warmup_requests(path: Path, samples: list, model_name: str) -> int:
 
 def export_serving_model(model: keras.Model, class_names: list, model_root: str | os.PathLike, *,
                          image_size: int, model_name: str = "classifier",
-                         warmup_images: list | None = None) -> Path:
+                         warmup_images: list | None = None, thresholds: list | None = None) -> Path:
     """Export `model` as the next version under `model_root` and return the version folder.
 
     Args:
@@ -85,6 +92,8 @@ def export_serving_model(model: keras.Model, class_names: list, model_root: str 
         image_size: int, side the serving graph resizes decoded images to.
         model_name: str, name used in models.config and warm-up requests. Defaults to "classifier".
         warmup_images: list of encoded image bytes for the warm-up file (a few). Defaults to none.
+        thresholds: list of float (one per label) for a multi-label model: its outputs are then
+            `probabilities` and `predicted`. Defaults to None (single-label).
     """
     model_root = Path(model_root)
     model_root.mkdir(parents=True, exist_ok=True)
@@ -93,6 +102,7 @@ def export_serving_model(model: keras.Model, class_names: list, model_root: str 
     if staging.exists():
         shutil.rmtree(staging)
     labels = tf.constant([str(name) for name in class_names])
+    cuts = None if thresholds is None else tf.constant([float(t) for t in thresholds], tf.float32)
 
     # No `archive.track(model)`: the endpoints capture the model's tf.Variables by themselves, and
     # tracking the keras.Variable wrappers as well stores every weight twice.
@@ -102,11 +112,11 @@ def export_serving_model(model: keras.Model, class_names: list, model_root: str 
     def serve_bytes(image_bytes):
         images = tf.map_fn(lambda data: decode_image_bytes(data, image_size), image_bytes,
                            fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
-        return _outputs(model(images, training=False), labels)
+        return _outputs(model(images, training=False), labels, cuts)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="pixels")])
     def serve_tensor(pixels):
-        return _outputs(model(tf.image.resize(pixels, [image_size, image_size]), training=False), labels)
+        return _outputs(model(tf.image.resize(pixels, [image_size, image_size]), training=False), labels, cuts)
 
     archive.add_endpoint(SIGNATURE_BYTES, serve_bytes)
     archive.add_endpoint(SIGNATURE_TENSOR, serve_tensor)
@@ -115,6 +125,10 @@ def export_serving_model(model: keras.Model, class_names: list, model_root: str 
         (staging / LABELS_FILE).parent.mkdir(exist_ok=True)
         (staging / LABELS_FILE).write_text("".join(f"{name}\n" for name in class_names),
                                                        encoding="utf-8")
+        if thresholds is not None:
+            (staging / THRESHOLDS_FILE).write_text(json.dumps(
+                {str(name): float(t) for name, t in zip(class_names, thresholds, strict=True)}, indent=1),
+                encoding="utf-8")
         if warmup_images:
             write_warmup_requests(staging / WARMUP_FILE, warmup_images, model_name)
         target = model_root / str(version)
@@ -140,7 +154,7 @@ def export_from_weights_file(weights_path, model_root, *, model_name: str = "cla
     the version folder."""
     model, meta = classifier_from_weights_file(weights_path)
     return export_serving_model(model, meta["class_names"], model_root, image_size=meta["image_size"],
-                                model_name=model_name, warmup_images=warmup_images)
+                                model_name=model_name, warmup_images=warmup_images, thresholds=meta.get("thresholds"))
 
 
 def main(argv=None) -> int:
@@ -159,7 +173,8 @@ def main(argv=None) -> int:
     model, meta = classifier_from_weights_file(args.weights)
     version_dir = export_serving_model(model, meta["class_names"], args.model_root, image_size=meta["image_size"],
                                        model_name=args.model_name,
-                                       warmup_images=[Path(p).read_bytes() for p in args.warmup])
+                                       warmup_images=[Path(p).read_bytes() for p in args.warmup],
+                                       thresholds=meta.get("thresholds"))
     written = {}
     if args.formats:
         import numpy as np
@@ -167,7 +182,7 @@ def main(argv=None) -> int:
         from resnet_automl.serving.edge_export import write_formats
 
         written = write_formats(model, meta["class_names"], args.run_dir, args.formats.split(","),
-                                image_size=meta["image_size"],
+                                image_size=meta["image_size"], thresholds=meta.get("thresholds"),
                                 calibration=np.load(args.calibration) if args.calibration else None)
     print(json.dumps({"version_dir": str(version_dir), "written": written}))
     return 0

@@ -23,6 +23,8 @@ from resnet_automl.errors import ConfigError
 #: The folder under the run directory that holds one folder per non-SavedModel format.
 EXPORTS_DIR = "exports"
 LABELS_NAME = "labels.txt"
+#: A multi-label model's per-label thresholds beside its file (JSON {label: threshold}).
+THRESHOLDS_NAME = "thresholds.json"
 PREPROCESSING_NAME = "preprocessing.json"
 #: The extra that installs the converters and runtimes of the edge formats.
 EDGE_EXTRA_FIX = "pip install 'resnet-automl[edge]'"
@@ -92,11 +94,14 @@ def format_dir(run_dir, name: str) -> Path:
     return Path(run_dir) / EXPORTS_DIR / name
 
 
-def preprocessing_spec(fmt: EdgeFormat, image_size: int, num_classes: int, quantization: tuple | None = None) -> dict:
+def preprocessing_spec(fmt: EdgeFormat, image_size: int, num_classes: int, quantization: tuple | None = None,
+                       multilabel: bool = False) -> dict:
     """What `preprocessing.json` says: how an image becomes the model's input, and what comes out.
 
     `quantization` is (scale, zero_point) of an integer input: pixels are fed as
-    round(pixel / scale + zero_point), which is the pixel itself when it is (1.0, 0).
+    round(pixel / scale + zero_point), which is the pixel itself when it is (1.0, 0). A
+    `multilabel` (bool) model's probabilities are independent sigmoids, each compared with its
+    label's threshold in `THRESHOLDS_NAME`.
     """
     spec = {
         "format": fmt.name, "file": fmt.file,
@@ -110,6 +115,11 @@ def preprocessing_spec(fmt: EdgeFormat, image_size: int, num_classes: int, quant
                                       "meaning": "softmax over the labels in labels.txt, in order"}},
         "labels_file": LABELS_NAME,
     }
+    if multilabel:
+        spec["outputs"]["probabilities"]["meaning"] = ("one independent probability (sigmoid) per label of "
+                                                       "labels.txt, in order")
+        spec["thresholds_file"] = THRESHOLDS_NAME
+        spec["decision"] = "label i is predicted when probabilities[i] >= thresholds[label i] (thresholds.json)"
     if quantization is not None:
         scale, zero_point = quantization
         spec["input"]["quantization"] = {"scale": scale, "zero_point": zero_point,

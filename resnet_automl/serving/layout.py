@@ -19,6 +19,8 @@ SIGNATURE_BYTES = "serving_default"
 SIGNATURE_TENSOR = "serving_tensor"
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 LABELS_FILE = Path("assets") / "labels.txt"
+#: A multi-label model's decision threshold per label (JSON {label: threshold}, in label order).
+THRESHOLDS_FILE = Path("assets") / "thresholds.json"
 
 
 def next_version(model_root: Path) -> int:
@@ -48,6 +50,15 @@ def clean_partial_exports(model_root: str | os.PathLike) -> int:
 def read_labels(version_dir: str | os.PathLike) -> list:
     """Labels of an exported model, from `assets/labels.txt`."""
     return Path(version_dir, LABELS_FILE).read_text(encoding="utf-8").splitlines()
+
+
+def read_thresholds(folder: str | os.PathLike, name: str | os.PathLike = THRESHOLDS_FILE) -> list | None:
+    """A multi-label model's per-label thresholds (list of float, label order) from `folder/name`, or
+    None for a single-label model (no such file)."""
+    import json
+
+    path = Path(folder, name)
+    return list(json.loads(path.read_text(encoding="utf-8")).values()) if path.exists() else None
 
 
 def is_version_dir(path: Path) -> bool:

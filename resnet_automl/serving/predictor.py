@@ -8,8 +8,8 @@ import numpy as np
 
 from resnet_automl.errors import DataError, ExportError
 from resnet_automl.serving.formats import EDGE_FORMATS, require_modules
-from resnet_automl.serving.layout import SIGNATURE_BYTES, SIGNATURE_TENSOR, is_version_dir, read_labels
-from resnet_automl.serving.ranking import top_k_results
+from resnet_automl.serving.layout import SIGNATURE_BYTES, SIGNATURE_TENSOR, is_version_dir, read_labels, read_thresholds
+from resnet_automl.serving.ranking import predictions
 
 
 def resolve_version_dir(path: str | os.PathLike) -> Path:
@@ -32,6 +32,7 @@ class Predictor:
     Attributes:
         version_dir: Path of the SavedModel version folder.
         class_names: list of str.
+        thresholds: list of float (a multi-label model's per-label thresholds), or None.
     """
 
     def __init__(self, version_dir: Path):
@@ -43,6 +44,7 @@ class Predictor:
         self._tf = tf
         self.version_dir = version_dir
         self.class_names = read_labels(version_dir)
+        self.thresholds = read_thresholds(version_dir)
         self._loaded = tf.saved_model.load(str(version_dir))
         self._bytes_fn = self._loaded.signatures[SIGNATURE_BYTES]
         self._tensor_fn = self._loaded.signatures[SIGNATURE_TENSOR]
@@ -80,8 +82,9 @@ class Predictor:
         return _decodes(self._tf, data)
 
     def predict(self, images, top_k: int = 1) -> list:
-        """Per image: {"labels": top-k labels, "scores": their probabilities, "probabilities": all}."""
-        return top_k_results(self.probabilities(images), self.class_names, top_k)
+        """Per image: {"labels": top-k labels (a multi-label model: every label at or above its threshold),
+        "scores": their probabilities, "probabilities": all}."""
+        return predictions(self.probabilities(images), self.class_names, top_k, self.thresholds)
 
 
 def _decodes(tf, data: bytes) -> bool:

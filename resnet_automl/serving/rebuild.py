@@ -18,6 +18,6 @@ def classifier_from_weights_file(weights_path) -> tuple[keras.Model, dict]:
     if not meta or meta.get("kind") != "classifier":
         raise ExportError(f"{str(weights_path)!r} is not a classifier weights file written by resnet-automl.")
     model = build_classifier(meta["backbone"], meta["num_classes"], image_size=meta["image_size"],
-                             trainable_stages=0)
+                             trainable_stages=0, multilabel=meta.get("task") == "multilabel")
     load_weights(model, weights_path)
     return model, meta

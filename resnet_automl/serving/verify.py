@@ -47,7 +47,9 @@ for index in range(23 if usable else 0):  # batch 1, as a client sends one image
 latency = {"p50": round(float(np.percentile(times[3:], 50)), 3),
            "p95": round(float(np.percentile(times[3:], 95)), 3)} if usable else None
 print(json.dumps({"signatures": sorted(loaded.signatures.keys()), "latency_ms": latency,
-                  "classes": [c.decode("utf-8") for c in result["classes"].numpy()] if usable else []}))
+                  "outputs": sorted(result.keys()) if usable else [],
+                  "classes": [c.decode("utf-8") for c in result["classes"].numpy()] if usable and "classes" in result
+                  else []}))
 """
 
 

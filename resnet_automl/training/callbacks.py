@@ -5,8 +5,8 @@ import time
 
 import keras
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score
 
+from resnet_automl.training.metrics import validation_score
 from resnet_automl.training.timing import EpochClock
 
 
@@ -55,22 +55,28 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
     async_safe = True
 
 
-class BalancedAccuracyCallback(keras.callbacks.Callback):
-    """Add `val_balanced_accuracy` (scikit-learn) to the epoch logs, for imbalanced data.
+class ValidationScoreCallback(keras.callbacks.Callback):
+    """Add `val_<metric>` (scikit-learn, `metrics.validation_score`) to the epoch logs: the balanced
+    accuracy on imbalanced data, the mean average precision ("map") of a multi-label model.
 
     Must run before callbacks that read the logs (Keras Tuner's checkpoint and reporting).
+
+    Args:
+        val_dataset: `ArrayBatches` of the validation images.
+        labels: their labels, [N] or multi-hot [N, C].
+        metric: str, "balanced_accuracy" or "map". Defaults to "balanced_accuracy".
     """
 
-    def __init__(self, val_dataset, labels):
+    def __init__(self, val_dataset, labels, metric: str = "balanced_accuracy"):
         super().__init__()
         self.val_dataset = val_dataset
         self.labels = np.asarray(labels)
+        self.metric = metric
 
     def on_epoch_end(self, epoch, logs=None):
         probabilities = self.model.predict(self.val_dataset, verbose=0)
-        score = balanced_accuracy_score(self.labels, np.argmax(probabilities, axis=1))
         if logs is not None:
-            logs["val_balanced_accuracy"] = float(score)
+            logs[f"val_{self.metric}"] = validation_score(probabilities, self.labels, self.metric)
 
 
 class EpochTimer(keras.callbacks.Callback):

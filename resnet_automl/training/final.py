@@ -17,17 +17,22 @@ from resnet_automl.modeling.classifier import build_classifier, compile_classifi
 from resnet_automl.modeling.head import head_is_the_probe, initialise_head
 from resnet_automl.runtime.files import write_json_atomic
 from resnet_automl.runtime.interrupts import StopOnCtrlC
-from resnet_automl.training.callbacks import DeadlineCallback, PeriodicBackup, StopOnNaN
+from resnet_automl.training.callbacks import DeadlineCallback, PeriodicBackup, StopOnNaN, ValidationScoreCallback
 from resnet_automl.training.lr_schedule import ReplannedCosine
+from resnet_automl.training.metrics import validation_score
 from resnet_automl.weights.source import is_pretrained
 
 logger = logging.getLogger(__name__)
 
 
-def accuracy_on(model, dataset) -> float:
-    """Accuracy (float) of a classifier on `ArrayBatches` of (pixels, label)."""
-    probabilities = model.predict(dataset, verbose=0)
-    return float(np.mean(np.argmax(probabilities, axis=1) == dataset.labels))
+def score_metric(labels) -> str:
+    """The validation score that compares two models on `labels`: "accuracy", or "map" for multi-hot rows."""
+    return "map" if np.ndim(labels) == 2 else "accuracy"
+
+
+def score_on(model, dataset) -> float:
+    """`score_metric` (accuracy, or mAP on multi-label data) of a classifier on `ArrayBatches` of (pixels, label)."""
+    return validation_score(model.predict(dataset, verbose=0), dataset.labels, score_metric(dataset.labels))
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,9 @@ class FinalSettings:
             (`lr_schedule.ReplannedCosine`); a resumed training keeps `epochs`. None (default): the
             schedule is fixed per step over `epochs`.
         on_replan: callable(epochs) or None, told each new plan. Defaults to None.
+        multilabel: bool, sigmoid head and binary cross-entropy; early stopping watches val mAP.
+            Defaults to False.
+        positive_weights: list of float or None, per-class positive weights of that loss. Defaults to None.
     """
 
     num_classes: int
@@ -68,6 +76,8 @@ class FinalSettings:
     optimizer: str = "adam"
     replan_to: int | None = None
     on_replan: object = None
+    multilabel: bool = False
+    positive_weights: tuple | None = None
 
 
 def train_final(values: dict, *, arrays: dict, labels: dict, settings: FinalSettings, weights, out_dir,
@@ -103,24 +113,30 @@ def train_final(values: dict, *, arrays: dict, labels: dict, settings: FinalSett
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
         model = build_classifier(values["backbone"], s.num_classes, image_size=s.image_size,
-                                 trainable_stages=stages, weights=weights, bn_momentum=s.bn_momentum)
+                                 trainable_stages=stages, weights=weights, bn_momentum=s.bn_momentum,
+                                 multilabel=s.multilabel)
+    probe_weight = s.class_weight or s.positive_weights
     if head_is_the_probe(stages, len(images), is_pretrained(weights)):
-        return _probe_head(model, images, image_labels, s.class_weight, s.seed, final_dir)
+        return _probe_head(model, images, image_labels, probe_weight, s.seed, final_dir)
     with scope:
         trainer = with_augmentation(model, s.seed)
     resumed = (final_dir / "backup").exists()
     plan = None if s.replan_to is None else ReplannedCosine(rate, s.epochs, steps, None if resumed else s.deadline,
                                                             most_epochs=s.replan_to, on_replan=s.on_replan)
     if is_pretrained(weights) and not resumed:
-        initialise_head(model, images, image_labels, class_weight=s.class_weight, seed=s.seed)
+        initialise_head(model, images, image_labels, class_weight=probe_weight, seed=s.seed)
         logger.info(f"[final] head initialised by a linear probe on the pooled features (LP-FT), then {s.epochs} "
                     f"epoch(s) with {stages} stage(s) unfrozen")
     with scope:
         # from random initialisation: end on an average of the weights (EMA), then precise BN below
         compile_classifier(trainer, rate, steps * s.epochs, s.optimizer, ema=not is_pretrained(weights),
-                           learning_rate_schedule=plan is None)
-    early_stopping = [] if s.use_val else [keras.callbacks.EarlyStopping(
-        monitor="val_accuracy", mode="max", patience=max(3, s.epochs // 3), restore_best_weights=True)]
+                           learning_rate_schedule=plan is None, multilabel=s.multilabel,
+                           positive_weights=list(s.positive_weights) if s.positive_weights else None)
+    monitor = "val_map" if s.multilabel else "val_accuracy"
+    early_stopping = [] if s.use_val else [
+        *([ValidationScoreCallback(val_ds, labels["val"], "map")] if s.multilabel else []),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=max(3, s.epochs // 3),
+                                      restore_best_weights=True)]
     callbacks = [StopOnCtrlC(), PeriodicBackup(str(final_dir / "backup")), *early_stopping, StopOnNaN(),
                  DeadlineCallback(s.deadline), *([plan] if plan is not None else []), *extra_callbacks]
     if s.use_val:
@@ -147,14 +163,16 @@ def _recalibrate_batchnorm(model, plain_train: ArrayBatches, val_ds: ArrayBatche
         batches = recalibrate_batchnorm(model, plain_train)
         logger.info(f"[final] trained on train + val; BatchNorm statistics re-estimated over {batches} batch(es)")
         return {"batches": batches, "kept": "recalibrated"}
-    before = accuracy_on(model, val_ds)
+    metric = score_metric(val_ds.labels)
+    before = score_on(model, val_ds)
     saved = model.get_weights()
     batches = recalibrate_batchnorm(model, plain_train)
-    after = accuracy_on(model, val_ds)
+    after = score_on(model, val_ds)
     if after < before:
         model.set_weights(saved)
-    logger.info(f"[final] val accuracy {max(before, after):.4f} (BatchNorm re-estimated: {before:.4f} -> {after:.4f})")
-    return {"batches": batches, "val_accuracy_before": before, "val_accuracy_after": after,
+    name = "mAP" if metric == "map" else "accuracy"
+    logger.info(f"[final] val {name} {max(before, after):.4f} (BatchNorm re-estimated: {before:.4f} -> {after:.4f})")
+    return {"batches": batches, f"val_{metric}_before": before, f"val_{metric}_after": after,
             "kept": "recalibrated" if after >= before else "original"}
 
 
