@@ -18,6 +18,7 @@ SMOKE = {
     "demo_holdout.py": [],
     "small_data_quality.py": [],
     "transfer.py": [],
+    "multilabel.py": [],
 }
 HELPERS = {"fmnist.py"}
 #: Scripts whose smoke run is fast enough for the default suite and lives beside its unit tests.
