@@ -111,16 +111,31 @@ def test_unreadable_encoding_and_too_few_images_exit_2(pictures, capsys):
     assert "'blue' has 1 readable image(s) in the manifest" in err and "Traceback" not in err
 
 
+def _jsonl(folder, rows, name="labels.jsonl"):
+    path = folder / name
+    path.write_text("".join(json.dumps({"image": p, "label": n}) + "\n" for p, n, _ in rows), encoding="utf-8")
+    return path
+
+
 @pytest.mark.slow
-def test_a_manifest_fits_exports_reports_predicts_and_evaluates(pictures, capsys):
+@pytest.mark.parametrize("kind", ["csv with split", "csv", "jsonl"])
+def test_a_manifest_fits_exports_reports_predicts_and_evaluates(pictures, capsys, kind):
     import resnet_automl
     from resnet_automl import load_model
 
-    manifest = _csv(pictures, ["path", "label", "split"], _rows(split_every=4))
+    if kind == "csv with split":
+        manifest = _csv(pictures, ["path", "label", "split"], _rows(split_every=4))
+    elif kind == "csv":
+        manifest = _csv(pictures, ["path", "label"], [row[:2] for row in _rows()])
+    else:
+        manifest = _jsonl(pictures, _rows())
     result = resnet_automl.fit(manifest, out=pictures / "run", backbone="tiny_resnet", weights=None, image_size=32,
                                epochs=1, final_epochs=1, budget=resnet_automl.Budget(max_trials=1), verbose=0)
-    assert result.report["audit"]["layout"] == "CSV manifest" and result.report["num_test_images"] == 9
+    assert result.report["audit"]["layout"] == f"{manifest.suffix[1:].upper()} manifest"
+    assert result.report["task"] == "multiclass" and result.report["num_test_images"] >= 5
+    assert (pictures / "run" / "report" / "report.html").exists()
     predictor = load_model(result.paths["run_dir"])
+    assert predictor.thresholds is None
     assert predictor.predict([str(pictures / "img" / "red3.png")])[0]["labels"][0] in COLOURS
     assert main(["evaluate", result.paths["run_dir"], str(manifest), "--out", str(pictures / "eval")]) == 0
     assert "on 36 images" in capsys.readouterr().out

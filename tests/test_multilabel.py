@@ -158,17 +158,19 @@ def test_the_probe_head_is_one_regression_per_label():
     assert np.mean((probabilities[:, :2] > 0.5) == (labels[:, :2] > 0.5)) > 0.9
 
 
-def test_positive_weighted_loss_is_binary_cross_entropy_with_weighted_positives():
+def test_the_loss_is_binary_cross_entropy_summed_over_labels_with_weighted_positives():
     import keras
 
-    from resnet_automl.modeling.classifier import PositiveWeightedBinaryCrossentropy
+    from resnet_automl.modeling.classifier import MultiLabelCrossentropy
+    from resnet_automl.training.metrics import multilabel_log_loss
 
     y_true = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
     y_pred = np.array([[0.7, 0.2], [0.4, 0.9]], np.float32)
-    plain = float(keras.losses.BinaryCrossentropy()(y_true, y_pred))
-    assert float(PositiveWeightedBinaryCrossentropy([1.0, 1.0])(y_true, y_pred)) == pytest.approx(plain, rel=1e-5)
-    weighted = float(PositiveWeightedBinaryCrossentropy([3.0, 1.0])(y_true, y_pred))
-    assert weighted == pytest.approx(plain + 2 * -np.log(0.7) / 4, rel=1e-5)
+    plain = 2 * float(keras.losses.BinaryCrossentropy()(y_true, y_pred))  # Keras averages over the 2 labels
+    assert float(MultiLabelCrossentropy()(y_true, y_pred)) == pytest.approx(plain, rel=1e-5)
+    assert multilabel_log_loss(y_true, y_pred) == pytest.approx(plain, rel=1e-5)
+    weighted = float(MultiLabelCrossentropy([3.0, 1.0])(y_true, y_pred))
+    assert weighted == pytest.approx(plain + 2 * -np.log(0.7) / 2, rel=1e-5)
 
 
 def test_thresholded_predictions_list_every_label_at_or_above_its_threshold():

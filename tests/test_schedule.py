@@ -141,8 +141,24 @@ def test_the_epoch_timer_leaves_validation_and_end_of_epoch_work_out():
               callbacks=[SlowEndOfEpoch(), EpochTimer(durations)])
     assert len(durations) == 3 and all(d > 0 for d in durations)  # the first epoch (compiling) left out
     assert sum(durations) < time.time() - started - 2.0  # the 4 x 0.5 s at the epochs' ends are not in them
-    model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[EpochTimer(durations)])
-    assert len(durations) == 3  # a fit of one epoch measured compilation only: nothing recorded
+    first = []
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[EpochTimer(durations, first)])
+    assert len(durations) == 3 and len(first) == 1  # one epoch: it compiled, so it goes to the first epochs
+
+
+def test_one_epoch_trials_stand_in_for_the_epoch_time_less_the_first_step():
+    from types import SimpleNamespace
+
+    from resnet_automl.pipeline.search_stage import SearchClock
+
+    clock = SearchClock.__new__(SearchClock)
+    clock.choice = SimpleNamespace(first_step_s=13.0)
+    clock.tuner = SimpleNamespace(full_model_epoch_seconds=[], full_model_first_epoch_seconds=[41.8])
+    assert clock.measured_epoch_seconds() == pytest.approx(28.8)
+    clock.tuner.full_model_first_epoch_seconds = [14.0]  # mostly compilation: nothing to read from it
+    assert clock.measured_epoch_seconds() is None
+    clock.tuner.full_model_epoch_seconds = [20.0, 24.0, 22.0]  # later epochs measured: they win
+    assert clock.measured_epoch_seconds() == 22.0
 
 
 def test_a_search_of_the_learning_rate_alone_gets_half_the_trials():

@@ -52,6 +52,12 @@ def _details(report: dict) -> list:
 
 def _intended_use(report: dict) -> list:
     names = report.get("class_names") or []
+    if report.get("task") == "multilabel":
+        return ["## Intended use", "",
+                f"Says which of {len(names)} labels an image has (any number of them, maybe none): "
+                + ", ".join(_cell(n) for n in names) + ".",
+                "Each label has its own probability and threshold; an image of anything else may still get "
+                "labels. Use it on images like the training images.", ""]
     return ["## Intended use", "",
             f"Assigns one of {len(names)} labels to an image: " + ", ".join(_cell(n) for n in names) + ".",
             "Every input gets one of these labels: an image of anything else still gets one, with a score "

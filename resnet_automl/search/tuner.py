@@ -83,6 +83,8 @@ class TimedTuner(kt.Tuner):
         self.epochs = 1
         #: Seconds of each epoch of the trials that trained the whole model, in this process.
         self.full_model_epoch_seconds = []
+        #: Seconds of the first (compiling) epoch of each of those trials.
+        self.full_model_first_epoch_seconds = []
         self.timings_path = Path(self.project_dir) / f"trial_seconds-{self.tuner_id}.json"
         self._phases = TrialPhases()
         self._reused = {}  # trial id -> id of the trial whose score it reused
@@ -158,7 +160,7 @@ class TimedTuner(kt.Tuner):
         if progress is not None:
             callbacks.append(progress)
         if not getattr(self.hypermodel, "uses_feature_cache", lambda hp: False)(trial.hyperparameters):
-            callbacks.append(EpochTimer(self.full_model_epoch_seconds))
+            callbacks.append(EpochTimer(self.full_model_epoch_seconds, self.full_model_first_epoch_seconds))
         return callbacks
 
     def _build(self, hp):

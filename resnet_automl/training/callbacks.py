@@ -83,11 +83,13 @@ class EpochTimer(keras.callbacks.Callback):
     """Append the training seconds of every epoch but the first of each `fit` to `durations` (a
     list), validation left out (`timing.EpochClock` with `training_only`): a search trial's epoch
     timed whole ran about 20% longer than a final-training epoch on the same images. (No per-batch
-    hook: one turns Keras' asynchronous dispatch off and slowed the trials it timed.)"""
+    hook: one turns Keras' asynchronous dispatch off and slowed the trials it timed.) The first
+    epoch's seconds, which include building and compiling the training step, go to `first_durations`
+    (a list, or None to drop them). Defaults to None."""
 
-    def __init__(self, durations: list):
+    def __init__(self, durations: list, first_durations: list | None = None):
         super().__init__()
-        self.durations = durations
+        self.durations, self.first_durations = durations, first_durations
         self.clock = EpochClock(training_only=True)
 
     def on_train_begin(self, logs=None):
@@ -103,6 +105,8 @@ class EpochTimer(keras.callbacks.Callback):
         seconds = self.clock.end()
         if seconds is not None:
             self.durations.append(seconds)
+        elif self.first_durations is not None:
+            self.first_durations.append(self.clock.first_s)
 
 
 class KeepBestEpoch(keras.callbacks.Callback):

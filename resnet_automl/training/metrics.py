@@ -38,10 +38,11 @@ def mean_average_precision(targets, scores) -> float:
 
 
 def multilabel_log_loss(targets, probabilities) -> float:
-    """Mean binary cross-entropy (float) of sigmoid `probabilities` [N, C] against multi-hot `targets` [N, C]."""
+    """Binary cross-entropy (float) of sigmoid `probabilities` [N, C] against multi-hot `targets` [N, C],
+    summed over labels and averaged over images: the training loss (`MultiLabelCrossentropy`) unweighted."""
     p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
     y = np.asarray(targets, dtype=np.float64)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))) if y.size else 0.0
+    return float(-np.mean(np.sum(y * np.log(p) + (1 - y) * np.log(1 - p), axis=1))) if y.size else 0.0
 
 
 def validation_score(probabilities, labels, metric: str) -> float:
