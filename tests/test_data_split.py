@@ -84,7 +84,11 @@ def test_tfds_source_with_mock_data(tmp_path):
     (26, False, False, 26),
     (8, False, False, 32),    # 8 px digits: upsampled to 32 (NATIVE_MIN_SIDE)
     (28, True, False, 64),    # pretrained: ImageNet nets want room, 64..128 on CPU
-    (48, False, False, 64),
+    (48, False, False, 48),   # from random initialisation up to 64 px: its own size, a multiple of 8
+    (56, False, False, 56),
+    (50, False, False, 56),
+    (48, True, False, 64),
+    (72, False, False, 96),   # above 64 px: a multiple of 32 again
     (300, False, False, 128),
     (300, False, True, 224),
 ])

@@ -47,6 +47,18 @@ def test_epochs_fitting_after_keeps_a_margin_and_bounds():
     assert epochs_fitting_after(4, 2.0, 100.0, most=200) == 4 + int((100 - MARGIN_EPOCHS * 2) / 2)
     assert epochs_fitting_after(4, 2.0, 100.0, most=30) == 30
     assert epochs_fitting_after(4, 2.0, 1.0, most=30) == 5  # no time: one more epoch, the deadline guard cuts it
+    assert epochs_fitting_after(4, 30.0, 100.0, most=30) == 4 + 2  # long epochs: one epoch of margin, not two
+
+
+def test_the_margin_is_two_short_epochs_or_one_long_one():
+    from resnet_automl.config.budget import margin_seconds
+    from resnet_automl.planning.schedule import epochs_fitting
+
+    assert margin_seconds(2.0, 100.0) == 4.0
+    assert margin_seconds(30.0, 240.0) == 36.0  # 15% of the time left, between one and two epochs
+    assert margin_seconds(30.0, 100.0) == 30.0  # never under one epoch
+    assert epochs_fitting(50, 3.0, 100, 100, 60.0) == 18  # short epochs: as before
+    assert epochs_fitting(31, 25.0, 100, 100, 240.0, compile_s=26.0) == 7  # was 6 with two epochs of margin
 
 
 @pytest.fixture

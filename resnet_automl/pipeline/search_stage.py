@@ -108,7 +108,7 @@ def _make_tuner(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: Back
                         learning_rate_range=opts.resolved_learning_rate_range())
     hypermodel = ResNetHyperModel(
         space, settings, weights=ctx.source,
-        balanced_val=(data.batches("val"), data.labels["val"]) if plan.objective != "val_accuracy" else None,
+        scored_val=(data.batches("val"), data.labels["val"]) if plan.objective != "val_accuracy" else None,
         deadline_fn=clock.trial_deadline if ctx.clock.deadline else None,
         feature_cache=(FeatureCache(ctx.out / "cache", opts.feature_cache_memory_mb * 2**20)
                        if opts.feature_cache else None),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from resnet_automl.config.budget import margin_seconds
 from resnet_automl.config.options import SMALL_DATA_IMAGES
 from resnet_automl.planning.selection import Plan
 
@@ -135,7 +136,8 @@ def epochs_fitting(planned: int, trial_epoch_s: float, train_images: int, final_
                    seconds_left: float, grow_to: int | None = None, compile_s: float = 0.0,
                    val_images: int = 0) -> int:
     """The final epochs that `seconds_left` holds after `compile_s` (float seconds of building and
-    compiling the training step, default 0) with two epochs of margin: fewer than `planned` (at
+    compiling the training step, default 0) with `budget.margin_seconds` of margin (two epochs, one
+    where epochs are long): fewer than `planned` (at
     least 2) when time is short, so the learning-rate schedule runs to its end instead of being
     cut; more, up to `grow_to` (int or None: never more than planned, the default), when time is
     left over. `val_images` as in `final_epoch_seconds`.
@@ -143,7 +145,7 @@ def epochs_fitting(planned: int, trial_epoch_s: float, train_images: int, final_
     Example: 50 planned, 3 s per epoch, 60 s left -> 18 epochs; 10 planned, 600 s left, grow_to 100 -> 100.
     """
     per_epoch = final_epoch_seconds(trial_epoch_s, train_images, final_images, val_images)
-    fitting = int((seconds_left - compile_s - 2 * per_epoch) / per_epoch)
+    fitting = int((seconds_left - compile_s - margin_seconds(per_epoch, seconds_left - compile_s)) / per_epoch)
     if fitting < planned:
         return max(2, fitting)
     return max(planned, min(fitting, grow_to)) if grow_to else planned

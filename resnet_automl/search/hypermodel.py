@@ -107,7 +107,7 @@ class ResNetHyperModel(kt.HyperModel):
         space: the `SearchSpace`.
         weights: None, "imagenet", a path or a `weights.source.WeightsSource`, for the backbone.
         settings: the `TrialSettings` every trial trains with.
-        balanced_val: (val_dataset, labels) or None; when given, trials report the objective
+        scored_val: (val_dataset, labels) or None; when given, trials report the objective
             (`val_balanced_accuracy`, or `val_map` for multi-label data) computed by scikit-learn.
         deadline_fn: callable returning the `time.time()` a trial must end by, or None.
         feature_cache: a `FeatureCache` or None. With it (and `items`), a trial with frozen stages
@@ -116,7 +116,7 @@ class ResNetHyperModel(kt.HyperModel):
             key), or None.
     """
 
-    def __init__(self, space: SearchSpace, settings: TrialSettings, *, weights=None, balanced_val=None,
+    def __init__(self, space: SearchSpace, settings: TrialSettings, *, weights=None, scored_val=None,
                  deadline_fn=None, feature_cache=None, items: tuple | None = None):
         super().__init__(name="resnet_automl")
         self.backbones = list(space.backbones)
@@ -126,7 +126,7 @@ class ResNetHyperModel(kt.HyperModel):
         for name, value in vars(settings).items():  # the settings read as attributes of the hypermodel
             setattr(self, name, value)
         self.class_names = None if settings.class_names is None else list(settings.class_names)
-        self.balanced_val, self.deadline_fn = balanced_val, deadline_fn
+        self.scored_val, self.deadline_fn = scored_val, deadline_fn
         self.feature_cache = feature_cache
         self.train_items, self.val_items = items if items is not None else (None, None)
         self._probe_heads: dict = {}  # backbone name -> (kernel, bias) of its linear probe
@@ -245,11 +245,11 @@ class ResNetHyperModel(kt.HyperModel):
         return {"multilabel": self.multilabel,
                 "positive_weights": None if self.positive_weights is None else list(self.positive_weights)}
 
-    def _own_callbacks(self, balanced_val):
+    def _own_callbacks(self, scored_val):
         own = [ValidationTimer(self.phases), StopOnCtrlC(), StopOnNaN(),
                keras.callbacks.EarlyStopping(monitor=self.objective, mode="max", patience=self.patience)]
-        if balanced_val is not None:
-            own.insert(0, ValidationScoreCallback(*balanced_val, metric=self.objective.removeprefix("val_")))
+        if scored_val is not None:
+            own.insert(0, ValidationScoreCallback(*scored_val, metric=self.objective.removeprefix("val_")))
         if self.deadline_fn is not None:
             own.append(DeadlineCallback(self.deadline_fn()))
         return own
@@ -294,7 +294,7 @@ class ResNetHyperModel(kt.HyperModel):
             if self.uses_feature_cache(hp):
                 history = self._fit_on_features(hp, model, list(callbacks or []), args, kwargs)
             else:
-                callbacks = self._own_callbacks(self.balanced_val) + list(callbacks or [])
+                callbacks = self._own_callbacks(self.scored_val) + list(callbacks or [])
                 try:
                     trainer = self._trainer(hp, model, callbacks)
                     history = trainer.fit(*args, class_weight=self.class_weight, callbacks=callbacks, **kwargs)
@@ -355,7 +355,7 @@ class ResNetHyperModel(kt.HyperModel):
         names = self.class_names or [str(k) for k in range(self.num_classes)]
         scores = classification_metrics(probabilities, labels, names)
         metrics = {"val_accuracy": scores["accuracy"], "val_loss": scores["log_loss"]}
-        if self.balanced_val is not None:
+        if self.scored_val is not None:
             metrics["val_balanced_accuracy"] = scores["balanced_accuracy"]
         return metrics
 
@@ -391,10 +391,10 @@ class ResNetHyperModel(kt.HyperModel):
         for callback in callbacks:  # the trial's checkpoint holds the full classifier, not just the tail
             if isinstance(callback, KeepBestEpoch):
                 callback.save_model = model
-        balanced = (val, val_data.labels) if self.balanced_val is not None else None
+        scored = (val, val_data.labels) if self.scored_val is not None else None
         fit_kwargs = {k: v for k, v in kwargs.items() if k in ("epochs", "verbose", "initial_epoch")}
         return tail.fit(train, validation_data=val, class_weight=self.class_weight,
-                        callbacks=self._own_callbacks(balanced) + callbacks, **fit_kwargs)
+                        callbacks=self._own_callbacks(scored) + callbacks, **fit_kwargs)
 
     def _retry_at_half_batch(self, hp, model, args, kwargs, callbacks):
         data = args[0] if args else kwargs.pop("x")

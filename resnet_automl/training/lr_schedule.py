@@ -16,24 +16,23 @@ import time
 
 import keras
 
+from resnet_automl.config.budget import MARGIN_EPOCHS, margin_seconds
 from resnet_automl.modeling.classifier import warmup_cosine
 from resnet_automl.training.timing import EpochClock
+
+__all__ = ["MARGIN_EPOCHS", "REPLAN_AFTER_EPOCHS", "ReplannedCosine", "epochs_fitting_after"]
 
 #: Epochs timed, after the first (which builds and compiles the training step), before re-planning.
 REPLAN_AFTER_EPOCHS = 3
 
-#: Epochs of margin the plan keeps before the deadline (epoch times vary by 10-20% on 2 cores).
-MARGIN_EPOCHS = 2
-
-
 def epochs_fitting_after(epochs_done: int, epoch_s: float, seconds_left: float, most: int) -> int:
     """Total epochs when `epochs_done` (int) have run, one takes `epoch_s` (float) seconds and
-    `seconds_left` (float) remain before the deadline, keeping MARGIN_EPOCHS epochs of margin:
-    between `epochs_done + 1` and `most` (int).
+    `seconds_left` (float) remain before the deadline, keeping `budget.margin_seconds` free
+    (MARGIN_EPOCHS epochs, one where epochs are long): between `epochs_done + 1` and `most` (int).
 
     Example: 4 done, 2 s per epoch, 100 s left, most 200 -> 4 + 48 = 52.
     """
-    more = int((seconds_left - MARGIN_EPOCHS * epoch_s) / max(epoch_s, 1e-9))
+    more = int((seconds_left - margin_seconds(epoch_s, seconds_left)) / max(epoch_s, 1e-9))
     return int(min(most, max(epochs_done + 1, epochs_done + more)))
 
 
