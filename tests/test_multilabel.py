@@ -218,6 +218,7 @@ def test_a_multilabel_manifest_fits_exports_predicts_and_evaluates(mosaics, caps
     assert json.loads((folder / "run" / "model" / "1" / "assets" / "thresholds.json").read_text()).keys() == set(
         sorted(COLOURS))
     assert run["export"]["passed"] and run["exports"]["litert"]["passed"]
+    assert run["export"]["outputs"] == ["predicted", "probabilities"]
     predictor = load_model(version_dir)
     assert predictor.thresholds == run["thresholds"]
     prediction = predictor.predict([str(folder / rows[0][0])])[0]

@@ -64,7 +64,8 @@ def verify_export(version_dir, predict, image_paths: list, image_size: int, time
         image_size: int, the side the serving graph resizes to.
 
     Returns a dict (goes into run.json and the report): passed, max_abs_diff, tolerance, images,
-    signatures, latency_ms (p50, p95 of `serving_default` at batch 1), seconds; `error` when the fresh process failed.
+    signatures, outputs (names of `serving_default`'s outputs), latency_ms (p50, p95 of
+    `serving_default` at batch 1), seconds; `error` when the fresh process failed.
     """
     start = time.time()
     encoded = [Path(p).read_bytes() for p in image_paths]
@@ -87,5 +88,6 @@ def verify_export(version_dir, predict, image_paths: list, image_size: int, time
         difference = 0.0
     return {"passed": bool(difference <= TOLERANCE and {SIGNATURE_BYTES, SIGNATURE_TENSOR} <= set(info["signatures"])),
             "max_abs_diff": difference, "tolerance": TOLERANCE, "images": int(len(pixels)),
-            "signatures": info["signatures"], "version_dir": str(version_dir), "latency_ms": info.get("latency_ms"),
+            "signatures": info["signatures"], "outputs": info.get("outputs"), "version_dir": str(version_dir),
+            "latency_ms": info.get("latency_ms"),
             "seconds": round(time.time() - start, 1)}
