@@ -28,7 +28,7 @@ def evaluate_exported(model_dir, data, out=None, columns: dict | None = None) ->
             for a manifest `data`; None values are left at their defaults. Defaults to None.
     """
     predictor = load_model(model_dir)
-    multilabel = getattr(predictor, "thresholds", None) is not None
+    multilabel = predictor.thresholds is not None
     given = {name.removesuffix("_column"): value for name, value in (columns or {}).items() if value is not None}
     scan = scan_dataset(data, ManifestColumns(**given, task="multilabel" if multilabel else "multiclass"))
     unknown = sorted(set(scan.class_names) - set(predictor.class_names))

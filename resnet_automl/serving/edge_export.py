@@ -35,6 +35,7 @@ from resnet_automl.serving.formats import (
     preprocessing_spec,
     replace_folder,
 )
+from resnet_automl.serving.layout import write_thresholds
 from resnet_automl.serving.rebuild import classifier_from_weights_file
 
 #: The ONNX opset: supported by onnxruntime >= 1.14 and every tf2onnx op this network needs.
@@ -128,9 +129,7 @@ def write_formats(model: keras.Model, class_names: list, run_dir, formats, *, im
                     spec = preprocessing_spec(fmt, image_size, len(class_names), _input_quantization(blob),
                                               multilabel=thresholds is not None)
                 if thresholds is not None:
-                    (staging / THRESHOLDS_NAME).write_text(json.dumps(
-                        {str(n): float(t) for n, t in zip(class_names, thresholds, strict=True)}, indent=1),
-                        encoding="utf-8")
+                    write_thresholds(staging / THRESHOLDS_NAME, class_names, thresholds)
                 (staging / LABELS_NAME).write_text("".join(f"{name}\n" for name in class_names), encoding="utf-8")
                 (staging / PREPROCESSING_NAME).write_text(json.dumps(spec, indent=2), encoding="utf-8")
                 replace_folder(staging, format_dir(run_dir, fmt.name))

@@ -42,6 +42,7 @@ from resnet_automl.serving.layout import (
     models_config_text,
     next_version,
     read_labels,
+    write_thresholds,
 )
 from resnet_automl.serving.rebuild import classifier_from_weights_file
 
@@ -126,9 +127,7 @@ def export_serving_model(model: keras.Model, class_names: list, model_root: str 
         (staging / LABELS_FILE).write_text("".join(f"{name}\n" for name in class_names),
                                                        encoding="utf-8")
         if thresholds is not None:
-            (staging / THRESHOLDS_FILE).write_text(json.dumps(
-                {str(name): float(t) for name, t in zip(class_names, thresholds, strict=True)}, indent=1),
-                encoding="utf-8")
+            write_thresholds(staging / THRESHOLDS_FILE, class_names, thresholds)
         if warmup_images:
             write_warmup_requests(staging / WARMUP_FILE, warmup_images, model_name)
         target = model_root / str(version)

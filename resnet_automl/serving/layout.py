@@ -61,6 +61,14 @@ def read_thresholds(folder: str | os.PathLike, name: str | os.PathLike = THRESHO
     return list(json.loads(path.read_text(encoding="utf-8")).values()) if path.exists() else None
 
 
+def write_thresholds(path: str | os.PathLike, class_names: list, thresholds: list) -> None:
+    """Write a multi-label model's per-label `thresholds` as JSON {label: threshold} (label order) to `path`."""
+    import json
+
+    Path(path).write_text(json.dumps({str(n): float(t) for n, t in zip(class_names, thresholds, strict=True)},
+                                     indent=1), encoding="utf-8")
+
+
 def is_version_dir(path: Path) -> bool:
     return path.is_dir() and bool(re.fullmatch(r"\d+", path.name)) and (path / "saved_model.pb").exists()
 
