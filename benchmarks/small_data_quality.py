@@ -20,6 +20,7 @@ the same val images. All three are scored on at least 1,000 unseen images (250 p
     python benchmarks/small_data_quality.py --no-cnn                # fit and LR only: comparing two versions of fit
     python benchmarks/small_data_quality.py --backbone resnet20     # a network of your choice instead of fit's
     python benchmarks/small_data_quality.py --fixed-epochs 6,60     # no time budget: equal epochs on any machine
+    python benchmarks/small_data_quality.py --max-trials 1          # fit with a search of N trials
     python benchmarks/small_data_quality.py --smoke                 # tiny (the test suite runs this)
 
 Prints one line per set and seed and a table at the end.
@@ -138,10 +139,10 @@ def run_case(name: str, seed: int, args, work: Path, log) -> dict:
     extra = {"backbone": "tiny_resnet", "epochs": 1, "final_epochs": 1} if args.smoke else {}
     if args.backbone and not args.smoke:
         extra["backbone"] = args.backbone
-    budget = resnet_automl.Budget(minutes=args.minutes)
+    budget = resnet_automl.Budget(minutes=args.minutes, max_trials=args.max_trials)
     if args.fixed_epochs and not args.smoke:  # accuracy at equal epochs, whatever the machine's speed
         extra["epochs"], extra["final_epochs"] = args.fixed_epochs
-        budget = resnet_automl.Budget(max_trials=FIXED_EPOCHS_TRIALS)
+        budget = resnet_automl.Budget(max_trials=args.max_trials or FIXED_EPOCHS_TRIALS)
     start = time.time()
     result = resnet_automl.fit(data, out=work / f"{name}-{seed}" / "run", overwrite=True, weights=None, seed=seed,
                                image_size=args.image_size, budget=budget, verbose=1 if args.verbose else 0,
@@ -160,9 +161,11 @@ def run_case(name: str, seed: int, args, work: Path, log) -> dict:
            "fit": fit_accuracy, "linear": linear_accuracy, "cnn": cnn_accuracy, "fit_seconds": round(fit_seconds, 1),
            "cnn_seconds": round(cnn_seconds, 1), "backbone": result.backbone,
            "image_size": result.report["model"]["image_size"], "hyperparameters": result.best_hyperparameters,
-           "final_epochs": result.history.get("epochs_completed"), "backend": keras.backend.backend(),
+           "final_epochs": result.history.get("epochs_completed"), "trials": len(result.trials),
+           "trial_s": round(sum(t.get("seconds") or 0 for t in result.trials), 1), "backend": keras.backend.backend(),
            "final_epoch_s": _seconds(result.history.get("epoch_seconds"))}
-    log(f"{name} seed {seed}: fit {fit_accuracy:.4f} ({result.backbone}, {fit_seconds:.0f} s, final training "
+    log(f"{name} seed {seed}: fit {fit_accuracy:.4f} ({result.backbone}, {fit_seconds:.0f} s, {row['trials']} trials "
+        f"in {row['trial_s']:.0f} s, final training "
         f"{row['final_epochs']} epochs at {row['final_epoch_s'] or float('nan'):.2f} s), logistic regression "
         f"{linear_accuracy:.4f}, small CNN {cnn_accuracy:.4f} ({cnn_seconds:.0f} s) on {len(unseen_y)} unseen images")
     return row
@@ -190,6 +193,8 @@ def main(argv=None) -> int:
     parser.add_argument("--fixed-epochs", type=_epoch_pair, default=None, metavar="TRIAL,FINAL",
                         help="no time budget: TRIAL epochs per trial, FINAL final epochs, "
                              f"{FIXED_EPOCHS_TRIALS} trials (accuracy at equal epochs, whatever the machine's speed)")
+    parser.add_argument("--max-trials", type=int, default=None,
+                        help="tuner trials of each fit (default: fit's own choice)")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--no-cnn", dest="cnn", action="store_false",
