@@ -99,6 +99,7 @@ class RunData:
     batch_size: int
     labels: dict = field(init=False)
     _arrays: dict = field(init=False, default_factory=dict, repr=False)
+    _predicted: tuple | None = field(init=False, default=None, repr=False)
     decode_seconds: float = field(init=False, default=0.0)
 
     def __post_init__(self):
@@ -116,6 +117,16 @@ class RunData:
                                               memory_limit_bytes=IN_MEMORY_LIMIT_BYTES)
             self.decode_seconds += time.time() - started
         return self._arrays[split]
+
+    def predictions(self, model, split: str) -> np.ndarray:
+        """`model`'s probabilities on `split` ([N, C] float), predicted once for the last model asked
+        about: the export-format checks and the report share the test split's."""
+        held = self._predicted
+        if held is None or held[0] is not model or split not in held[1]:
+            if held is None or held[0] is not model:
+                held = self._predicted = (model, {})
+            held[1][split] = model.predict(self.batches(split), verbose=0)
+        return held[1][split]
 
     def batches(self, split: str, shuffle: bool = False) -> ArrayBatches:
         """`ArrayBatches` of `split` (the training order reshuffled every epoch when `shuffle`)."""

@@ -33,7 +33,7 @@ def report(ctx: RunContext, data: RunData, model, *, history: dict, version_dir:
     """
     started = time.time()
     best_values, trials = search.best_values, search.trials
-    probabilities = model.predict(data.batches("test"), verbose=0)
+    probabilities = data.predictions(model, "test")
     metric = "map" if data.splits.multilabel else "accuracy"
     accuracy = validation_score(probabilities, data.labels["test"], metric) if len(probabilities) else 0.0
     latency = measure_latency(model, data.image_size, batch32=True)

@@ -5,7 +5,6 @@ import contextlib
 import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import keras_tuner as kt
@@ -17,15 +16,14 @@ from resnet_automl.modeling.assembly import attach_head, backbone_of
 from resnet_automl.modeling.augmentation import with_augmentation
 from resnet_automl.modeling.classifier import compile_classifier
 from resnet_automl.modeling.features import FeatureCache, feature_dataset, split_classifier
-from resnet_automl.modeling.head import head_from_probe, head_is_the_probe, pooled_features, probe_sample, set_head
+from resnet_automl.modeling.head import head_is_the_probe
 from resnet_automl.modeling.starting_weights import load_pretrained
 from resnet_automl.runtime.device import is_out_of_memory
-from resnet_automl.runtime.files import atomic_path
 from resnet_automl.runtime.interrupts import StopOnCtrlC
 from resnet_automl.search.phases import TrialPhases, ValidationTimer
+from resnet_automl.search.probe_trial import ProbeHeads, predict_probe, probe_metrics, restore_probe, save_probe_head
 from resnet_automl.training.callbacks import DeadlineCallback, KeepBestEpoch, StopOnNaN, ValidationScoreCallback
 from resnet_automl.training.lr_schedule import ReplannedCosine
-from resnet_automl.training.metrics import classification_metrics, multilabel_log_loss, validation_score
 from resnet_automl.weights.io import classifier_metadata
 from resnet_automl.weights.source import cache_token, is_pretrained
 
@@ -33,10 +31,6 @@ logger = logging.getLogger(__name__)
 
 #: Default learning-rate range of the search (Adam, log-uniform).
 LEARNING_RATE_RANGE = (1e-4, 1e-2)
-
-#: A probe trial's checkpoint: its head (kernel, bias) only; the rest is the starting weights.
-PROBE_HEAD_FILE = "probe_head.npz"
-
 
 @dataclass(frozen=True)
 class TrialSettings:
@@ -129,7 +123,8 @@ class ResNetHyperModel(kt.HyperModel):
         self.scored_val, self.deadline_fn = scored_val, deadline_fn
         self.feature_cache = feature_cache
         self.train_items, self.val_items = items if items is not None else (None, None)
-        self._probe_heads: dict = {}  # backbone name -> (kernel, bias) of its linear probe
+        self._probe_heads = ProbeHeads(settings.seed, settings.num_classes,
+                                       settings.class_weight or settings.positive_weights)
         #: The current trial's `TrialPhases` (the tuner sets a fresh one per trial).
         self.phases = TrialPhases()
         self._models: dict | None = None  # backbone -> (classifier, starting weights) while reusing
@@ -317,57 +312,24 @@ class ResNetHyperModel(kt.HyperModel):
         return history
 
     def _initialise_head(self, hp, model, train_data) -> None:
-        """With pretrained weights: the head of `model` from a linear probe on its pooled features
-        (fitted once per backbone: every trial starts from the same pretrained weights)."""
-        if not is_pretrained(self.weights):
-            return
-        backbone = hp.values["backbone"]
-        if backbone not in self._probe_heads:  # every trial starts from the same weights: one probe each
-            images, labels = probe_sample(train_data.array, train_data.labels, self.seed)
-            with self.phases.time("features"):
-                features = pooled_features(model, images)
-            with self.phases.time("probe"):
-                self._probe_heads[backbone] = head_from_probe(features, labels, self.num_classes,
-                                                              self.class_weight or self.positive_weights)
-        set_head(model, *self._probe_heads[backbone])
+        """With pretrained weights: the head of `model` from its backbone's linear probe (LP-FT)."""
+        if is_pretrained(self.weights):
+            self._probe_heads.initialise(hp.values["backbone"], model, train_data, self.phases)
 
     def _score_probe(self, model, val_data, callbacks) -> dict:
-        """The val metrics of `model` with its probe head as it stands (no training). Its checkpoint
-        is the head alone (`PROBE_HEAD_FILE` beside the trial's `KeepBestEpoch` file): the rest of
-        the model is the starting weights (`restore_probe`)."""
-        with self.phases.time("validate"):
-            probabilities = model.predict(val_data, verbose=0)
-        metrics = self._probe_metrics(probabilities, val_data.labels)
-        for callback in callbacks:
-            if isinstance(callback, KeepBestEpoch):
-                with self.phases.time("checkpoint"), atomic_path(probe_head_path(callback.filepath)) as path:
-                    kernel, bias = model.get_layer("predictions").get_weights()
-                    with open(path, "wb") as handle:
-                        np.savez(handle, kernel=kernel, bias=bias)
+        """The val metrics of `model` with its probe head as it stands (no training); its checkpoint
+        is the head alone (`probe_trial.save_probe_head`)."""
+        probabilities = predict_probe(model, val_data, self.phases)
+        metrics = probe_metrics(probabilities, val_data.labels, multilabel=self.multilabel,
+                                class_names=self.class_names or [str(k) for k in range(self.num_classes)],
+                                balanced=self.scored_val is not None)
+        save_probe_head(model, callbacks, self.phases)
         return metrics
 
-    def _probe_metrics(self, probabilities, labels) -> dict:
-        """The val logs of a probe trial: accuracy, loss and (when it is not accuracy) the objective."""
-        if self.multilabel:
-            return {"val_accuracy": validation_score(probabilities, labels, "accuracy"),
-                    "val_loss": multilabel_log_loss(labels, probabilities),
-                    "val_map": validation_score(probabilities, labels, "map")}
-        names = self.class_names or [str(k) for k in range(self.num_classes)]
-        scores = classification_metrics(probabilities, labels, names)
-        metrics = {"val_accuracy": scores["accuracy"], "val_loss": scores["log_loss"]}
-        if self.scored_val is not None:
-            metrics["val_balanced_accuracy"] = scores["balanced_accuracy"]
-        return metrics
-
-    def restore_probe(self, model, checkpoint_path) -> bool:
-        """Set `model`'s head from a probe trial's head file next to `checkpoint_path`; False when
-        the trial was not a probe (no such file)."""
-        path = probe_head_path(checkpoint_path)
-        if not path.exists():
-            return False
-        with np.load(path) as head:
-            set_head(model, head["kernel"], head["bias"])
-        return True
+    @staticmethod
+    def restore_probe(model, checkpoint_path) -> bool:
+        """`probe_trial.restore_probe` (the tuner's `load_model` asks the hypermodel)."""
+        return restore_probe(model, checkpoint_path)
 
     def _fit_on_features(self, hp, model, callbacks, args, kwargs):
         """Train the trainable tail + head on cached frozen-prefix features (same batches, same math)."""
@@ -418,11 +380,6 @@ class ResNetHyperModel(kt.HyperModel):
                 raise
             raise kt.errors.FailedTrialError(f"out of memory at batch {batch} and again at batch {half}; "
                                              "lower --batch-size or --image-size") from None
-
-
-def probe_head_path(checkpoint_path) -> Path:
-    """The head file of a probe trial whose `KeepBestEpoch` checkpoint would be `checkpoint_path`."""
-    return Path(checkpoint_path).with_name(PROBE_HEAD_FILE)
 
 
 def values_repr(hp) -> str:
