@@ -65,9 +65,11 @@ class _NaNInFirstTrial(keras.callbacks.Callback):
 
 
 @pytest.mark.slow  # a fit of 15-40 s: the default suite stays under 10 minutes on 2 cores
-def test_nan_trial_is_marked_failed_and_the_search_goes_on(tiny_data, tmp_path):
+@pytest.mark.parametrize("max_trials", [2, 1])  # 1: a search with no completed trial gets one more
+def test_nan_trial_is_marked_failed_and_the_search_goes_on(tiny_data, tmp_path, max_trials):
     train, val = tiny_data
-    tuner = make_tuner("random", _hypermodel(), objective="val_accuracy", max_trials=2, directory=tmp_path)
+    _NaNInFirstTrial.trials_seen = []
+    tuner = make_tuner("random", _hypermodel(), objective="val_accuracy", max_trials=max_trials, directory=tmp_path)
     tuner.search(train, validation_data=val, epochs=1, verbose=0, callbacks=[_NaNInFirstTrial()])
     table = trials_table(tuner)
     assert [row["status"] for row in table] == ["FAILED", "COMPLETED"]

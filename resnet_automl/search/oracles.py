@@ -16,6 +16,10 @@ class _StopsWhenOutOfTime:
     that is inactive at some depth does not make two trials differ), and where the oracle's own
     proposal repeats a trial (the Gaussian process can), a random untried one replaces it; when
     none is left the search stops (the space is exhausted).
+
+    A search whose trials all failed so far gets one more past `max_trials` (the fit needs one
+    completed trial; Keras Tuner still ends the search after `max_consecutive_failed_trials`
+    failures in a row).
     """
 
     should_stop = None
@@ -30,6 +34,13 @@ class _StopsWhenOutOfTime:
             if hps.is_active(hp) and hp.name in values:
                 hps.values[hp.name] = values[hp.name]
         return hps.values
+
+    def create_trial(self, tuner_id):
+        failed = kt.engine.trial.TrialStatus.FAILED
+        if self.max_trials and len(self.trials) >= self.max_trials \
+                and all(t.status == failed for t in self.trials.values()):
+            self.max_trials = len(self.trials) + 1
+        return super().create_trial(tuner_id)
 
     def populate_space(self, trial_id):
         running, stopped = kt.engine.trial.TrialStatus.RUNNING, kt.engine.trial.TrialStatus.STOPPED
