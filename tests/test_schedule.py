@@ -161,9 +161,10 @@ def test_one_epoch_trials_stand_in_for_the_epoch_time_less_the_first_step():
     assert clock.measured_epoch_seconds() == 22.0
 
 
-def test_a_search_of_the_learning_rate_alone_gets_half_the_trials():
+def test_a_search_of_the_learning_rate_alone_gets_fewer_trials_and_from_scratch_one():
     from resnet_automl.planning.schedule import (
         DEFAULT_TRIALS,
+        DEFAULT_TRIALS_FROM_SCRATCH,
         DEFAULT_TRIALS_LEARNING_RATE_ONLY,
         default_trials,
     )
@@ -171,6 +172,8 @@ def test_a_search_of_the_learning_rate_alone_gets_half_the_trials():
     assert default_trials(1) == DEFAULT_TRIALS_LEARNING_RATE_ONLY == 3
     assert default_trials(5) == DEFAULT_TRIALS == 6
     assert default_trials(1, backbone_choices=2) == DEFAULT_TRIALS  # backbone x learning rate
+    assert default_trials(1, pretrained=False) == DEFAULT_TRIALS_FROM_SCRATCH == 1
+    assert default_trials(1, backbone_choices=2, pretrained=False) == DEFAULT_TRIALS
 
 
 def test_the_backbones_a_fit_names_are_counted_in_every_spelling():

@@ -32,9 +32,9 @@ class Budget:
         minutes: float or None, hard wall-clock cap on the whole fit (search, final training,
             export and report). The search stops starting trials when the rest is needed for the
             final training; a fit that runs out of time still exports its best model. None: no cap.
-        max_trials: int or None, tuner trials. None: 6, or 3 when only the learning rate is searched
-            (one frozen depth: from random initialisation, or trainable_stages fixed); under
-            `minutes` the search may stop sooner.
+        max_trials: int or None, tuner trials. None: 6; when only the learning rate is searched (one
+            frozen depth and one backbone), 3 with pretrained weights and 1 from random
+            initialisation; under `minutes` the search may stop sooner.
         max_params: int or None, cap on backbone parameters (1000-class count of the registry).
         max_gflops: float or None, cap on GFLOPs per image at the chosen image size.
         max_latency_ms: float or None, cap on batch-1 latency measured on this device.

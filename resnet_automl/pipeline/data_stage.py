@@ -75,7 +75,8 @@ def plan_training(ctx: RunContext, train_images: int, val_images: int, *, imbala
     return TrainingPlan(
         steps=steps, epochs=epochs, final_epochs=final_epochs, final_uses_val=final_uses_val,
         bn_momentum=suggested_bn_momentum(epochs * steps),
-        max_trials=ctx.budget.max_trials or default_trials(len(opts.stage_choices()), opts.backbones_named()),
+        max_trials=ctx.budget.max_trials or default_trials(len(opts.stage_choices()), opts.backbones_named(),
+                                                          pretrained=ctx.source.pretrained),
         objective="val_map" if multilabel else "val_balanced_accuracy" if imbalanced else "val_accuracy",
         class_weight=None if multilabel else class_weight, multilabel=multilabel,
         positive_weights=tuple(positive_weights) if positive_weights else None,
