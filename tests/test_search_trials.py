@@ -144,3 +144,59 @@ def test_a_losing_trial_writes_no_checkpoint(tmp_path):
         keep.on_epoch_end(0, {"val_accuracy": 0.5})
         keep.on_train_end()
     assert not (tmp_path / "lost.weights.h5").exists() and (tmp_path / "won.weights.h5").exists()
+
+
+class CountingBatches(ArrayBatches):
+    """ArrayBatches that count the passes over them: requests for their last batch (Keras' TensorFlow
+    iterators also read the first batch alone, for its shapes, when they are made)."""
+
+    passes = 0
+
+    def __getitem__(self, index):
+        if index == len(self) - 1:
+            self.passes += 1
+        return super().__getitem__(index)
+
+
+def test_a_search_scored_by_scikit_learn_passes_over_val_once_per_epoch(data, pretrained_file, tmp_path):
+    """An imbalanced search's objective (val_balanced_accuracy, scikit-learn) comes from the epoch's
+    one pass over the validation images, not from a second pass beside Keras' own evaluation."""
+    splits, train, val = data
+    passes, metrics = {}, {}
+    for objective in ("val_accuracy", "val_balanced_accuracy"):
+        counted = CountingBatches(val.array, val.labels, 1)
+        assert len(counted) >= 2
+        scored = (counted, val.labels) if objective != "val_accuracy" else None
+        hypermodel = ResNetHyperModel(
+            SearchSpace(["tiny_resnet"], [1]),
+            TrialSettings(num_classes=3, image_size=32, epochs=2, steps_per_epoch=2, batch_size=6, objective=objective),
+            weights=pretrained_file, items=(splits.train, splits.val), scored_val=scored)
+        tuner = make_tuner("bayesian", hypermodel, objective=objective, max_trials=1, directory=tmp_path / objective)
+        tuner.search(train, validation_data=counted, epochs=2, verbose=0)
+        passes[objective] = counted.passes
+        trial = tuner.oracle.trials["0"]
+        metrics[objective] = {name: trial.metrics.get_last_value(name) for name in trial.metrics.metrics}
+        phases = trials_table(tuner)[0]["phases"]
+        assert phases["validate"] > 0 and phases["train"] > 0
+    assert passes["val_balanced_accuracy"] == passes["val_accuracy"] >= 2  # one pass per epoch in both
+    assert {"val_accuracy", "val_loss", "val_balanced_accuracy"} <= set(metrics["val_balanced_accuracy"])
+    assert 0.0 <= metrics["val_balanced_accuracy"]["val_balanced_accuracy"] <= 1.0
+
+
+def test_validation_logs_are_scikit_learn_scores():
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, log_loss
+
+    from resnet_automl.training.metrics import mean_average_precision, validation_logs
+
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(3), size=20).astype(np.float32)
+    labels = rng.integers(0, 3, size=20)
+    logs = validation_logs(probabilities, labels, balanced=True)
+    assert logs["val_accuracy"] == pytest.approx(accuracy_score(labels, probabilities.argmax(1)))
+    assert logs["val_balanced_accuracy"] == pytest.approx(balanced_accuracy_score(labels, probabilities.argmax(1)))
+    assert logs["val_loss"] == pytest.approx(log_loss(labels, probabilities, labels=[0, 1, 2]), rel=1e-5)
+    assert set(validation_logs(probabilities, labels)) == {"val_accuracy", "val_loss"}
+    targets = (rng.random((20, 3)) > 0.5).astype(np.float32)
+    multi = validation_logs(probabilities, targets, multilabel=True)
+    assert multi["val_map"] == pytest.approx(mean_average_precision(targets, probabilities))
+    assert set(multi) == {"val_accuracy", "val_loss", "val_map"}

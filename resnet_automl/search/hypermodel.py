@@ -21,9 +21,16 @@ from resnet_automl.modeling.starting_weights import load_pretrained
 from resnet_automl.runtime.device import is_out_of_memory
 from resnet_automl.runtime.interrupts import StopOnCtrlC
 from resnet_automl.search.phases import TrialPhases, ValidationTimer
-from resnet_automl.search.probe_trial import ProbeHeads, predict_probe, probe_metrics, restore_probe, save_probe_head
-from resnet_automl.training.callbacks import DeadlineCallback, KeepBestEpoch, StopOnNaN, ValidationScoreCallback
+from resnet_automl.search.probe_trial import ProbeHeads, predict_probe, restore_probe, save_probe_head
+from resnet_automl.training.callbacks import (
+    DeadlineCallback,
+    EpochTimer,
+    KeepBestEpoch,
+    ScoredValidation,
+    StopOnNaN,
+)
 from resnet_automl.training.lr_schedule import ReplannedCosine
+from resnet_automl.training.metrics import validation_logs
 from resnet_automl.weights.io import classifier_metadata
 from resnet_automl.weights.source import cache_token, is_pretrained
 
@@ -240,14 +247,21 @@ class ResNetHyperModel(kt.HyperModel):
         return {"multilabel": self.multilabel,
                 "positive_weights": None if self.positive_weights is None else list(self.positive_weights)}
 
-    def _own_callbacks(self, scored_val):
+    def _with_own_callbacks(self, scored_val, callbacks) -> list:
+        """The trial's callbacks: the hypermodel's own (validation timer, Ctrl+C, NaN, early stopping,
+        deadline) before `callbacks`; with `scored_val` ((dataset, labels) or None), first of all the
+        `ScoredValidation` that is then the epoch's one validation pass (fit runs without
+        `validation_data`), heard by the timers."""
         own = [ValidationTimer(self.phases), StopOnCtrlC(), StopOnNaN(),
                keras.callbacks.EarlyStopping(monitor=self.objective, mode="max", patience=self.patience)]
-        if scored_val is not None:
-            own.insert(0, ValidationScoreCallback(*scored_val, metric=self.objective.removeprefix("val_")))
         if self.deadline_fn is not None:
             own.append(DeadlineCallback(self.deadline_fn()))
-        return own
+        callbacks = own + list(callbacks or [])
+        if scored_val is None:
+            return callbacks
+        timers = [c for c in callbacks if isinstance(c, (ValidationTimer, EpochTimer))]
+        return [ScoredValidation(*scored_val, multilabel=self.multilabel, balanced=not self.multilabel,
+                                 listeners=timers), *callbacks]
 
     def _trainer(self, hp, model, callbacks):
         """What trains: `model`, or (with `augment`) `model` behind the augmentation layers, whose
@@ -289,7 +303,9 @@ class ResNetHyperModel(kt.HyperModel):
             if self.uses_feature_cache(hp):
                 history = self._fit_on_features(hp, model, list(callbacks or []), args, kwargs)
             else:
-                callbacks = self._own_callbacks(self.scored_val) + list(callbacks or [])
+                callbacks = self._with_own_callbacks(self.scored_val, callbacks)
+                if self.scored_val is not None:  # scored by `ScoredValidation` in one pass
+                    kwargs = {k: v for k, v in kwargs.items() if k != "validation_data"}
                 try:
                     trainer = self._trainer(hp, model, callbacks)
                     history = trainer.fit(*args, class_weight=self.class_weight, callbacks=callbacks, **kwargs)
@@ -320,9 +336,8 @@ class ResNetHyperModel(kt.HyperModel):
         """The val metrics of `model` with its probe head as it stands (no training); its checkpoint
         is the head alone (`probe_trial.save_probe_head`)."""
         probabilities = predict_probe(model, val_data, self.phases)
-        metrics = probe_metrics(probabilities, val_data.labels, multilabel=self.multilabel,
-                                class_names=self.class_names or [str(k) for k in range(self.num_classes)],
-                                balanced=self.scored_val is not None)
+        metrics = validation_logs(probabilities, val_data.labels, multilabel=self.multilabel,
+                                  balanced=self.scored_val is not None and not self.multilabel)
         save_probe_head(model, callbacks, self.phases)
         return metrics
 
@@ -355,8 +370,8 @@ class ResNetHyperModel(kt.HyperModel):
                 callback.save_model = model
         scored = (val, val_data.labels) if self.scored_val is not None else None
         fit_kwargs = {k: v for k, v in kwargs.items() if k in ("epochs", "verbose", "initial_epoch")}
-        return tail.fit(train, validation_data=val, class_weight=self.class_weight,
-                        callbacks=self._own_callbacks(scored) + callbacks, **fit_kwargs)
+        return tail.fit(train, validation_data=None if scored else val, class_weight=self.class_weight,
+                        callbacks=self._with_own_callbacks(scored, callbacks), **fit_kwargs)
 
     def _retry_at_half_batch(self, hp, model, args, kwargs, callbacks):
         data = args[0] if args else kwargs.pop("x")

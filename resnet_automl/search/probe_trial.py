@@ -10,7 +10,6 @@ from resnet_automl.modeling.head import head_from_probe, pooled_features, probe_
 from resnet_automl.runtime.files import atomic_path
 from resnet_automl.search.phases import TrialPhases
 from resnet_automl.training.callbacks import KeepBestEpoch
-from resnet_automl.training.metrics import classification_metrics, multilabel_log_loss, validation_score
 
 #: A probe trial's checkpoint: its head (kernel, bias) only; the rest is the starting weights.
 PROBE_HEAD_FILE = "probe_head.npz"
@@ -41,20 +40,6 @@ class ProbeHeads:
             with phases.time("probe"):
                 self._heads[backbone] = head_from_probe(features, labels, self.num_classes, self.class_weight)
         set_head(model, *self._heads[backbone])
-
-
-def probe_metrics(probabilities, labels, *, multilabel: bool, class_names: list, balanced: bool) -> dict:
-    """The val logs of a probe trial: "val_accuracy", "val_loss" and the objective when it is not
-    accuracy ("val_map" for `multilabel` data, "val_balanced_accuracy" when `balanced`)."""
-    if multilabel:
-        return {"val_accuracy": validation_score(probabilities, labels, "accuracy"),
-                "val_loss": multilabel_log_loss(labels, probabilities),
-                "val_map": validation_score(probabilities, labels, "map")}
-    scores = classification_metrics(probabilities, labels, class_names)
-    metrics = {"val_accuracy": scores["accuracy"], "val_loss": scores["log_loss"]}
-    if balanced:
-        metrics["val_balanced_accuracy"] = scores["balanced_accuracy"]
-    return metrics
 
 
 def predict_probe(model, val_data, phases: TrialPhases):

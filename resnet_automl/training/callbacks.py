@@ -6,7 +6,7 @@ import time
 import keras
 import numpy as np
 
-from resnet_automl.training.metrics import validation_score
+from resnet_automl.training.metrics import validation_logs
 from resnet_automl.training.timing import EpochClock
 
 
@@ -55,28 +55,45 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
     async_safe = True
 
 
-class ValidationScoreCallback(keras.callbacks.Callback):
-    """Add `val_<metric>` (scikit-learn, `metrics.validation_score`) to the epoch logs: the balanced
-    accuracy on imbalanced data, the mean average precision ("map") of a multi-label model.
+class ScoredValidation(keras.callbacks.Callback):
+    """The epoch's validation scored by scikit-learn from one prediction pass: adds
+    `metrics.validation_logs` (val_accuracy, val_loss, and val_balanced_accuracy or val_map) to the
+    epoch logs, keeping what Keras' own evaluation logged. Run `fit` without `validation_data` and
+    this is the epoch's only pass over the validation images (a search trial: one pass instead of
+    two); with it, it adds the objective alone (the final training of a multi-label model).
 
-    Must run before callbacks that read the logs (Keras Tuner's checkpoint and reporting).
+    Must come before the callbacks that read the logs (early stopping, Keras Tuner's checkpoint and
+    reporting). The callbacks in `listeners` hear the pass as they hear Keras' own evaluation
+    (`on_test_begin`, `on_test_end`): the timers then count it as validation, not training.
 
     Args:
-        val_dataset: `ArrayBatches` of the validation images.
+        val_dataset: `ArrayBatches` of the validation images (or a dataset of their cached features).
         labels: their labels, [N] or multi-hot [N, C].
-        metric: str, "balanced_accuracy" or "map". Defaults to "balanced_accuracy".
+        multilabel: bool, sigmoid outputs scored by mean average precision ("val_map"). Defaults to False.
+        balanced: bool, add "val_balanced_accuracy" (single-label). Defaults to False.
+        listeners: list of callbacks told where the pass begins and ends. Defaults to none.
     """
 
-    def __init__(self, val_dataset, labels, metric: str = "balanced_accuracy"):
+    def __init__(self, val_dataset, labels, *, multilabel: bool = False, balanced: bool = False,
+                 listeners: list | None = None):
         super().__init__()
         self.val_dataset = val_dataset
         self.labels = np.asarray(labels)
-        self.metric = metric
+        self.multilabel, self.balanced = multilabel, balanced
+        self.listeners = list(listeners or [])
 
     def on_epoch_end(self, epoch, logs=None):
-        probabilities = self.model.predict(self.val_dataset, verbose=0)
+        for listener in self.listeners:
+            listener.on_test_begin({})
+        try:
+            probabilities = self.model.predict(self.val_dataset, verbose=0)
+        finally:
+            for listener in self.listeners:
+                listener.on_test_end({})
         if logs is not None:
-            logs[f"val_{self.metric}"] = validation_score(probabilities, self.labels, self.metric)
+            scored = validation_logs(probabilities, self.labels, multilabel=self.multilabel, balanced=self.balanced)
+            for name, value in scored.items():
+                logs.setdefault(name, value)
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -17,7 +17,7 @@ from resnet_automl.modeling.classifier import build_classifier, compile_classifi
 from resnet_automl.modeling.head import head_is_the_probe, initialise_head
 from resnet_automl.runtime.files import write_json_atomic
 from resnet_automl.runtime.interrupts import StopOnCtrlC
-from resnet_automl.training.callbacks import DeadlineCallback, PeriodicBackup, StopOnNaN, ValidationScoreCallback
+from resnet_automl.training.callbacks import DeadlineCallback, PeriodicBackup, ScoredValidation, StopOnNaN
 from resnet_automl.training.lr_schedule import ReplannedCosine
 from resnet_automl.training.metrics import validation_score
 from resnet_automl.weights.source import is_pretrained
@@ -134,7 +134,7 @@ def train_final(values: dict, *, arrays: dict, labels: dict, settings: FinalSett
                            positive_weights=list(s.positive_weights) if s.positive_weights else None)
     monitor = "val_map" if s.multilabel else "val_accuracy"
     early_stopping = [] if s.use_val else [
-        *([ValidationScoreCallback(val_ds, labels["val"], "map")] if s.multilabel else []),
+        *([ScoredValidation(val_ds, labels["val"], multilabel=True)] if s.multilabel else []),
         keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=max(3, s.epochs // 3),
                                       restore_best_weights=True)]
     callbacks = [StopOnCtrlC(), PeriodicBackup(str(final_dir / "backup")), *early_stopping, StopOnNaN(),

@@ -59,6 +59,25 @@ def validation_score(probabilities, labels, metric: str) -> float:
     return float(np.mean(predicted == labels))
 
 
+def validation_logs(probabilities, labels, *, multilabel: bool = False, balanced: bool = False) -> dict:
+    """The epoch logs of one pass over the validation images, named as Keras names them:
+    "val_accuracy" (argmax, or subset accuracy at 0.5 for `multilabel`), "val_loss" (cross-entropy,
+    or `multilabel_log_loss`; unweighted) and the objective when it is not accuracy: "val_map" for
+    `multilabel` (bool, default False), "val_balanced_accuracy" when `balanced` (bool, default False)."""
+    probabilities, labels = np.asarray(probabilities), np.asarray(labels)
+    logs = {"val_accuracy": validation_score(probabilities, labels, "accuracy")}
+    if multilabel:
+        logs.update(val_loss=multilabel_log_loss(labels, probabilities),
+                    val_map=validation_score(probabilities, labels, "map"))
+        return logs
+    clipped = np.clip(probabilities.astype(np.float64), 1e-12, 1.0)
+    clipped = clipped / clipped.sum(axis=1, keepdims=True)
+    logs["val_loss"] = float(log_loss(labels, clipped, labels=list(range(clipped.shape[1])))) if len(labels) else 0.0
+    if balanced:
+        logs["val_balanced_accuracy"] = validation_score(probabilities, labels, "balanced_accuracy")
+    return logs
+
+
 def choose_thresholds(targets, scores) -> list:
     """Per class, the decision threshold on `scores` [N, C] that maximises F1 against multi-hot
     `targets` [N, C] (validation images): a list of {"threshold", "f1", "positives", "chosen"}, where
