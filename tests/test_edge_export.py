@@ -31,8 +31,12 @@ def exported_run(trained_run, tmp_path_factory):
 def test_export_formats_option_is_normalised_and_checked(tmp_path, capsys):
     assert FitOptions(export_formats=["onnx", "litert"]).export_formats == ("savedmodel", "litert", "onnx")
     assert FitOptions().export_formats == ("savedmodel",)
+    assert FitOptions(export_formats="savedmodel").export_formats == ("savedmodel",)  # one name, as a str
+    assert FitOptions(export_formats="onnx, litert").export_formats == ("savedmodel", "litert", "onnx")
     with pytest.raises(ConfigError, match="'export_formats' parameter of fit"):
         FitOptions(export_formats=["tflite"])
+    with pytest.raises(ConfigError, match="'export_formats' parameter of fit"):
+        FitOptions(export_formats="litert,tflite")
     with pytest.raises(SystemExit) as exc:
         main(["export", str(tmp_path), "--format", "litert,tflite"])
     assert exc.value.code == 2

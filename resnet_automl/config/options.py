@@ -96,7 +96,8 @@ class FitOptions:
             disk. Default 2048.
         precision: "auto" (default: float32 on CPU, mixed bfloat16 on GPUs from Ampere on, mixed
             float16 on older GPUs), "float32", "mixed_bfloat16" or "mixed_float16".
-        export_formats: tuple of names from `EXPORT_FORMATS`: "savedmodel" (the TF Serving model,
+        export_formats: tuple of names from `EXPORT_FORMATS`, or one str of them separated by commas
+            (as on the command line): "savedmodel" (the TF Serving model,
             always written), "litert" (float32 .tflite), "litert-int8" (full-integer .tflite, uint8
             input, calibrated on training images) and "onnx". Default ("savedmodel",).
         path_column, label_column, split_column: str (a header name), int (a 0-based column of a
@@ -137,6 +138,8 @@ class FitOptions:
 
     def __post_init__(self):
         self.weights = canonical_weights(self.weights)
+        if isinstance(self.export_formats, str):  # "savedmodel,onnx", as the --export-formats flag takes it
+            self.export_formats = tuple(name.strip() for name in self.export_formats.split(",") if name.strip())
         check_fields(self, "fit")
         # one spelling: "savedmodel" first (always written), then the others in EXPORT_FORMATS order
         self.export_formats = tuple(name for name in EXPORT_FORMATS
