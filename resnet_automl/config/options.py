@@ -11,6 +11,7 @@ from resnet_automl.config.budget import Budget
 from resnet_automl.config.schema import (
     EXPORT_FORMATS,
     FINAL_DATA,
+    FORMAT_LIST,
     MIN_IMAGE_SIZE,
     NUM_STAGES,
     OPTIMIZERS,
@@ -138,8 +139,8 @@ class FitOptions:
 
     def __post_init__(self):
         self.weights = canonical_weights(self.weights)
-        if isinstance(self.export_formats, str):  # "savedmodel,onnx", as the --export-formats flag takes it
-            self.export_formats = tuple(name.strip() for name in self.export_formats.split(",") if name.strip())
+        if isinstance(self.export_formats, str):  # "savedmodel,onnx", read as the --export-formats flag reads it
+            self.export_formats = FORMAT_LIST.parse(self.export_formats)
         check_fields(self, "fit")
         # one spelling: "savedmodel" first (always written), then the others in EXPORT_FORMATS order
         self.export_formats = tuple(name for name in EXPORT_FORMATS
