@@ -247,6 +247,12 @@ class ResNetHyperModel(kt.HyperModel):
         return {"multilabel": self.multilabel,
                 "positive_weights": None if self.positive_weights is None else list(self.positive_weights)}
 
+    @property
+    def validation_scores(self) -> dict:
+        """`metrics.validation_logs`' arguments for this search's trials: multilabel, and balanced on
+        a single-label search scored by scikit-learn (`scored_val`)."""
+        return {"multilabel": self.multilabel, "balanced": self.scored_val is not None and not self.multilabel}
+
     def _with_own_callbacks(self, scored_val, callbacks) -> list:
         """The trial's callbacks: the hypermodel's own (validation timer, Ctrl+C, NaN, early stopping,
         deadline) before `callbacks`; with `scored_val` ((dataset, labels) or None), first of all the
@@ -260,8 +266,7 @@ class ResNetHyperModel(kt.HyperModel):
         if scored_val is None:
             return callbacks
         timers = [c for c in callbacks if isinstance(c, (ValidationTimer, EpochTimer))]
-        return [ScoredValidation(*scored_val, multilabel=self.multilabel, balanced=not self.multilabel,
-                                 listeners=timers), *callbacks]
+        return [ScoredValidation(*scored_val, **self.validation_scores, listeners=timers), *callbacks]
 
     def _trainer(self, hp, model, callbacks):
         """What trains: `model`, or (with `augment`) `model` behind the augmentation layers, whose
@@ -336,8 +341,7 @@ class ResNetHyperModel(kt.HyperModel):
         """The val metrics of `model` with its probe head as it stands (no training); its checkpoint
         is the head alone (`probe_trial.save_probe_head`)."""
         probabilities = predict_probe(model, val_data, self.phases)
-        metrics = validation_logs(probabilities, val_data.labels, multilabel=self.multilabel,
-                                  balanced=self.scored_val is not None and not self.multilabel)
+        metrics = validation_logs(probabilities, val_data.labels, **self.validation_scores)
         save_probe_head(model, callbacks, self.phases)
         return metrics
 

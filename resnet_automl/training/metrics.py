@@ -45,6 +45,17 @@ def multilabel_log_loss(targets, probabilities) -> float:
     return float(-np.mean(np.sum(y * np.log(p) + (1 - y) * np.log(1 - p), axis=1))) if y.size else 0.0
 
 
+def categorical_log_loss(labels, probabilities) -> float:
+    """Cross-entropy (scikit-learn's log loss, float) of softmax `probabilities` [N, C] against
+    `labels` [N], every class counted; probabilities clipped at 1e-12 and renormalised. 0.0 for no image."""
+    probabilities = np.asarray(probabilities)
+    if not len(probabilities):
+        return 0.0
+    clipped = np.clip(probabilities, 1e-12, 1.0)
+    clipped = clipped / clipped.sum(axis=1, keepdims=True)
+    return float(log_loss(labels, clipped, labels=list(range(clipped.shape[1]))))
+
+
 def validation_score(probabilities, labels, metric: str) -> float:
     """`metric` of `probabilities` against `labels`: "balanced_accuracy" (single-label, argmax),
     "map" (multi-label, `mean_average_precision`) or "accuracy" (argmax, or subset accuracy at 0.5)."""
@@ -70,9 +81,7 @@ def validation_logs(probabilities, labels, *, multilabel: bool = False, balanced
         logs.update(val_loss=multilabel_log_loss(labels, probabilities),
                     val_map=validation_score(probabilities, labels, "map"))
         return logs
-    clipped = np.clip(probabilities.astype(np.float64), 1e-12, 1.0)
-    clipped = clipped / clipped.sum(axis=1, keepdims=True)
-    logs["val_loss"] = float(log_loss(labels, clipped, labels=list(range(clipped.shape[1])))) if len(labels) else 0.0
+    logs["val_loss"] = categorical_log_loss(labels, probabilities)
     if balanced:
         logs["val_balanced_accuracy"] = validation_score(probabilities, labels, "balanced_accuracy")
     return logs
@@ -171,8 +180,6 @@ def classification_metrics(probabilities: np.ndarray, labels, class_names: list,
             roc_auc = float(roc_auc_score(labels, probabilities, multi_class="ovr", labels=indices))
     except ValueError:  # a class absent from the test labels: one-vs-rest AUC is undefined
         roc_auc = None
-    clipped = np.clip(probabilities, 1e-12, 1.0)
-    clipped = clipped / clipped.sum(axis=1, keepdims=True)
     calib = calibration(probabilities, labels)
     return {
         "num_test_images": int(len(labels)),
@@ -188,7 +195,7 @@ def classification_metrics(probabilities: np.ndarray, labels, class_names: list,
         "confusion_matrix": matrix.tolist(),
         "confusion_matrix_normalized": np.nan_to_num(normalised).round(4).tolist(),
         "roc_auc_ovr": roc_auc,
-        "log_loss": float(log_loss(labels, clipped, labels=indices)),
+        "log_loss": categorical_log_loss(labels, probabilities),
         "ece": calib["ece"],
         "calibration_bins": calib["bins"],
     }
