@@ -147,7 +147,8 @@ def main(argv=None) -> int:
 
     from resnet_automl.data.batches import ArrayBatches
     from resnet_automl.runtime import device
-    from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
+    from resnet_automl.search.hypermodel import ResNetHyperModel
+    from resnet_automl.search.space import SearchSpace, TrialSettings
     from resnet_automl.training.final import FinalSettings, train_final
 
     setup = device.configure("auto")

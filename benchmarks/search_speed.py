@@ -110,7 +110,8 @@ def run_ours(args, data, size: int, weights_file, work: Path):
     from resnet_automl.modeling.classifier import suggested_bn_momentum
     from resnet_automl.modeling.features import FeatureCache
     from resnet_automl.planning.schedule import default_epochs, default_trials
-    from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
+    from resnet_automl.search.hypermodel import ResNetHyperModel
+    from resnet_automl.search.space import SearchSpace, TrialSettings
     from resnet_automl.search.tuner import best_trial, make_tuner
 
     splits, train, val, names = data
@@ -140,7 +141,7 @@ def run_plain(args, data, size: int, replay: list, epochs: int, start_backbone, 
     import keras_tuner as kt
 
     from resnet_automl.config.options import PRETRAINED_STAGE_CHOICES
-    from resnet_automl.search.hypermodel import LEARNING_RATE_RANGE
+    from resnet_automl.search.space import LEARNING_RATE_RANGE
 
     _, train, val, names = data
     build = plain_hypermodel(len(names), size, args.weights, list(PRETRAINED_STAGE_CHOICES), *LEARNING_RATE_RANGE,
@@ -188,7 +189,7 @@ def one_size(args, subset, size: int, work: Path) -> tuple:
     from resnet_automl.data import prepare_data
     from resnet_automl.data.arrays import load_images
     from resnet_automl.data.batches import ArrayBatches
-    from resnet_automl.search.hypermodel import LEARNING_RATE_RANGE
+    from resnet_automl.search.space import LEARNING_RATE_RANGE
     from resnet_automl.search.tuner import trials_table
 
     splits = prepare_data(write_class_folders(subset.images, subset.labels, subset.names, work / "data"))

@@ -115,7 +115,8 @@ ASYNC_DISPATCH_CHECK = r"""
 import tempfile, threading
 import keras, keras_tuner as kt, numpy as np
 from resnet_automl.data.batches import ArrayBatches
-from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
+from resnet_automl.search.hypermodel import ResNetHyperModel
+from resnet_automl.search.space import SearchSpace, TrialSettings
 from resnet_automl.training.final import FinalSettings, train_final
 
 class WhereBatchEndsRun(keras.callbacks.Callback):
@@ -188,7 +189,8 @@ from pathlib import Path
 import keras_tuner as kt, numpy as np
 from resnet_automl.runtime import device
 from resnet_automl.data.batches import ArrayBatches
-from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
+from resnet_automl.search.hypermodel import ResNetHyperModel
+from resnet_automl.search.space import SearchSpace, TrialSettings
 cache = Path(sys.argv[1])
 print("enabled", device.enable_compilation_cache(cache))
 import jax

@@ -11,7 +11,8 @@ from resnet_automl.data import prepare_data
 from resnet_automl.data.arrays import load_images
 from resnet_automl.modeling.classifier import build_classifier
 from resnet_automl.modeling.features import FeatureCache, feature_dataset, split_classifier
-from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
+from resnet_automl.search.hypermodel import ResNetHyperModel
+from resnet_automl.search.space import SearchSpace, TrialSettings
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from resnet_automl.data.batches import ArrayBatches
 from resnet_automl.modeling.assembly import backbone_of
 from resnet_automl.modeling.classifier import build_classifier
 from resnet_automl.modeling.head import PROBE_MAX_IMAGES, head_from_probe, head_is_the_probe, pooled_features
-from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
+from resnet_automl.search.hypermodel import ResNetHyperModel
+from resnet_automl.search.space import SearchSpace, TrialSettings
 from resnet_automl.search.tuner import make_tuner
 from resnet_automl.training.final import FinalSettings, train_final
 

@@ -19,7 +19,8 @@ from PIL import Image
 
 from resnet_automl.data import prepare_data, scan_folder
 from resnet_automl.errors import DataError
-from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
+from resnet_automl.search.hypermodel import ResNetHyperModel
+from resnet_automl.search.space import SearchSpace, TrialSettings
 from resnet_automl.search.tuner import make_tuner, trials_table
 
 

@@ -16,10 +16,11 @@ from resnet_automl.data import prepare_data
 from resnet_automl.data.arrays import load_images
 from resnet_automl.data.batches import ArrayBatches
 from resnet_automl.modeling.assembly import backbone_of
-from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
+from resnet_automl.search.hypermodel import ResNetHyperModel
 from resnet_automl.search.oracles import BayesianOracle
 from resnet_automl.search.phases import PHASES
 from resnet_automl.search.probe_trial import PROBE_HEAD_FILE
+from resnet_automl.search.space import SearchSpace, TrialSettings
 from resnet_automl.search.tuner import CHECKPOINT_FILE, make_tuner, trials_table
 from resnet_automl.training.callbacks import KeepBestEpoch
 

@@ -12,7 +12,8 @@ from resnet_automl.modeling.features import FeatureCache
 from resnet_automl.pipeline.context import BackboneChoice, RunContext, RunData, TrainingPlan
 from resnet_automl.pipeline.result import FitResult
 from resnet_automl.planning.schedule import final_training_seconds, median_epoch_seconds
-from resnet_automl.search.hypermodel import ResNetHyperModel, SearchSpace, TrialSettings
+from resnet_automl.search.hypermodel import ResNetHyperModel
+from resnet_automl.search.space import SearchSpace, TrialSettings
 from resnet_automl.search.tuner import SearchFailedError, best_trial, make_tuner, trials_table
 from resnet_automl.training.callbacks import tensorboard_callback
 
