@@ -17,8 +17,10 @@ file, which ours treats as any pretrained file (`--weights imagenet` on a connec
     python benchmarks/search_speed.py --image-sizes 64,128   # one row per size
     python benchmarks/search_speed.py --smoke                # tiny sizes (the test suite runs this)
 
-Prints each trial of both (configuration, score, seconds; ours with its phases), then one row per
-image size: wall time of both, best val accuracy of both, and `speedup: N.NNx` (plain / ours).
+Prints each trial of both (configuration, score, seconds; ours with its phases), the seconds of
+both per depth, the bound (plain's total over ours' seconds on the trials that train every stage:
+no frozen prefix to cache there, so no speedup on this trial list can pass it), then one row per
+image size: wall time of both, best val accuracy of both, `speedup: N.NNx` (plain / ours), bound.
 """
 from __future__ import annotations
 
@@ -182,7 +184,7 @@ def describe(values: dict) -> str:
 
 
 def one_size(args, subset, size: int, work: Path) -> tuple:
-    """Both searches at `size` px; prints their trials; returns (plain s, ours s, plain acc, ours acc)."""
+    """Both searches at `size` px; prints their trials; returns (plain s, ours s, plain acc, ours acc, bound)."""
     import keras
 
     from resnet_automl.backbones import build_backbone
@@ -222,7 +224,66 @@ def one_size(args, subset, size: int, work: Path) -> tuple:
               f"in {times.get(trial_id, float('nan')):.1f} s", flush=True)
     print(f"[{size} px] plain {plain_s:.1f} s, best val accuracy {plain_acc:.4f}; "
           f"ours {ours_s:.1f} s, best val accuracy {ours_acc:.4f}; speedup: {plain_s / ours_s:.2f}x", flush=True)
-    return plain_s, ours_s, plain_acc, ours_acc
+    plain_seconds = [times.get(trial_id, float("nan")) for trial_id, _ in
+                     sorted(plain_tuner.oracle.trials.items(), key=lambda item: int(item[0]))]
+    per_depth = by_depth(rows, plain_seconds)
+    gflops = stage_gflops(args.backbone, size)
+    for depth, count, plain_depth_s, ours_depth_s in per_depth:
+        ceiling = f"; caching ceiling by FLOPs {cache_ceiling(gflops, depth):.2f}x" if depth else ""
+        print(f"[{size} px] depth {depth}: {count} trial(s), plain {plain_depth_s:.1f} s, ours {ours_depth_s:.1f} s, "
+              f"{plain_depth_s / ours_depth_s:.2f}x{ceiling}", flush=True)
+    bound = speedup_bound(plain_s, per_depth)
+    print(f"[{size} px] bound: {ratio(bound)} (plain's {plain_s:.0f} s over ours' seconds on the trials that train "
+          "every stage, which have no frozen prefix to cache: the speedup if every other trial of ours cost nothing)",
+          flush=True)
+    return plain_s, ours_s, plain_acc, ours_acc, bound
+
+
+def by_depth(rows: list, plain_seconds: list) -> list:
+    """[(trainable stages, trials, plain seconds, ours seconds)] per depth, over ours' `rows`
+    (`trials_table`) and plain's seconds per trial in the same order (plain replays ours)."""
+    totals = {}
+    for row, plain in zip(rows, plain_seconds, strict=True):
+        entry = totals.setdefault(int(row["effective"]["trainable_stages"]), [0, 0.0, 0.0])
+        entry[0] += 1
+        entry[1] += plain
+        entry[2] += row["seconds"] or 0.0
+    return [(depth, *totals[depth]) for depth in sorted(totals)]
+
+
+def stage_gflops(backbone: str, size: int) -> list:
+    """Forward GFLOPs per image of each stage of `backbone` at `size` px, conv1 .. conv5."""
+    from resnet_automl.backbones import STAGES, build_backbone, layer_gflops, stage_of
+
+    net = build_backbone(backbone, (size, size, 3))
+    totals = dict.fromkeys(STAGES, 0.0)
+    for layer in net.layers:
+        if stage_of(layer.name) in totals:
+            totals[stage_of(layer.name)] += layer_gflops(layer)
+    return [totals[stage] for stage in STAGES]
+
+
+def cache_ceiling(gflops: list, depth: int) -> float:
+    """The most that caching the frozen prefix can speed up a trial with the last `depth` of the
+    stages' forward GFLOPs `gflops` trainable: plain runs the frozen stages forward and trains the
+    others (forward and backward: about 3x their forward), ours only trains the others, so
+    1 + frozen / (3 x trained). 1.0 when every stage trains."""
+    frozen, trained = sum(gflops[:len(gflops) - depth]), sum(gflops[len(gflops) - depth:])
+    return 1.0 + frozen / (3.0 * trained)
+
+
+def ratio(value: float) -> str:
+    """`value` as "N.NNx", or "none" for inf (no trial trains every stage)."""
+    return "none" if math.isinf(value) else f"{value:.2f}x"
+
+
+def speedup_bound(plain_total: float, per_depth: list) -> float:
+    """The largest speedup ours could reach on this trial list by making trials with frozen stages
+    cheaper: plain's total over ours' seconds on the trials that train every stage (inf without any)."""
+    from resnet_automl.config.options import NUM_STAGES
+
+    full = sum(ours for depth, _, _, ours in per_depth if depth >= NUM_STAGES)
+    return plain_total / full if full > 0 else math.inf
 
 
 def main(argv=None) -> int:
@@ -236,11 +297,11 @@ def main(argv=None) -> int:
     table = []
     for size in [int(s) for s in args.image_sizes.split(",")]:
         table.append((size, *one_size(args, subset, size, work_root / f"{size}px")))
-    print("\n| image size | plain Keras Tuner | ours | best val acc plain / ours | speedup |")
-    print("|---|---|---|---|---|")
-    for size, plain_s, ours_s, plain_acc, ours_acc in table:
+    print("\n| image size | plain Keras Tuner | ours | best val acc plain / ours | speedup | bound |")
+    print("|---|---|---|---|---|---|")
+    for size, plain_s, ours_s, plain_acc, ours_acc, bound in table:
         print(f"| {size} px | {plain_s:.0f} s | {ours_s:.0f} s | {plain_acc:.4f} / {ours_acc:.4f} | "
-              f"{plain_s / ours_s:.2f}x |")
+              f"{plain_s / ours_s:.2f}x | {ratio(bound)} |")
     print(f"speedup: {table[0][1] / table[0][2]:.2f}x")
     return 0
 

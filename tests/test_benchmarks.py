@@ -72,3 +72,31 @@ def test_gpu_check_smoke_run_on_jax_without_tensorflow_in_the_process():
     for line in ("raw Keras model.fit", "trial loop", "final training", "end-to-end tiny_resnet", "  trial 0:",
                  "device busy", "host peak RSS", "stages: ", "ratios:"):
         assert line in proc.stdout, (line, proc.stdout)
+
+
+def test_search_speed_bound_is_plain_total_over_ours_full_depth_trials():
+    """The per-depth sums follow the replayed order, and the bound divides by ours' depth-5 seconds alone."""
+    search_speed = _load("search_speed.py")
+    rows = [{"effective": {"trainable_stages": depth}, "seconds": seconds}
+            for depth, seconds in ((0, 18.0), (2, 100.0), (5, 170.0), (2, 110.0), (5, 180.0))]
+    plain = [30.0, 190.0, 190.0, 130.0, 195.0]
+    per_depth = search_speed.by_depth(rows, plain)
+    assert per_depth == [(0, 1, 30.0, 18.0), (2, 2, 320.0, 210.0), (5, 2, 385.0, 350.0)]
+    assert search_speed.speedup_bound(sum(plain), per_depth) == pytest.approx(735.0 / 350.0)
+    assert search_speed.speedup_bound(sum(plain[:2]), per_depth[:2]) == float("inf")
+    assert search_speed.ratio(float("inf")) == "none" and search_speed.ratio(2.1) == "2.10x"
+    with pytest.raises(ValueError):  # plain replays every trial of ours: a missing one is an error
+        search_speed.by_depth(rows, plain[:-1])
+
+
+def test_search_speed_cache_ceiling_by_stage_flops():
+    """Per-stage GFLOPs add up to the backbone's count; the ceiling is 1 + frozen / (3 x trained)."""
+    from resnet_automl.backbones import build_backbone, count_gflops
+
+    search_speed = _load("search_speed.py")
+    gflops = search_speed.stage_gflops("resnet18", 32)
+    assert len(gflops) == 5 and all(g > 0 for g in gflops)
+    assert sum(gflops) == pytest.approx(count_gflops(build_backbone("resnet18", (32, 32, 3))))
+    assert search_speed.cache_ceiling([1.0, 1.0, 1.0, 1.0, 1.0], 2) == pytest.approx(1.5)
+    assert search_speed.cache_ceiling(gflops, 5) == 1.0
+    assert search_speed.cache_ceiling(gflops, 1) > search_speed.cache_ceiling(gflops, 3) > 1.0

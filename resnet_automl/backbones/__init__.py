@@ -11,10 +11,11 @@ from resnet_automl.backbones.resnet import (
            build_backbone,
            count_gflops,
            default_grouped_mode,
+           layer_gflops,
            set_trainable_stages,
            stage_of,
 )
 
 __all__ = ["REGISTRY", "STAGES", "BackboneSpec", "GroupedConv2D", "Normalize", "build_backbone",
-           "count_gflops", "default_grouped_mode", "get_spec",
+           "count_gflops", "default_grouped_mode", "get_spec", "layer_gflops",
            "list_backbones", "set_trainable_stages", "stage_of"]

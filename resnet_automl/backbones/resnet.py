@@ -143,14 +143,18 @@ def set_trainable_stages(backbone: keras.Model, trainable_stages: int) -> None:
             layer.trainable = stage in trainable
 
 
+def layer_gflops(layer: keras.layers.Layer) -> float:
+    """GFLOPs of one forward pass of `layer` for one image (multiply and add counted apart): conv
+    and dense layers; 0.0 for any other layer."""
+    if isinstance(layer, (keras.layers.Conv2D, GroupedConv2D)):
+        kernel = layer.kernel.shape
+        _, height, width, channels = layer.output.shape
+        return 2 * height * width * channels * kernel[0] * kernel[1] * kernel[2] / 1e9
+    if isinstance(layer, keras.layers.Dense):
+        return 2 * layer.kernel.shape[0] * layer.kernel.shape[1] / 1e9
+    return 0.0
+
+
 def count_gflops(model: keras.Model) -> float:
     """GFLOPs of one forward pass (multiply and add counted apart) over conv and dense layers."""
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, (keras.layers.Conv2D, GroupedConv2D)):
-            kernel = layer.kernel.shape
-            _, height, width, channels = layer.output.shape
-            total += 2 * height * width * channels * kernel[0] * kernel[1] * kernel[2]
-        elif isinstance(layer, keras.layers.Dense):
-            total += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
-    return total / 1e9
+    return sum(layer_gflops(layer) for layer in model.layers)
