@@ -231,3 +231,56 @@ def test_a_multilabel_manifest_fits_exports_predicts_and_evaluates(mosaics, caps
     assert main(["evaluate", str(folder / "run"), str(manifest), "--label-delimiter", " ", "--out",
                  str(folder / "eval")]) == 0
     assert "mAP" in capsys.readouterr().out
+
+
+def test_scored_validation_as_compiled_logs_what_keras_evaluation_logs():
+    """With `as_compiled`, the one prediction pass logs val_loss (the compiled, positive-weighted
+    loss) and val_accuracy (binary accuracy) as `model.evaluate` computes them, beside val_map."""
+    from resnet_automl.data.batches import ArrayBatches
+    from resnet_automl.modeling.classifier import build_classifier, compile_classifier
+    from resnet_automl.training.callbacks import ScoredValidation
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    targets = (rng.random((12, 3)) > 0.5).astype(np.float32)
+    model = build_classifier("tiny_resnet", 3, image_size=32, trainable_stages=5, weights=None, multilabel=True)
+    compile_classifier(model, 1e-3, 4, multilabel=True, positive_weights=[1.0, 3.0, 0.5])
+    val = ArrayBatches(images, targets, 5)
+    expected = model.evaluate(val, return_dict=True, verbose=0)
+    callback = ScoredValidation(val, targets, multilabel=True, as_compiled=True)
+    callback.set_model(model)
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    assert logs["val_loss"] == pytest.approx(expected["loss"], rel=1e-4)
+    assert logs["val_accuracy"] == pytest.approx(expected["accuracy"], abs=1e-6)
+    assert 0.0 <= logs["val_map"] <= 1.0
+
+
+def test_final_training_of_a_multilabel_model_passes_over_val_once_per_epoch(monkeypatch, tmp_path):
+    """Early stopping on val_map reads the epoch's one prediction pass; Keras' own evaluation is off."""
+    from resnet_automl.data.batches import ArrayBatches
+    from resnet_automl.training import final
+
+    passes = {}
+
+    class CountingBatches(ArrayBatches):
+        def __getitem__(self, index):
+            if index == len(self) - 1 and not self.shuffle:
+                passes[len(self.labels)] = passes.get(len(self.labels), 0) + 1
+            return super().__getitem__(index)
+
+    monkeypatch.setattr(final, "ArrayBatches", CountingBatches)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (26, 32, 32, 3), dtype=np.uint8)
+    targets = (rng.random((26, 3)) > 0.5).astype(np.float32)
+    # 12 val images in 3 batches: TensorFlow's adapter reads the first 2 batches of each pass to learn
+    # their shapes, so only a real pass reaches the last one
+    _, history = final.train_final(
+        {"backbone": "tiny_resnet", "trainable_stages": 5, "learning_rate": 1e-3},
+        arrays={"train": images[:14], "val": images[14:]}, labels={"train": targets[:14], "val": targets[14:]},
+        settings=final.FinalSettings(num_classes=3, image_size=32, epochs=2, batch_size=4, multilabel=True),
+        weights=None, out_dir=tmp_path)
+    assert history["epochs_completed"] == 2 and len(history["val_map"]) == 2
+    assert {"val_loss", "val_accuracy"} <= set(history)
+    # one pass per epoch, then two to choose the BatchNorm statistics (before and after)
+    assert passes[12] == 2 + 2

@@ -59,8 +59,7 @@ class ScoredValidation(keras.callbacks.Callback):
     """The epoch's validation scored by scikit-learn from one prediction pass: adds
     `metrics.validation_logs` (val_accuracy, val_loss, and val_balanced_accuracy or val_map) to the
     epoch logs, keeping what Keras' own evaluation logged. Run `fit` without `validation_data` and
-    this is the epoch's only pass over the validation images (a search trial: one pass instead of
-    two); with it, it adds the objective alone (the final training of a multi-label model).
+    this is the epoch's only pass over the validation images (one pass instead of two).
 
     Must come before the callbacks that read the logs (early stopping, Keras Tuner's checkpoint and
     reporting). The callbacks in `listeners` hear the pass as they hear Keras' own evaluation
@@ -72,15 +71,19 @@ class ScoredValidation(keras.callbacks.Callback):
         multilabel: bool, sigmoid outputs scored by mean average precision ("val_map"). Defaults to False.
         balanced: bool, add "val_balanced_accuracy" (single-label). Defaults to False.
         listeners: list of callbacks told where the pass begins and ends. Defaults to none.
+        as_compiled: bool, "val_loss" and "val_accuracy" as Keras' evaluation would log them (the
+            model's compiled loss; binary accuracy at 0.5 for `multilabel`), so that they read like
+            the training curves' loss and accuracy. Defaults to False (`metrics.validation_logs`).
     """
 
     def __init__(self, val_dataset, labels, *, multilabel: bool = False, balanced: bool = False,
-                 listeners: list | None = None):
+                 listeners: list | None = None, as_compiled: bool = False):
         super().__init__()
         self.val_dataset = val_dataset
         self.labels = np.asarray(labels)
         self.multilabel, self.balanced = multilabel, balanced
         self.listeners = list(listeners or [])
+        self.as_compiled = as_compiled
 
     def on_epoch_end(self, epoch, logs=None):
         for listener in self.listeners:
@@ -92,8 +95,20 @@ class ScoredValidation(keras.callbacks.Callback):
                 listener.on_test_end({})
         if logs is not None:
             scored = validation_logs(probabilities, self.labels, multilabel=self.multilabel, balanced=self.balanced)
+            if self.as_compiled:
+                scored.update(self._compiled_logs(probabilities))
             for name, value in scored.items():
                 logs.setdefault(name, value)
+
+    def _compiled_logs(self, probabilities) -> dict:
+        """val_loss by the model's compiled loss; val_accuracy as its compiled accuracy reads."""
+        labels = keras.ops.convert_to_tensor(self.labels, "float32" if self.multilabel else None)
+        loss = self.model.loss(labels, keras.ops.convert_to_tensor(probabilities))
+        if self.multilabel:
+            accuracy = float(np.mean((np.asarray(probabilities) > 0.5) == (self.labels > 0.5)))
+        else:
+            accuracy = float(np.mean(np.argmax(probabilities, axis=-1) == self.labels))
+        return {"val_loss": float(keras.ops.convert_to_numpy(loss)), "val_accuracy": accuracy}
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -134,14 +134,16 @@ def train_final(values: dict, *, arrays: dict, labels: dict, settings: FinalSett
                            positive_weights=list(s.positive_weights) if s.positive_weights else None)
     monitor = "val_map" if s.multilabel else "val_accuracy"
     early_stopping = [] if s.use_val else [
-        *([ScoredValidation(val_ds, labels["val"], multilabel=True)] if s.multilabel else []),
+        *([ScoredValidation(val_ds, labels["val"], multilabel=True, as_compiled=True)] if s.multilabel else []),
         keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=max(3, s.epochs // 3),
                                       restore_best_weights=True)]
     callbacks = [StopOnCtrlC(), PeriodicBackup(str(final_dir / "backup")), *early_stopping, StopOnNaN(),
                  DeadlineCallback(s.deadline), *([plan] if plan is not None else []), *extra_callbacks]
     if s.use_val:
         logger.info(f"[final] {s.epochs} epoch(s) on train + val ({len(images)} images); the test set stays unseen")
-    main = trainer.fit(train_ds, validation_data=val_ds, epochs=plan.most_epochs if plan else s.epochs,
+    # a multi-label model is validated by its `ScoredValidation` alone: one pass over val per epoch
+    main = trainer.fit(train_ds, validation_data=None if s.multilabel else val_ds,
+                       epochs=plan.most_epochs if plan else s.epochs,
                        class_weight=s.class_weight, callbacks=callbacks, verbose=s.verbose)
     history: dict = {}
     for key, series in main.history.items():
