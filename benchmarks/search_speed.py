@@ -219,13 +219,13 @@ def one_size(args, subset, size: int, work: Path) -> tuple:
         print(f"  ours  trial {row['trial_id']}: {describe(row['effective'])} -> {row['score']:.4f} "
               f"in {row['seconds']:.1f} s ({phases})", flush=True)
     plain_s, plain_acc, plain_tuner, times = run_plain(args, data, size, replay, epochs, start_backbone, work)
-    for trial_id, trial in sorted(plain_tuner.oracle.trials.items(), key=lambda item: int(item[0])):
+    plain_trials = sorted(plain_tuner.oracle.trials.items(), key=lambda item: int(item[0]))
+    plain_seconds = [times.get(trial_id, float("nan")) for trial_id, _ in plain_trials]
+    for (trial_id, trial), seconds in zip(plain_trials, plain_seconds, strict=True):
         print(f"  plain trial {trial_id}: {describe(trial.hyperparameters.values)} -> {trial.score:.4f} "
-              f"in {times.get(trial_id, float('nan')):.1f} s", flush=True)
+              f"in {seconds:.1f} s", flush=True)
     print(f"[{size} px] plain {plain_s:.1f} s, best val accuracy {plain_acc:.4f}; "
           f"ours {ours_s:.1f} s, best val accuracy {ours_acc:.4f}; speedup: {plain_s / ours_s:.2f}x", flush=True)
-    plain_seconds = [times.get(trial_id, float("nan")) for trial_id, _ in
-                     sorted(plain_tuner.oracle.trials.items(), key=lambda item: int(item[0]))]
     per_depth = by_depth(rows, plain_seconds)
     gflops = stage_gflops(args.backbone, size)
     for depth, count, plain_depth_s, ours_depth_s in per_depth:
@@ -258,8 +258,9 @@ def stage_gflops(backbone: str, size: int) -> list:
     net = build_backbone(backbone, (size, size, 3))
     totals = dict.fromkeys(STAGES, 0.0)
     for layer in net.layers:
-        if stage_of(layer.name) in totals:
-            totals[stage_of(layer.name)] += layer_gflops(layer)
+        stage = stage_of(layer.name)
+        if stage is not None:
+            totals[stage] += layer_gflops(layer)
     return [totals[stage] for stage in STAGES]
 
 
