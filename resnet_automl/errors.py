@@ -36,3 +36,7 @@ class OutputDirError(ResNetAutoMLError, OSError):
 
 class RunInUseError(OutputDirError):
     """Another process holds the run directory's lock; the message names it and what to do."""
+
+
+class RunStateError(ResNetAutoMLError, ValueError):
+    """A file the package reads back from a run folder is damaged; the message names it and what to do."""

@@ -92,3 +92,44 @@ def test_the_number_of_stages_is_one_fact():
     from resnet_automl.config.options import NUM_STAGES
 
     assert len(STAGES) == NUM_STAGES
+
+
+#: The run folder's and the model folder's file names: each has one home (`runtime/run_folder.py`).
+ONE_HOME_NAMES = ("run.json", "model.weights.h5", "split.json", "labels.txt", "thresholds.json")
+
+
+def _docstring_nodes(tree: ast.AST) -> set:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def literal_spellings(root: Path, names: tuple = ONE_HOME_NAMES) -> dict:
+    """name -> list of "file:line" of the string literals (docstrings aside) under `root` that spell it."""
+    places = {name: [] for name in names}
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = _docstring_nodes(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                for name in names:
+                    if name in node.value:
+                        places[name].append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    return places
+
+
+def test_each_run_folder_file_name_is_spelled_once():
+    for name, places in literal_spellings(PACKAGE).items():
+        assert len(places) <= 1, f"{name!r} is spelled in {places}; ask `runtime.run_folder` instead"
+
+
+def test_the_spelling_check_finds_a_second_spelling(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "a.py").write_text('"""Reads run.json."""\nFILE = "run.json"\n')
+    (package / "b.py").write_text('def f(out):\n    """Doc: run.json."""\n    return out + f"/{1}/run.json"\n')
+    assert len(literal_spellings(package)["run.json"]) == 2

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import os
 import statistics
-from pathlib import Path
 
 from PIL import Image
 
@@ -24,8 +23,7 @@ from resnet_automl.data.scan import Scan, scan_folder
 from resnet_automl.data.split import DatasetSplits, split_scan
 from resnet_automl.data.tfds_source import is_tfds_source, materialize_tfds
 from resnet_automl.errors import DataError
-
-SPLIT_FILE = Path("data") / "split.json"
+from resnet_automl.runtime.run_folder import RunLayout
 
 __all__ = ["DatasetSplits", "IMAGE_EXTENSIONS", "ManifestColumns", "Scan", "auto_image_size", "load_rgb",
            "prepare_data", "scan_dataset", "scan_folder", "split_scan"]
@@ -61,13 +59,14 @@ def prepare_data(source: str | os.PathLike, run_dir: str | os.PathLike | None = 
         tfds_max_per_split: int or None, cap on TFDS images per split. Defaults to None (all).
         columns: `ManifestColumns` of a manifest source, or None (default): detected from its header.
     """
-    split_file = Path(run_dir) / SPLIT_FILE if run_dir is not None else None
+    layout = RunLayout(run_dir) if run_dir is not None else None
+    split_file = layout.split_file if layout is not None else None
     if split_file is not None and split_file.exists():
         return DatasetSplits.load(split_file)
     if is_tfds_source(source):
         if run_dir is None:
             raise ValueError("A TFDS source needs a run_dir to write its images into.")
-        folder = materialize_tfds(source, Path(run_dir) / "data" / "tfds", data_dir=tfds_data_dir,
+        folder = materialize_tfds(source, layout.tfds_dir, data_dir=tfds_data_dir,
                                   max_per_split=tfds_max_per_split)
     else:
         folder = source

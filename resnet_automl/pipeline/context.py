@@ -20,7 +20,8 @@ from resnet_automl.data.arrays import load_images
 from resnet_automl.data.batches import ArrayBatches
 from resnet_automl.data.split import DatasetSplits
 from resnet_automl.pipeline.clock import Clock
-from resnet_automl.pipeline.run_dir import RunRecord
+from resnet_automl.runtime.run_folder import RunLayout
+from resnet_automl.runtime.run_record import RunRecord
 from resnet_automl.weights.source import WeightsSource
 
 if TYPE_CHECKING:  # the device module imports Keras, which `fit` loads only after its cheap checks
@@ -64,6 +65,11 @@ class RunContext:
     batch_size: int = 32
     timings: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+
+    @property
+    def layout(self) -> RunLayout:
+        """The paths of the run folder."""
+        return RunLayout(self.out)
 
     def timed(self, name: str, started: float) -> None:
         """Add the seconds since `started` (a `time.time()`) to `timings[name]`."""

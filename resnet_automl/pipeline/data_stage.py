@@ -41,9 +41,9 @@ def prepare(ctx: RunContext) -> tuple[RunData, TrainingPlan]:
                           test_fraction=opts.test_fraction, columns=ManifestColumns(**opts.manifest_columns()))
     audit = splits.audit
     logger.info(describe_audit(audit, splits.num_classes))
-    image_size = (opts.image_size or ctx.record.get("image_size") or ctx.source.image_size
+    image_size = (opts.image_size or ctx.record.image_size or ctx.source.image_size
                   or auto_image_size(splits, ctx.setup.kind != "cpu", pretrained=ctx.source.pretrained))
-    data = RunData(splits, image_size, ctx.out / "cache", opts.seed, ctx.batch_size)
+    data = RunData(splits, image_size, ctx.layout.cache_dir, opts.seed, ctx.batch_size)
     plan = plan_training(ctx, len(splits.train), len(splits.val), imbalanced=bool(audit["imbalanced"]),
                          class_weight=splits.class_weights() if audit["imbalanced"] else None,
                          multilabel=splits.multilabel, positive_weights=splits.positive_weights())

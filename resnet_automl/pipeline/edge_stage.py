@@ -35,19 +35,19 @@ def calibration_pixels(data: RunData, limit: int = CALIBRATION_IMAGES) -> np.nda
     return np.asarray(train[index], dtype=np.uint8)
 
 
-def _write(ctx: RunContext, data: RunData, model, names: list) -> dict | None:
+def _write(ctx: RunContext, data: RunData, final, names: list) -> dict | None:
     """Write `names` under DIR/exports on this process's or a child's TensorFlow; None without TensorFlow."""
     calibration = calibration_pixels(data) if "litert-int8" in names else None
     if device.backend() == "tensorflow":
         from resnet_automl.serving.edge_export import write_formats
 
-        return write_formats(model, data.splits.class_names, ctx.out, names, image_size=data.image_size,
-                             calibration=calibration, thresholds=ctx.record.get("thresholds"))
+        return write_formats(final.model, data.splits.class_names, ctx.out, names, image_size=data.image_size,
+                             calibration=calibration, thresholds=final.thresholds)
     if device.tensorflow_available():
         from resnet_automl.serving.tensorflow_process import formats_in_tensorflow_process
 
-        return formats_in_tensorflow_process(ctx.out / "final" / "model.weights.h5", ctx.out, names,
-                                             calibration=calibration, log_path=ctx.out / "logs" / "export-child.log")
+        return formats_in_tensorflow_process(ctx.layout.final_weights, ctx.out, names,
+                                             calibration=calibration, log_path=ctx.layout.export_log)
     ctx.note(f"TensorFlow is not installed on this machine, so the {', '.join(names)} files were not written; "
              f"run `resnet-automl export {ctx.out} --format {','.join(names)}` where it is.")
     return None
@@ -69,7 +69,7 @@ def _reject(ctx: RunContext, name: str, check: dict) -> str:
 
 def pending_formats(ctx: RunContext) -> list:
     """Names of the formats of `ctx.opts.export_formats` besides the SavedModel not yet written and passed."""
-    results = ctx.record.get("exports") or {}
+    results = ctx.record.exports
     return [fmt.name for fmt in edge_formats(ctx.opts.export_formats)
             if not (results.get(fmt.name) or {}).get("passed")]
 
@@ -80,13 +80,14 @@ def discard_unchecked(ctx: RunContext, written: dict) -> None:
         shutil.rmtree(format_dir(ctx.out, name), ignore_errors=True)
 
 
-def export_formats(ctx: RunContext, data: RunData, model, written: dict | None = None) -> ExportCheckError | None:
+def export_formats(ctx: RunContext, data: RunData, final, written: dict | None = None) -> ExportCheckError | None:
     """Write and check the formats of `ctx.opts.export_formats` besides the SavedModel that are not done yet.
 
-    `written` (format name -> file) are those a TensorFlow child already wrote with the SavedModel.
-    Returns the `ExportCheckError` to raise once the report is written when a format failed its check.
+    `final` is the final stage's `FinalModel` (its model and thresholds); `written` (format name ->
+    file) are those a TensorFlow child already wrote with the SavedModel. Returns the
+    `ExportCheckError` to raise once the report is written when a format failed its check.
     """
-    results = dict(ctx.record.get("exports") or {})
+    results = dict(ctx.record.exports)
     todo = edge_formats(pending_formats(ctx))
     if not todo:
         return None
@@ -95,13 +96,13 @@ def export_formats(ctx: RunContext, data: RunData, model, written: dict | None =
     missing = [fmt.name for fmt in todo if fmt.name not in written]
     if missing:
         clean_partial_formats(ctx.out)
-        new = _write(ctx, data, model, missing)
+        new = _write(ctx, data, final, missing)
         if new is None:
             return None
         written.update(new)
     limit = min(CHECK_LIMIT, len(data.labels["test"]))
     pixels, labels = np.asarray(data.images("test")[:limit]), data.labels["test"][:limit]
-    reference = data.predictions(model, "test")[:limit]  # the report reads the same
+    reference = data.predictions(final.model, "test")[:limit]  # the report reads the same
     failures, score = [], "mAP" if data.splits.multilabel else "accuracy"
     for fmt in todo:
         check = verify_edge_format(fmt, written[fmt.name], pixels, labels, reference)
@@ -126,7 +127,7 @@ def deployment_rows(ctx: RunContext, accuracy: float, version_dir, savedmodel_mb
     `accuracy` is the Keras model's test accuracy; `version_dir` (or None) the SavedModel's folder.
     """
     rows = []
-    check = ctx.record.get("export")
+    check = ctx.record.export
     if check and version_dir is not None:
         rows.append({"format": "savedmodel", "file": str(version_dir), "size_mb": savedmodel_mb,
                      "images": check.get("images"), "input_dtype": "string (encoded image bytes)",
@@ -135,7 +136,7 @@ def deployment_rows(ctx: RunContext, accuracy: float, version_dir, savedmodel_mb
                      "latency_ms": check.get("latency_ms"), "passed": check.get("passed"),
                      "criterion": f"max |probability difference| <= {check.get('tolerance', 1e-4):g} "
                                   f"on {check.get('images')} test images; accuracy is the Keras model's"})
-    exports = ctx.record.get("exports") or {}
+    exports = ctx.record.exports
     rows += [{**exports[fmt.name], "file": str(format_dir(ctx.out, fmt.name) / fmt.file)}
              for fmt in edge_formats(ctx.opts.export_formats) if fmt.name in exports]
     return rows
@@ -143,6 +144,6 @@ def deployment_rows(ctx: RunContext, accuracy: float, version_dir, savedmodel_mb
 
 def export_files(ctx: RunContext) -> dict:
     """Format name -> the file of each format of this run that passed its check (under this run folder)."""
-    exports = ctx.record.get("exports") or {}
+    exports = ctx.record.exports
     return {fmt.name: str(format_dir(ctx.out, fmt.name) / fmt.file) for fmt in edge_formats(ctx.opts.export_formats)
             if (exports.get(fmt.name) or {}).get("passed")}

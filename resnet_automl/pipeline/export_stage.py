@@ -14,6 +14,7 @@ from resnet_automl.data.images import SERVABLE_EXTENSIONS
 from resnet_automl.errors import ExportCheckError
 from resnet_automl.pipeline import edge_stage
 from resnet_automl.pipeline.context import RunContext, RunData
+from resnet_automl.pipeline.final_stage import FinalModel
 from resnet_automl.pipeline.run_dir import move_to_rejected
 from resnet_automl.runtime import device
 from resnet_automl.serving.layout import clean_partial_exports
@@ -31,16 +32,16 @@ def servable_images(items: list, limit: int) -> list:
     return [path for path, _ in items if Path(path).suffix.lower() in SERVABLE_EXTENSIONS][:limit]
 
 
-def _write_saved_model(ctx: RunContext, data: RunData, model, samples: list) -> tuple[Path | None, dict]:
+def _write_saved_model(ctx: RunContext, data: RunData, final: FinalModel, samples: list) -> tuple[Path | None, dict]:
     """Write the next version under DIR/model on this process's or a child's TensorFlow; return (its
     folder, or None without TensorFlow; the LiteRT/ONNX files a child wrote from the same model)."""
-    common = {"model_name": ctx.out.resolve().name}
+    layout, common = ctx.layout, {"model_name": ctx.out.resolve().name}
     if device.backend() == "tensorflow":
         from resnet_automl.serving.export import export_serving_model
 
-        return export_serving_model(model, data.splits.class_names, ctx.out / "model", image_size=data.image_size,
+        return export_serving_model(final.model, data.splits.class_names, layout.model_dir, image_size=data.image_size,
                                     warmup_images=[Path(p).read_bytes() for p in samples[:WARMUP_IMAGES]],
-                                    thresholds=ctx.record.get("thresholds"), **common), {}
+                                    thresholds=final.thresholds, **common), {}
     if device.tensorflow_available():
         from resnet_automl.serving.tensorflow_process import export_in_tensorflow_process
 
@@ -48,11 +49,11 @@ def _write_saved_model(ctx: RunContext, data: RunData, model, samples: list) -> 
         logger.info(f"[export] {device.backend()} backend: the SavedModel{' and ' if pending else ''}"
                     f"{', '.join(pending)} are written by a TensorFlow process from the final weights")
         return export_in_tensorflow_process(
-            ctx.out / "final" / "model.weights.h5", ctx.out / "model", warmup_paths=samples[:WARMUP_IMAGES],
-            log_path=ctx.out / "logs" / "export-child.log", formats=pending,
+            layout.final_weights, layout.model_dir, warmup_paths=samples[:WARMUP_IMAGES],
+            log_path=layout.export_log, formats=pending,
             calibration=edge_stage.calibration_pixels(data) if "litert-int8" in pending else None, **common)
     note = ("TensorFlow is not installed on this machine, so no SavedModel was written. The final "
-            f"weights are in {ctx.out / 'final' / 'model.weights.h5'}; on a machine with TensorFlow "
+            f"weights are in {layout.final_weights}; on a machine with TensorFlow "
             f"and the same dataset path, run `resnet-automl export {ctx.out}` to write and check it.")
     ctx.note(note)
     logger.info(f"[export] skipped: {note}")
@@ -68,13 +69,13 @@ def _reject(ctx: RunContext, version_dir: Path, check: dict) -> ExportCheckError
         cause = (f"its probabilities differ from the trained model's by up to {check['max_abs_diff']:.3g} "
                  f"(tolerance {check['tolerance']:g}) on {check['images']} test images")
     message = (f"The exported SavedModel failed its check: {cause}. It was moved to {target}, so TF Serving "
-               f"will not load it from {ctx.out / 'model'}. Rerun the same command to export again from the "
-               f"final weights in {ctx.out / 'final'}; if it fails again, report it with {target}.")
+               f"will not load it from {ctx.layout.model_dir}. Rerun the same command to export again from the "
+               f"final weights in {ctx.layout.final_dir}; if it fails again, report it with {target}.")
     ctx.record.update(export=check, export_rejected=str(target))
     return ExportCheckError(message)
 
 
-def export(ctx: RunContext, data: RunData, model) -> tuple[Path | None, ExportCheckError | None]:
+def export(ctx: RunContext, data: RunData, final: FinalModel) -> tuple[Path | None, ExportCheckError | None]:
     """Write and check the SavedModel (or reuse the run's), then the other formats asked for; return
     (version folder, error).
 
@@ -83,15 +84,16 @@ def export(ctx: RunContext, data: RunData, model) -> tuple[Path | None, ExportCh
     (also when another format failed its check: `edge_stage.export_formats`).
     """
     if ctx.record.stage_done("export"):  # the version under this run folder, wherever it was when exported
-        version_dir = ctx.out / "model" / Path(ctx.record.get("version_dir")).name
-        return version_dir, edge_stage.export_formats(ctx, data, model)
+        version_dir = ctx.layout.version_dir(ctx.record.version_dir)
+        return version_dir, edge_stage.export_formats(ctx, data, final)
     started = time.time()
-    clean_partial_exports(ctx.out / "model")
+    clean_partial_exports(ctx.layout.model_dir)
     samples = servable_images(data.splits.test, CHECK_IMAGES)
-    version_dir, written = _write_saved_model(ctx, data, model, samples)
+    version_dir, written = _write_saved_model(ctx, data, final, samples)
     if version_dir is None:
-        return None, edge_stage.export_formats(ctx, data, model)
-    check = verify_export(version_dir, lambda pixels: model.predict(pixels, verbose=0), samples, data.image_size)
+        return None, edge_stage.export_formats(ctx, data, final)
+    check = verify_export(version_dir, lambda pixels: final.model.predict(pixels, verbose=0), samples,
+                          data.image_size)
     logger.info(f"[export] {version_dir}: fresh-process check {'passed' if check['passed'] else 'FAILED'} "
                 f"(max |diff| {check.get('max_abs_diff', float('nan')):.2e} on {check['images']} images)")
     ctx.timed("export_s", started)
@@ -99,4 +101,4 @@ def export(ctx: RunContext, data: RunData, model) -> tuple[Path | None, ExportCh
         edge_stage.discard_unchecked(ctx, written)  # a rerun writes them again with the SavedModel
         return None, _reject(ctx, version_dir, check)
     ctx.record.mark_done("export", export=check, version_dir=str(version_dir), export_rejected=None)
-    return version_dir, edge_stage.export_formats(ctx, data, model, written=written)
+    return version_dir, edge_stage.export_formats(ctx, data, final, written=written)

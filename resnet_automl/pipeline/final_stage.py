@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 from resnet_automl.modeling.classifier import build_classifier
 from resnet_automl.modeling.head import head_is_the_probe
@@ -27,10 +28,28 @@ REPLAN_LOG_FRACTION = 0.05
 MIN_FINAL_EPOCHS_OF_TIME = 2
 
 
+@dataclass
+class FinalModel:
+    """What the final-training stage produced.
+
+    Attributes:
+        model: the `keras.Model` to export (the final training's, or the best trial's).
+        history: dict, the final training's per-epoch curves and counts ({} when it was skipped).
+        thresholds: list of float or None, a multi-label model's decision threshold per label
+            (None for a single-label model).
+        threshold_table: dict or None, label -> how its threshold was chosen (the report's table).
+    """
+
+    model: object
+    history: dict
+    thresholds: list | None = None
+    threshold_table: dict | None = None
+
+
 class ReplanLog:
-    """Records a re-planned final training (a resume keeps it), shows it on the live line, and logs
-    it when it moved by `REPLAN_LOG_FRACTION` or more from the plan last logged (the plan follows
-    the mean epoch time after every epoch, mostly by an epoch or two).
+    """Records the final training's plan (a resume keeps it), shows it on the live line, and logs
+    a re-plan when it moved by `REPLAN_LOG_FRACTION` or more from the plan last logged (the plan
+    follows the mean epoch time after every epoch, mostly by an epoch or two).
 
     Args:
         record: the run's `RunRecord` (or any object with `update(**values)`).
@@ -40,6 +59,11 @@ class ReplanLog:
 
     def __init__(self, record, planned: int, live=None):
         self.record, self.logged, self.live = record, planned, live
+
+    @staticmethod
+    def start(record, planned: int, replan_to: int | None) -> None:
+        """Record the plan at the start of the final training: `planned` epochs, re-planned up to `replan_to`."""
+        record.update(final_epochs_run=planned, final_replan_to=replan_to)
 
     def __call__(self, epochs: int) -> None:
         self.record.update(final_epochs_run=epochs)
@@ -62,8 +86,8 @@ def fitting_final_epochs(ctx: RunContext, plan: TrainingPlan, choice: BackboneCh
     A resumed final training keeps both.
     """
     record = ctx.record
-    if record.get("final_epochs_run"):
-        return int(record.get("final_epochs_run")), record.get("final_replan_to")
+    if record.final_epochs_run:
+        return record.final_epochs_run, record.final_replan_to
     planned, replan_to = plan.final_epochs, None
     per_epoch = search.clock.measured_epoch_seconds() or choice.epoch_s
     if ctx.clock.deadline is not None and per_epoch and not ctx.opts.final_epochs:
@@ -77,7 +101,7 @@ def fitting_final_epochs(ctx: RunContext, plan: TrainingPlan, choice: BackboneCh
             logger.info(f"[final] {epochs} epochs fit the time left (planned {planned}; re-planned from the "
                         "final training's own epoch times after its first epochs)")
         planned, replan_to = epochs, max(epochs, grow_to or plan.final_epochs)
-    record.update(final_epochs_run=planned, final_replan_to=replan_to)
+    ReplanLog.start(record, planned, replan_to)
     return planned, replan_to
 
 
@@ -126,7 +150,7 @@ def _run_final_training(ctx: RunContext, data: RunData, plan: TrainingPlan, choi
     model, history = train_final(
         search.best_values, arrays={name: data.images(name) for name in ("train", "val")}, labels=data.labels,
         settings=settings, weights=ctx.source, out_dir=ctx.out, strategy=ctx.setup.strategy,
-        extra_callbacks=[tensorboard_callback(ctx.out / "logs" / "final"), *([live] if live else [])])
+        extra_callbacks=[tensorboard_callback(ctx.layout.logs_dir / "final"), *([live] if live else [])])
     return model, history, history.get("epochs_planned", final_epochs)
 
 
@@ -157,13 +181,12 @@ def _choose_final_model(ctx: RunContext, data: RunData, plan: TrainingPlan, sear
     return _keep_better_of_final_and_trial(ctx, model, search, data.batches("val"))
 
 
-def decision_thresholds(ctx: RunContext, data: RunData, plan: TrainingPlan, model) -> list:
+def decision_thresholds(ctx: RunContext, data: RunData, plan: TrainingPlan, model) -> tuple[list, dict]:
     """A multi-label model's per-label thresholds (list of float), each maximising F1 on the validation
-    images (`metrics.choose_thresholds`); the table goes to run.json ("threshold_table") and the report."""
+    images (`metrics.choose_thresholds`), and the table of how each was chosen (label -> row)."""
     rows = choose_thresholds(data.labels["val"], model.predict(data.batches("val"), verbose=0))
     table = {name: row for name, row in zip(data.splits.class_names, rows, strict=True)}
     thresholds = [row["threshold"] for row in rows]
-    ctx.record.update(thresholds=thresholds, threshold_table=table)
     defaults = [name for name, row in table.items() if row["positives"] == 0]
     ctx.note(f"Per-label decision thresholds maximise F1 on the {plan.val_images} validation images"
              + (", which the final training also learnt from (final_data='train+val'): they are optimistic."
@@ -173,24 +196,24 @@ def decision_thresholds(ctx: RunContext, data: RunData, plan: TrainingPlan, mode
     logger.info("[final] thresholds (max F1 on val): "
                 + ", ".join(f"{name} {row['threshold']:.2f}" for name, row in list(table.items())[:10])
                 + (" ..." if len(table) > 10 else ""))
-    return thresholds
+    return thresholds, table
 
 
 def train(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: BackboneChoice, search: SearchOutcome,
-          metadata: dict):
-    """Final training (or the best trial's model when no time is left); returns (model, history).
+          metadata: dict) -> FinalModel:
+    """Final training (or the best trial's model when no time is left); a resumed run reloads it.
 
     `metadata` (dict) is stored with the final weights (`weights.io.save_weights`).
     """
-    final_dir, record, started = ctx.out / "final", ctx.record, time.time()
+    layout, record, started = ctx.layout, ctx.record, time.time()
     values = search.best_values
     if record.stage_done("final"):
         model = build_classifier(values["backbone"], data.splits.num_classes, image_size=data.image_size,
                                  trainable_stages=values["trainable_stages"], bn_momentum=plan.bn_momentum,
                                  multilabel=plan.multilabel)
-        load_weights(model, final_dir / "model.weights.h5")
-        return model, record.get("history", {})
-    final_dir.mkdir(exist_ok=True)
+        load_weights(model, layout.final_weights)
+        return FinalModel(model, record.history, record.thresholds, record.threshold_table)
+    layout.final_dir.mkdir(exist_ok=True)
     time_left = ctx.clock.remaining() - choice.reserve
     history = {}
     if ctx.clock.deadline is not None and choice.epoch_s and time_left < MIN_FINAL_EPOCHS_OF_TIME * choice.epoch_s:
@@ -204,14 +227,16 @@ def train(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: BackboneCh
         history = trained[1]
         _final_epochs_note(ctx, plan, history, left_s)
         model = _choose_final_model(ctx, data, plan, search, trained, probe_head)
-    if plan.multilabel:
-        metadata = {**metadata, "thresholds": decision_thresholds(ctx, data, plan, model)}
-    save_weights(model, final_dir / "model.weights.h5", metadata)
+    thresholds, table = decision_thresholds(ctx, data, plan, model) if plan.multilabel else (None, None)
+    if thresholds is not None:
+        metadata = {**metadata, "thresholds": thresholds}
+    save_weights(model, layout.final_weights, metadata)
     if not ctx.source.pretrained:
         ctx.note("Search trials and the final training used horizontal flips, shifts and random erasing.")
     elif not history.get("linear_probe_images"):
         ctx.note("Search trials ran without augmentation (trials with frozen stages train on cached features); "
                  "the final training used horizontal flips, shifts and random erasing.")
     ctx.timed("final_s", started)
-    record.mark_done("final", best_hyperparameters=values, history=history, notes=ctx.notes)
-    return model, history
+    record.mark_done("final", best_hyperparameters=values, history=history, notes=ctx.notes,
+                     thresholds=thresholds, threshold_table=table)
+    return FinalModel(model, history, thresholds, table)

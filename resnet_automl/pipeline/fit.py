@@ -110,25 +110,24 @@ def export_run(run_dir, formats=None) -> FitResult:
         run_dir: the run directory.
         formats: list of names from `EXPORT_FORMATS` to add to the run's own, or None (default): the run's.
     """
-    import json
-    from pathlib import Path
-
     from resnet_automl.errors import OutputDirError
+    from resnet_automl.runtime.run_folder import RUN_FILE, RunLayout
+    from resnet_automl.runtime.run_record import RunRecord
 
-    path = Path(run_dir) / "run.json"
+    path = RunLayout(run_dir).run_file
     if not path.exists():
-        raise OutputDirError(f"{str(run_dir)!r} is not a run directory (no run.json). Pass the --out folder "
+        raise OutputDirError(f"{str(run_dir)!r} is not a run directory (no {RUN_FILE}). Pass the --out folder "
                              "of a `resnet-automl fit`.")
-    record = json.loads(path.read_text())
-    if "final" not in record.get("stages_done", []):
+    record = RunRecord.read(path)
+    if not record.stage_done("final"):
         raise ConfigError(f"The run in {str(run_dir)!r} has no final model yet (stages done: "
-                          f"{record.get('stages_done', [])}). Rerun its `resnet-automl fit` command to finish it.")
-    options = {key: value for key, value in record.get("options", {}).items() if key in FitOptions.field_names()}
+                          f"{record.stages_done}). Rerun its `resnet-automl fit` command to finish it.")
+    options = {key: value for key, value in record.options.items() if key in FitOptions.field_names()}
     if options.get("learning_rate_range") is not None:
         options["learning_rate_range"] = tuple(options["learning_rate_range"])
     if formats:
         options["export_formats"] = (*options.get("export_formats", ()), *formats)
-    return fit(record["data"], out=run_dir, budget=None, verbose=1, **options)
+    return fit(record.data, out=run_dir, budget=None, verbose=1, **options)
 
 
 __all__ = ["FitResult", "export_run", "fit"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from resnet_automl.pipeline import edge_stage
 from resnet_automl.pipeline.context import RunContext, RunData
+from resnet_automl.pipeline.final_stage import FinalModel
 from resnet_automl.pipeline.run_dir import versions
 from resnet_automl.pipeline.search_stage import SearchOutcome
 from resnet_automl.planning.probe import measure_latency
@@ -24,14 +25,15 @@ def folder_mb(path: Path | None) -> float | None:
     return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20, 3)
 
 
-def report(ctx: RunContext, data: RunData, model, *, history: dict, version_dir: Path | None,
+def report(ctx: RunContext, data: RunData, final: FinalModel, *, version_dir: Path | None,
            search: SearchOutcome, objective: str, warnings: list = ()) -> dict:
-    """Evaluate `model` on the test split and write report.json, report.md and report.html.
+    """Evaluate the final stage's model on the test split and write report.json, report.md and report.html.
 
-    `search` gives the best hyperparameters and the trials table; `objective` (str) the search's
-    objective; `warnings` (list of str) are shown at the top of the report (a failed export check).
+    `final` is the `FinalModel` (model, history, thresholds); `search` gives the best hyperparameters
+    and the trials table; `objective` (str) the search's objective; `warnings` (list of str) are
+    shown at the top of the report (a failed export check).
     """
-    started = time.time()
+    started, model, history = time.time(), final.model, final.history
     best_values, trials = search.best_values, search.trials
     probabilities = data.predictions(model, "test")
     metric = "map" if data.splits.multilabel else "accuracy"
@@ -39,19 +41,19 @@ def report(ctx: RunContext, data: RunData, model, *, history: dict, version_dir:
     latency = measure_latency(model, data.image_size, batch32=True)
     context = {
         "backbone": best_values["backbone"], "hyperparameters": best_values, "trials": trials,
-        "selection": ctx.record.get("selection"), "latency_ms": latency,
+        "selection": ctx.record.selection, "latency_ms": latency,
         "model": {"params": int(model.count_params()), "size_mb": folder_mb(version_dir),
                   "image_size": data.image_size, "version_dir": None if version_dir is None else str(version_dir)},
         "budget": {"allowed": ctx.budget.to_dict(), "trials_run": len(trials),
                    "used_minutes_this_call": round(ctx.clock.elapsed() / 60.0, 3)},
-        "timings": ctx.timings, "audit": data.audit, "export": ctx.record.get("export"),
+        "timings": ctx.timings, "audit": data.audit, "export": ctx.record.export,
         "deployment": edge_stage.deployment_rows(ctx, accuracy, version_dir, folder_mb(version_dir)),
         "versions": versions(), "history": history, "notes": ctx.notes + [f"Objective: {objective}."],
         "pretrained": ctx.source.describe(), "warnings": list(warnings),
-        "threshold_table": ctx.record.get("threshold_table"),
+        "threshold_table": final.threshold_table,
     }
-    result = build_report(probabilities, data.splits.test, data.splits.class_names, context, ctx.out / "report",
-                          model_card=True, thresholds=ctx.record.get("thresholds") if data.splits.multilabel else None)
+    result = build_report(probabilities, data.splits.test, data.splits.class_names, context, ctx.layout.report_dir,
+                          model_card=True, thresholds=final.thresholds)
     if version_dir is not None:  # the card travels with the model folder handed to TF Serving
         shutil.copyfile(result["paths"]["model_card"], version_dir.parent / "model_card.md")
     ctx.timed("report_s", started)
@@ -63,6 +65,6 @@ def report(ctx: RunContext, data: RunData, model, *, history: dict, version_dir:
     else:
         ctx.record.mark_done("report", timings=ctx.timings, latency_ms=latency, test_accuracy=result["accuracy"],
                              test_balanced_accuracy=result.get("balanced_accuracy"), test_map=result.get("map"))
-        shutil.rmtree(ctx.out / "cache", ignore_errors=True)  # decoded images and features: a rerun needs none
+        shutil.rmtree(ctx.layout.cache_dir, ignore_errors=True)  # decoded images and features: a rerun needs none
     logger.info(f"[report] {headline(result)}: {result['paths']['html']}")
     return result

@@ -25,10 +25,12 @@ from resnet_automl.pipeline import (
 from resnet_automl.pipeline.clock import Clock
 from resnet_automl.pipeline.context import RunContext, RunData
 from resnet_automl.pipeline.result import FitResult
-from resnet_automl.pipeline.run_dir import RunRecord, distributed_role, versions
+from resnet_automl.pipeline.run_dir import distributed_role, versions
 from resnet_automl.runtime import console, device, interrupts
 from resnet_automl.runtime.backend import module_installed
 from resnet_automl.runtime.progress import on_terminal
+from resnet_automl.runtime.run_folder import RunLayout
+from resnet_automl.runtime.run_record import RunRecord
 from resnet_automl.weights.io import classifier_metadata
 from resnet_automl.weights.source import WeightsSource
 
@@ -43,13 +45,13 @@ BATCH_PER_DEVICE = 32
 def _wait_for_chief(out: Path, timeout_s: float = CHIEF_WAIT_S) -> RunRecord:
     """A worker waits until the chief has written the split and the backbone selection."""
     logger.info("[worker] waiting for the chief to write the data split and the backbone selection")
-    deadline = time.time() + timeout_s
+    deadline, layout = time.time() + timeout_s, RunLayout(out)
     while time.time() < deadline:
-        record = RunRecord(out) if (out / "run.json").exists() else None
-        if record is not None and record.get("chosen_backbones") and (out / "data" / "split.json").exists():
+        record = RunRecord.read(layout.run_file) if layout.run_file.exists() else None
+        if record is not None and record.chosen_backbones and layout.split_file.exists():
             return record
         time.sleep(2)
-    raise ResNetAutoMLError(f"No chief wrote {out / 'run.json'} within {timeout_s:.0f} s. Start the chief with the "
+    raise ResNetAutoMLError(f"No chief wrote {layout.run_file} within {timeout_s:.0f} s. Start the chief with the "
                             "same --out folder (shared by every machine), then the workers.")
 
 
@@ -60,12 +62,12 @@ def start_run(data, out: Path, opts, budget, clock: Clock, *, source: WeightsSou
     if role == "worker":
         record = _wait_for_chief(out)
     else:
-        record = RunRecord(out)
+        record = RunRecord.open(out)
         record.update(data=str(data), recipe=None if recipe is None else str(recipe), options=opts.to_dict(),
                       budget=budget.to_dict(), versions=versions(), role=role, pretrained=source.describe())
     with console.filtered_native_stderr():  # the first device query prints CUDA probing lines
         setup = device.configure(opts.precision)
-    device.enable_compilation_cache(out / "cache" / "xla")  # `run_pipeline` undoes this
+    device.enable_compilation_cache(RunLayout(out).xla_cache_dir)  # `run_pipeline` undoes this
     if setup.kind == "cpu" and setup.backend == "tensorflow" and not source.pretrained and module_installed("jax"):
         logger.info("[device] training from random initialisation on TensorFlow: JAX trains these networks 1.5-2x "
                     "faster on a CPU; set KERAS_BACKEND=jax before Keras is imported (`resnet-automl fit` does)")
@@ -74,7 +76,7 @@ def start_run(data, out: Path, opts, budget, clock: Clock, *, source: WeightsSou
                       role=role, setup=setup, verbose=verbose,
                       live=verbose == 1 and on_terminal(),  # verbose 2 shows Keras' own bars instead
                       batch_size=opts.batch_size or BATCH_PER_DEVICE * setup.replicas,
-                      timings=dict(record.get("timings", {})), notes=list(record.get("notes", [])))
+                      timings=dict(record.timings), notes=list(record.notes))
 
 
 def weights_metadata(ctx: RunContext, data: RunData, best_values: dict) -> dict:
@@ -85,8 +87,8 @@ def weights_metadata(ctx: RunContext, data: RunData, best_values: dict) -> dict:
                                task=data.splits.task)
 
 
-def _result_paths(out: Path, version_dir: Path | None, report: dict, exports: dict) -> dict:
-    return {"run_dir": str(out), "run_json": str(out / "run.json"), "model_dir": str(out / "model"),
+def _result_paths(layout: RunLayout, version_dir: Path | None, report: dict, exports: dict) -> dict:
+    return {"run_dir": str(layout.root), "run_json": str(layout.run_file), "model_dir": str(layout.model_dir),
             "version_dir": None if version_dir is None else str(version_dir),
             "exports": exports,
             "report_html": report["paths"]["html"], "report_json": report["paths"]["json"],
@@ -100,20 +102,19 @@ def _stages(ctx: RunContext) -> FitResult:
     if search.best_trial is None:  # a distributed worker: the chief trains, exports and reports
         return search_stage.worker_result(ctx, data, choice, search.tuner)
     interrupts.check()
-    model, history = final_stage.train(ctx, data, plan, choice, search,
-                                       weights_metadata(ctx, data, search.best_values))
+    final = final_stage.train(ctx, data, plan, choice, search, weights_metadata(ctx, data, search.best_values))
     interrupts.check()
-    version_dir, export_error = export_stage.export(ctx, data, model)
+    version_dir, export_error = export_stage.export(ctx, data, final)
     interrupts.check()
-    report = report_stage.report(ctx, data, model, history=history, version_dir=version_dir,
+    report = report_stage.report(ctx, data, final, version_dir=version_dir,
                                  search=search, objective=plan.objective,
                                  warnings=[str(export_error)] if export_error else [])
     if export_error is not None:
         raise export_error
-    return FitResult(model=model, class_names=data.splits.class_names, backbone=search.best_values["backbone"],
-                     best_hyperparameters=search.best_values, trials=search.trials, history=history,
-                     selection=ctx.record.get("selection"), report=report,
-                     paths=_result_paths(ctx.out, version_dir, report, edge_stage.export_files(ctx)))
+    return FitResult(model=final.model, class_names=data.splits.class_names, backbone=search.best_values["backbone"],
+                     best_hyperparameters=search.best_values, trials=search.trials, history=final.history,
+                     selection=ctx.record.selection, report=report,
+                     paths=_result_paths(ctx.layout, version_dir, report, edge_stage.export_files(ctx)))
 
 
 def run_pipeline(data, out: Path, opts, budget, clock: Clock, *, source: WeightsSource, verbose: int = 1,

@@ -1,4 +1,6 @@
-"""The run directory: its layout, run.json (read, update, atomic write) and version stamps."""
+"""The run directory: default name, preparation and reset, its lock, rejected exports, version stamps.
+
+Its paths are `runtime.run_folder.RunLayout`'s; run.json is `runtime.run_record.RunRecord`."""
 from __future__ import annotations
 
 import contextlib
@@ -11,11 +13,7 @@ from pathlib import Path
 
 from resnet_automl.data.scan import MANIFEST_SUFFIXES
 from resnet_automl.errors import OutputDirError, RunInUseError
-from resnet_automl.runtime.files import write_json_atomic
-
-RUN_FILE = "run.json"
-#: Entries `--overwrite` removes. `model/` is kept: exports never overwrite a version.
-RESETTABLE = ("run.json", "tuner", "cache", "logs", "report", "data", "final", "probe.json")
+from resnet_automl.runtime.run_folder import LOCK_FILE, RunLayout
 
 
 def distributed_role() -> str:
@@ -29,13 +27,9 @@ def distributed_role() -> str:
     return "chief" if "chief" in os.environ.get("KERASTUNER_TUNER_ID", "") else "worker"
 
 
-#: Where an export that failed its check is moved, relative to the run directory.
-REJECTED_DIR = "rejected"
-
-
 def move_to_rejected(out: Path, path: Path, name: str) -> Path:
     """Move `path` (an export that failed its check) to `DIR/rejected/<name>-<time>` and return where it went."""
-    target = out / REJECTED_DIR / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target = RunLayout(out).rejected_dir / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(path), str(target))
     return target
@@ -78,17 +72,12 @@ def prepare_out_dir(out, overwrite: bool = False) -> Path:
 
 
 def reset_out_dir(out: Path) -> None:
-    """Remove what `--overwrite` starts again from (`RESETTABLE`); exported model versions stay."""
-    for name in RESETTABLE:
-        target = Path(out) / name
+    """Remove what `--overwrite` starts again from (`RunLayout.resettable`); exported model versions stay."""
+    for target in RunLayout(out).resettable:
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
-
-
-#: The lock file of the run directory's owner (`run_lock`).
-LOCK_FILE = ".lock"
 
 
 @contextlib.contextmanager
@@ -136,31 +125,6 @@ def _in_use_message(out: Path, holder_text: str) -> str:
         who = "another process"
     return (f"The run folder {str(out)!r} is in use by {who}: another fit, export or evaluation is writing it. "
             "Wait for it to finish, or pass another --out.")
-
-
-class RunRecord:
-    """run.json as a dict that is written (atomically) after every update."""
-
-    def __init__(self, out: Path):
-        self.path = Path(out) / RUN_FILE
-        self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
-
-    def get(self, key, default=None):
-        return self.data.get(key, default)
-
-    def update(self, **values) -> None:
-        self.data.update(values)
-        self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        write_json_atomic(self.path, self.data)
-
-    def stage_done(self, stage: str) -> bool:
-        return stage in self.data.get("stages_done", [])
-
-    def mark_done(self, stage: str, **values) -> None:
-        done = list(self.data.get("stages_done", []))
-        if stage not in done:
-            done.append(stage)
-        self.update(stages_done=done, **values)
 
 
 def versions() -> dict:

@@ -111,7 +111,7 @@ def _make_tuner(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: Back
         space, settings, weights=ctx.source,
         scored_val=(data.batches("val"), data.labels["val"]) if plan.objective != "val_accuracy" else None,
         deadline_fn=clock.trial_deadline if ctx.clock.deadline else None,
-        feature_cache=(FeatureCache(ctx.out / "cache", opts.feature_cache_memory_mb * 2**20)
+        feature_cache=(FeatureCache(ctx.layout.cache_dir, opts.feature_cache_memory_mb * 2**20)
                        if opts.feature_cache else None),
         items=(splits.train, splits.val))
     tuner = make_tuner(opts.tuner, hypermodel, objective=plan.objective, max_trials=plan.max_trials,
@@ -131,7 +131,7 @@ def _run_search(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: Back
                 f"up to {plan.max_trials} trials of {plan.epochs} epochs, objective {plan.objective}")
     try:
         tuner.search(data.batches("train", shuffle=True), validation_data=data.batches("val"), epochs=plan.epochs,
-                     verbose=ctx.keras_verbose, callbacks=[tensorboard_callback(ctx.out / "logs" / "search")])
+                     verbose=ctx.keras_verbose, callbacks=[tensorboard_callback(ctx.layout.logs_dir / "search")])
     except SearchFailedError as exc:
         raise ResNetAutoMLError(f"The search stopped: {exc.failures} trials in a row failed (last: {exc.last}). "
                                 "Lower the learning-rate range or the batch size, then rerun the same command "

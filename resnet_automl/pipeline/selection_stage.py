@@ -36,13 +36,13 @@ def select(ctx: RunContext, data: RunData, plan: TrainingPlan) -> BackboneChoice
                 train_images=plan.train_images, val_images=plan.val_images, final_uses_val=plan.final_uses_val,
                 trainable_stages=max(ctx.opts.stage_choices()), batch_size=ctx.batch_size,
                 augment=not ctx.source.pretrained, edge_formats=len(ctx.opts.export_formats) - 1)
-    if record.get("selection") is None:
+    if record.selection is None:
         source_backbone = backbone_for(ctx.source, ctx.opts.backbone)  # a run or file fixes the backbone
         selection = select_backbones(
             source_backbone or ctx.opts.backbone, ctx.budget, image_size=data.image_size, weights=ctx.source.kind,
             plan=selection_plan(work, time_budget=ctx.clock.deadline is not None,
                                 final_epochs_chosen=bool(ctx.opts.final_epochs), pretrained=ctx.source.pretrained),
-            probe_cache=ProbeCache(ctx.out / "probe.json"))
+            probe_cache=ProbeCache(ctx.layout.probe_file))
         if source_backbone is not None:
             for row in selection.table:
                 row["reason"] = f"the backbone of the pretrained source {ctx.source.path}; {row['reason']}"
@@ -50,13 +50,13 @@ def select(ctx: RunContext, data: RunData, plan: TrainingPlan) -> BackboneChoice
         record.update(selection=selection.table, chosen_backbones=selection.chosen,
                       selection_summary=selection.summary)
         ctx.timed("selection_s", started)
-    for row in record.get("selection"):
+    for row in record.selection:
         logger.info(f"[selection]   {row['name']:<17} {row['params']:>11,} params {row['gflops']:>8.3g} GFLOPs  "
                     f"{row['verdict']}: {row['reason']}")
-    logger.info(f"[selection] {record.get('selection_summary')}")
-    chosen = record.get("chosen_backbones")
+    logger.info(f"[selection] {record.selection_summary}")
+    chosen = record.chosen_backbones
     _check_weights(chosen, ctx.source)
-    estimate = next((r for r in record.get("selection") if r["name"] == chosen[0]), {})
+    estimate = next((r for r in record.selection if r["name"] == chosen[0]), {})
     ips = estimate.get("probe_images_per_s")
     first_step_s = estimate.get("probe_first_step_s") or 0.0
     return BackboneChoice(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from resnet_automl.runtime.run_folder import THRESHOLDS_FILE
+
 #: Below this many test images per class, the card warns that per-class metrics are coarse.
 SMALL_TEST_PER_CLASS = 30
 #: Above this expected calibration error the card says the scores are not probabilities to trust.
@@ -91,7 +93,7 @@ def _multilabel_evaluation(report: dict) -> list:
     per_class = report.get("per_class") or {}
     lines = ["## Evaluation", "",
              f"Multi-label: each label has its own probability, and it is predicted when that probability reaches "
-             f"the label's threshold (chosen on the validation split to maximise F1; `assets/thresholds.json`). On "
+             f"the label's threshold (chosen on the validation split to maximise F1; `assets/{THRESHOLDS_FILE}`). On "
              f"the held-out test split ({report.get('num_test_images')} images, never used for training or tuning): "
              f"mean average precision {_cell(report.get('map'))}, micro F1 {_cell(report.get('micro_f1'))}, macro F1 "
              f"{_cell(report.get('macro_f1'))}, subset accuracy (every label of an image right) "

@@ -25,11 +25,9 @@ import numpy as np
 import tensorflow as tf
 
 from resnet_automl.errors import ExportError
+from resnet_automl.runtime.run_folder import LABELS_FILE, THRESHOLDS_FILE, RunLayout
 from resnet_automl.serving.formats import (
-    EXPORTS_DIR,
-    LABELS_NAME,
     PREPROCESSING_NAME,
-    THRESHOLDS_NAME,
     edge_formats,
     format_dir,
     preprocessing_spec,
@@ -105,7 +103,7 @@ def write_formats(model: keras.Model, class_names: list, run_dir, formats, *, im
             each file as `thresholds.json` (the files output the probabilities). Defaults to None.
     """
     wanted = edge_formats(formats)
-    root = Path(run_dir) / EXPORTS_DIR
+    root = RunLayout(run_dir).exports_dir
     root.mkdir(parents=True, exist_ok=True)
     serve = _pixel_function(model, image_size)
     written = {}
@@ -129,8 +127,8 @@ def write_formats(model: keras.Model, class_names: list, run_dir, formats, *, im
                     spec = preprocessing_spec(fmt, image_size, len(class_names), _input_quantization(blob),
                                               multilabel=thresholds is not None)
                 if thresholds is not None:
-                    write_thresholds(staging / THRESHOLDS_NAME, class_names, thresholds)
-                (staging / LABELS_NAME).write_text("".join(f"{name}\n" for name in class_names), encoding="utf-8")
+                    write_thresholds(staging / THRESHOLDS_FILE, class_names, thresholds)
+                (staging / LABELS_FILE).write_text("".join(f"{name}\n" for name in class_names), encoding="utf-8")
                 (staging / PREPROCESSING_NAME).write_text(json.dumps(spec, indent=2), encoding="utf-8")
                 replace_folder(staging, format_dir(run_dir, fmt.name))
             except ExportError:

@@ -15,7 +15,7 @@ from PIL import UnidentifiedImageError
 from resnet_automl.data.arrays import decode_resized, resize_bilinear
 from resnet_automl.data.images import ImageTooLargeError
 from resnet_automl.errors import DataError
-from resnet_automl.serving.formats import LABELS_NAME, THRESHOLDS_NAME
+from resnet_automl.runtime.run_folder import LABELS_FILE, THRESHOLDS_FILE
 from resnet_automl.serving.layout import read_thresholds
 from resnet_automl.serving.ranking import predictions
 
@@ -37,12 +37,12 @@ class EdgePredictor:
 
         self.model_path = Path(model_path)
         self.version_dir = self.model_path.parent
-        labels = self.version_dir / LABELS_NAME
+        labels = self.version_dir / LABELS_FILE
         if not labels.is_file():
-            raise DataError(f"{labels} is missing: {self.model_path} needs the labels.txt written beside it by "
+            raise DataError(f"{labels} is missing: {self.model_path} needs the {LABELS_FILE} written beside it by "
                             "`resnet-automl export`. Copy the whole folder, not the model file alone.")
         self.class_names = labels.read_text(encoding="utf-8").splitlines()
-        self.thresholds = read_thresholds(self.version_dir, THRESHOLDS_NAME)
+        self.thresholds = read_thresholds(self.version_dir, THRESHOLDS_FILE)
         self._runner = EdgeRunner(self.model_path)
         self.image_size = self._runner.image_size
 

@@ -19,12 +19,8 @@ from pathlib import Path
 
 from resnet_automl.config.schema import EXPORT_FORMATS
 from resnet_automl.errors import ConfigError
+from resnet_automl.runtime.run_folder import LABELS_FILE, THRESHOLDS_FILE, RunLayout
 
-#: The folder under the run directory that holds one folder per non-SavedModel format.
-EXPORTS_DIR = "exports"
-LABELS_NAME = "labels.txt"
-#: A multi-label model's per-label thresholds beside its file (JSON {label: threshold}).
-THRESHOLDS_NAME = "thresholds.json"
 PREPROCESSING_NAME = "preprocessing.json"
 #: The extra that installs the converters and runtimes of the edge formats.
 EDGE_EXTRA_FIX = "pip install 'resnet-automl[edge]'"
@@ -91,7 +87,7 @@ def require_modules(formats, *, converters: bool) -> None:
 
 def format_dir(run_dir, name: str) -> Path:
     """`DIR/exports/<name>`, the folder of one format's files."""
-    return Path(run_dir) / EXPORTS_DIR / name
+    return RunLayout(run_dir).exports_dir / name
 
 
 def preprocessing_spec(fmt: EdgeFormat, image_size: int, num_classes: int, quantization: tuple | None = None,
@@ -101,7 +97,7 @@ def preprocessing_spec(fmt: EdgeFormat, image_size: int, num_classes: int, quant
     `quantization` is (scale, zero_point) of an integer input: pixels are fed as
     round(pixel / scale + zero_point), which is the pixel itself when it is (1.0, 0). A
     `multilabel` (bool) model's probabilities are independent sigmoids, each compared with its
-    label's threshold in `THRESHOLDS_NAME`.
+    label's threshold in `THRESHOLDS_FILE`.
     """
     spec = {
         "format": fmt.name, "file": fmt.file,
@@ -112,14 +108,14 @@ def preprocessing_spec(fmt: EdgeFormat, image_size: int, num_classes: int, quant
                    "rounding": "to uint8 after resizing (as in training)"},
         "normalisation": "inside the model: feed raw pixels",
         "outputs": {"probabilities": {"shape": [-1, num_classes], "dtype": "float32",
-                                      "meaning": "softmax over the labels in labels.txt, in order"}},
-        "labels_file": LABELS_NAME,
+                                      "meaning": f"softmax over the labels in {LABELS_FILE}, in order"}},
+        "labels_file": LABELS_FILE,
     }
     if multilabel:
         spec["outputs"]["probabilities"]["meaning"] = ("one independent probability (sigmoid) per label of "
-                                                       "labels.txt, in order")
-        spec["thresholds_file"] = THRESHOLDS_NAME
-        spec["decision"] = "label i is predicted when probabilities[i] >= thresholds[label i] (thresholds.json)"
+                                                       f"{LABELS_FILE}, in order")
+        spec["thresholds_file"] = THRESHOLDS_FILE
+        spec["decision"] = f"label i is predicted when probabilities[i] >= thresholds[label i] ({THRESHOLDS_FILE})"
     if quantization is not None:
         scale, zero_point = quantization
         spec["input"]["quantization"] = {"scale": scale, "zero_point": zero_point,
@@ -138,6 +134,6 @@ def replace_folder(staging: Path, target: Path) -> None:
 
 def clean_partial_formats(run_dir) -> None:
     """Remove staging and replaced folders that a killed export left under DIR/exports."""
-    root = Path(run_dir) / EXPORTS_DIR
+    root = RunLayout(run_dir).exports_dir
     for path in root.glob(".*") if root.exists() else []:
         shutil.rmtree(path, ignore_errors=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -17,6 +16,7 @@ from resnet_automl.modeling.classifier import build_classifier, compile_classifi
 from resnet_automl.modeling.head import head_is_the_probe, initialise_head
 from resnet_automl.runtime.files import write_json_atomic
 from resnet_automl.runtime.interrupts import StopOnCtrlC
+from resnet_automl.runtime.run_folder import RunLayout
 from resnet_automl.training.callbacks import DeadlineCallback, PeriodicBackup, ScoredValidation, StopOnNaN
 from resnet_automl.training.lr_schedule import ReplannedCosine
 from resnet_automl.training.metrics import validation_score
@@ -99,7 +99,7 @@ def train_final(values: dict, *, arrays: dict, labels: dict, settings: FinalSett
     run resumes from `out_dir/final/backup` (`callbacks.PeriodicBackup`: at most a minute of training lost).
     """
     s = settings
-    final_dir = Path(out_dir) / "final"
+    final_dir = RunLayout(out_dir).final_dir
     final_dir.mkdir(parents=True, exist_ok=True)
     if s.use_val:
         images = np.concatenate([arrays["train"], arrays["val"]])

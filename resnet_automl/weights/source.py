@@ -10,7 +10,6 @@ from the source's: convolution weights do not depend on it.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,9 +17,8 @@ from pathlib import Path
 from resnet_automl.config.options import backbone_names, canonical_weights
 from resnet_automl.data.scan import file_sha256
 from resnet_automl.errors import ConfigError, WeightsError
-
-#: The file of a run's final classifier, relative to the run directory.
-RUN_WEIGHTS = Path("final") / "model.weights.h5"
+from resnet_automl.runtime.run_folder import RUN_FILE, RunLayout
+from resnet_automl.runtime.run_record import RunRecord
 
 
 @dataclass(frozen=True)
@@ -74,30 +72,32 @@ def _is_hdf5(path: Path) -> bool:
 
 
 def _from_run(folder: Path) -> WeightsSource:
-    record_path = folder / "run.json"
-    if not record_path.exists():
-        raise WeightsError(f"--weights {str(folder)!r} is a folder but not a run of resnet-automl (no run.json). "
+    layout = RunLayout(folder)
+    if not layout.run_file.exists():
+        raise WeightsError(f"--weights {str(folder)!r} is a folder but not a run of resnet-automl (no {RUN_FILE}). "
                            "Pass the --out folder of a finished `resnet-automl fit`, a .weights.h5 file, "
                            "'imagenet' or 'none'.")
-    record = json.loads(record_path.read_text())
-    weights_file = folder / RUN_WEIGHTS
-    if "final" not in record.get("stages_done", []) or not weights_file.exists():
+    record = RunRecord.read(layout.run_file)
+    weights_file = layout.final_weights
+    if not record.stage_done("final") or not weights_file.exists():
         raise WeightsError(f"--weights {str(folder)!r} is a run whose fit has not finished (stages done: "
-                           f"{record.get('stages_done', [])}), so it has no final model to start from. Rerun its "
+                           f"{record.stages_done}), so it has no final model to start from. Rerun its "
                            "`resnet-automl fit` command to finish it, or pass another run.")
     from resnet_automl.weights.io import read_metadata
 
     meta = read_metadata(weights_file) or {}
-    backbone = meta.get("backbone") or (record.get("best_hyperparameters") or {}).get("backbone")
+    backbone = meta.get("backbone") or (record.best_hyperparameters or {}).get("backbone")
     class_names = meta.get("class_names")
-    if class_names is None and (folder / "data" / "split.json").exists():
-        class_names = json.loads((folder / "data" / "split.json").read_text()).get("class_names")
+    if class_names is None and layout.split_file.exists():
+        from resnet_automl.data.split import DatasetSplits
+
+        class_names = DatasetSplits.load(layout.split_file).class_names
     from resnet_automl.backbones import get_spec
 
     spec = get_spec(backbone)
     return WeightsSource("run", str(folder), str(weights_file), spec.name, meta.get("layout", spec.layout),
                          "classifier", tuple(class_names) if class_names else None,
-                         meta.get("image_size", record.get("image_size")), file_sha256(weights_file))
+                         meta.get("image_size", record.image_size), file_sha256(weights_file))
 
 
 def _from_file(path: Path) -> WeightsSource:
