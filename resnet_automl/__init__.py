@@ -1,6 +1,7 @@
 """resnet-automl: a folder of labelled images in, a TF Serving-ready ResNet classifier out.
 
-Public API: `fit`, `Budget`, `FitResult`, `load_model`, `list_backbones`, `__version__`.
+Public API: `fit`, `Budget`, `FitResult`, `load_model`, `list_backbones`, `__version__`, and the errors
+(`ResNetAutoMLError` and its subclasses in `resnet_automl.errors`).
 Heavy modules (TensorFlow) load on first use, so `import resnet_automl` is quick.
 """
 from __future__ import annotations
@@ -8,7 +9,17 @@ from __future__ import annotations
 import importlib
 
 from resnet_automl._version import __version__
-from resnet_automl.errors import ConfigError, DataError, ExportError, ResNetAutoMLError, WeightsError
+from resnet_automl.errors import (
+    ConfigError,
+    DataError,
+    ExportCheckError,
+    ExportError,
+    OutputDirError,
+    ResNetAutoMLError,
+    RunInUseError,
+    RunStateError,
+    WeightsError,
+)
 
 _LAZY = {
     "fit": ("pipeline.fit", "fit"),
@@ -18,8 +29,9 @@ _LAZY = {
     "list_backbones": ("backbones.registry", "list_backbones"),
 }
 
-__all__ = ["Budget", "ConfigError", "DataError", "ExportError", "FitResult", "ResNetAutoMLError",
-           "WeightsError", "__version__", "fit", "list_backbones", "load_model"]
+__all__ = ["Budget", "ConfigError", "DataError", "ExportCheckError", "ExportError", "FitResult", "OutputDirError",
+           "ResNetAutoMLError", "RunInUseError", "RunStateError", "WeightsError", "__version__", "fit",
+           "list_backbones", "load_model"]
 
 
 def __getattr__(name):

@@ -1,7 +1,9 @@
 """The command line: help, version, exit 2 with one message on bad input, predict and evaluate."""
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +73,48 @@ def test_predict_and_evaluate_commands(trained_run, capsys, tmp_path):
     assert "accuracy" in capsys.readouterr().out
     report = json.loads((tmp_path / "ev" / "report.json").read_text())
     assert report["num_test_images"] == 25 and report["class_names"] == trained_run.class_names
+
+
+def readme_flags() -> list:
+    """(command, flag) for every `--flag` on a `resnet-automl COMMAND` line of README.md's shell blocks
+    (continuation lines included; comments left out)."""
+    found, command, in_block = [], None, False
+    for line in (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            in_block, command = line.strip() == "```bash", None
+            continue
+        if not in_block:
+            continue
+        code = line.split("#", 1)[0]
+        if code.startswith("resnet-automl "):
+            command = code.split()[1]
+        elif not (code.startswith(" ") and command):
+            command = None
+            continue
+        found += [(command, flag) for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", code)]
+    return found
+
+
+def test_every_flag_in_the_readme_exists():
+    from resnet_automl.cli.main import build_parser
+
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    flags = readme_flags()
+    assert len(flags) > 30 and ("fit", "--minutes") in flags
+    missing = [(command, flag) for command, flag in flags
+               if flag not in subcommands[command]._option_string_actions]
+    assert not missing, f"README.md shows flags the CLI does not have: {missing}"
+
+
+def test_fit_help_shows_each_default():
+    from resnet_automl.cli.main import build_parser
+
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    fit = subcommands["fit"]._option_string_actions
+    valued = {flag for flag, action in fit.items() if action.nargs != 0 and flag not in ("--chief", "--worker-id")}
+    assert {"--minutes", "--max-trials", "--backbone", "--tuner", "--epochs", "--weights", "--image-size",
+            "--batch-size", "--seed"} <= valued
+    for flag in valued:  # every flag that takes a value says what it is when not given
+        assert "default" in fit[flag].help, f"{flag}: {fit[flag].help}"
+    out = subprocess.run([*EXE, "fit", "--help"], capture_output=True, text=True, timeout=60).stdout
+    assert "default bayesian" in out and "default imagenet" in out

@@ -26,7 +26,9 @@ def test_fit_exports_a_verified_servable_model(trained_run):
     assert version.name == "1" and (version / "variables").is_dir()
     assert read_labels(version) == trained_run.class_names
     config = (version.parent / "models.config").read_text()
-    assert f'base_path: "{version.parent.resolve()}"' in config and 'model_platform: "tensorflow"' in config
+    name = Path(trained_run.paths["run_dir"]).resolve().name  # the container path, valid on any host
+    assert f'name: "{name}"' in config and f'base_path: "/models/{name}"' in config
+    assert 'model_platform: "tensorflow"' in config
     assert trained_run.report["export"]["passed"] and trained_run.report["export"]["max_abs_diff"] <= 1e-4
 
 

@@ -22,6 +22,14 @@ def test_the_shipped_recipes_are_there():
     assert any(load_recipe(p).get("data", {}).get("source", "").startswith("tfds:") for p in RECIPES)
 
 
+def test_each_budget_preset_is_its_recipes_budget():
+    from resnet_automl.config.budget import PRESETS
+
+    by_name = {p.stem: p for p in RECIPES}
+    for name in PRESETS:
+        assert Budget.preset(name) == Budget(**load_recipe(by_name[name])["budget"]), name
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_every_recipe_validates_into_options_and_budget(path):
     assert path.read_text().startswith("# "), "each recipe starts with a comment saying when to use it"
@@ -64,7 +72,7 @@ def test_cli_flags_override_the_recipe(tmp_path):
     args = build_parser().parse_args(["fit", "DATA", "--recipe", str(RECIPES[0].parent / "edge.toml"),
                                       "--minutes", "2", "--backbone", "resnet18", "--final-data", "train"])
     data, out, options, budget = resolve_cli_options(args)
-    assert data == "DATA" and budget.minutes == 2 and budget.max_latency_ms == 20
+    assert data == "DATA" and budget.minutes == 2 and budget.max_latency_ms == 30
     assert options["backbone"] == "resnet18" and options["image_size"] == 128 and options["final_data"] == "train"
 
 

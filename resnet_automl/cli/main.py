@@ -16,6 +16,7 @@ from resnet_automl.config.options import canonical_weights
 from resnet_automl.config.schema import BOOL, BY_NAME, OPTIONS, Option
 from resnet_automl.errors import ConfigError, ExportCheckError, ResNetAutoMLError
 from resnet_automl.runtime.backend import BACKEND_CHOICES, choose_backend
+from resnet_automl.runtime.run_folder import RUN_FILE
 
 #: Exit statuses: bad input (an argument, the data, the run folder in use) ...
 EXIT_USAGE = 2
@@ -75,7 +76,8 @@ def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
                              "(one row per image: path,label[,split]), or tfds:NAME "
                              "(optional when the recipe's [data] section names a source)")
     parser.add_argument("--out", help=BY_NAME["out"].help)
-    parser.add_argument("--recipe", help="recipe file (TOML) with fit options; flags override it")
+    parser.add_argument("--recipe", help="recipe file (TOML) with fit options; flags override it "
+                                          "(default: none)")
     for option in OPTIONS:
         if option.flag and option.owner in ("fit", "budget") and option.kind is BOOL:  # a switch: present is True
             parser.add_argument(option.flag, dest=option.dest, action="store_const", const=True, help=option.help)
@@ -148,14 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model_dir", help="DIR/model, DIR/model/<version> or a run directory")
     evaluate.add_argument("data", help="folder of class subfolders, or a .csv/.jsonl manifest (all images are "
                                        "evaluated)")
-    evaluate.add_argument("--out", help="report folder (default: <model_dir>/evaluation)")
+    evaluate.add_argument("--out", help="report folder (default: evaluation-<data folder name> beside the model's "
+                                         "version folders, i.e. DIR/model/evaluation-<name>)")
     for name in MANIFEST_FLAGS:  # how a manifest is read, as for fit (a multi-label model reads several labels)
         option = BY_NAME[name]
         kind = {"action": "store_const", "const": True} if option.kind is BOOL else {"type": _flag_type(option)}
         evaluate.add_argument(option.flag, dest=option.dest, help=option.help, **kind)
 
     export = commands.add_parser("export", help="write the SavedModel and other formats (LiteRT, ONNX) of a trained "
-                                                "run: resumes the fit in DIR/run.json")
+                                                f"run: resumes the fit in DIR/{RUN_FILE}")
     export.add_argument("run_dir", help="the run directory (the same dataset path must exist here)")
     export.add_argument("--format", dest="formats", type=_flag_type(BY_NAME["export_formats"]),
                         help="formats to add, comma-separated: savedmodel, litert, litert-int8, onnx (each written "

@@ -68,10 +68,11 @@ class Budget:
         return cls(**PRESETS[name])
 
 
-#: Named budgets for common jobs.
+#: Named budgets for common jobs: each is the [budget] section of the recipe of the same name in
+#: recipes/ (a test keeps them equal), so `budget="edge"` and `--recipe recipes/edge.toml` limit alike.
 PRESETS = {
-    "cpu-quick": {"minutes": 10, "max_trials": 4, "max_params": 30_000_000},
+    "cpu-quick": {"minutes": 10, "max_trials": 4},
     "edge": {"minutes": 60, "max_params": 25_000_000, "max_latency_ms": 30},
-    "balanced": {"minutes": 60, "max_params": 30_000_000},
-    "max-accuracy": {"minutes": 240},
+    "balanced": {"minutes": 60, "max_trials": 10},
+    "max-accuracy": {"minutes": 240, "max_trials": 20},
 }

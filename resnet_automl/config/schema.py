@@ -225,7 +225,8 @@ class Option:
 _FINAL_EPOCHS_HELP = ("epochs of the final training (default: from the trials' steps; from random initialisation "
                       "under --minutes, grown into the time left)")
 _WEIGHTS_HELP = ("imagenet, none, a finished run folder of resnet-automl (transfer from your own pretraining), or a "
-                 ".weights.h5 file")
+                 ".weights.h5 file (default imagenet: downloads the backbone's ImageNet weights once into "
+                 "~/.keras/models, so the first run needs the network; offline, pass none)")
 _FINAL_DATA_HELP = ("what the final training learns from (default auto: train+val below 5,000 training images, else "
                     "train with early stopping on val)")
 
@@ -240,7 +241,8 @@ OPTIONS = (
     Option("split_column", "fit", "data", COLUMN_OR_NONE, "--split-column",
            "manifest column of the split, train/val/test (default: detected: split, set, ...; none: drawn)"),
     Option("label_delimiter", "fit", "data", TEXT_OR_NONE, "--label-delimiter",
-           "separator of several labels in one manifest cell, e.g. ' ' or '|' (a JSONL list needs none)"),
+           "separator of several labels in one manifest cell, e.g. ' ' or '|' (default: none, one label per "
+           "cell; a JSONL list needs none)"),
     Option("task", "fit", "data", one_of(TASKS), "--task",
            "multiclass (one label per image) or multilabel (sigmoid head; any number of labels); default auto: "
            "multilabel when a manifest row has several labels"),
@@ -248,34 +250,43 @@ OPTIONS = (
            "accept manifest paths that are absolute or leave the manifest's folder"),
     Option("val_fraction", "fit", "data", SPLIT_FRACTION, None, "share of a class-folder tree held out for validation"),
     Option("test_fraction", "fit", "data", SPLIT_FRACTION, None, "share of a class-folder tree held out for testing"),
-    Option("minutes", "budget", "budget", POSITIVE_NUMBER_OR_NONE, "--minutes", "wall-clock cap for the whole fit"),
-    Option("max_trials", "budget", "budget", POSITIVE_INT_OR_NONE, "--max-trials", "number of tuner trials"),
-    Option("max_params", "budget", "budget", POSITIVE_INT_OR_NONE, "--max-params", "cap on backbone parameters"),
+    Option("minutes", "budget", "budget", POSITIVE_NUMBER_OR_NONE, "--minutes",
+           "wall-clock cap for the whole fit, search to report (default: none, the plan's own length)"),
+    Option("max_trials", "budget", "budget", POSITIVE_INT_OR_NONE, "--max-trials",
+           "number of tuner trials (default: from the search space: 6 over several frozen depths or backbones, "
+           "3 over the learning rate alone, 1 from random initialisation)"),
+    Option("max_params", "budget", "budget", POSITIVE_INT_OR_NONE, "--max-params",
+           "cap on backbone parameters (default: none)"),
     Option("max_gflops", "budget", "budget", POSITIVE_NUMBER_OR_NONE, "--max-gflops",
-           "cap on GFLOPs per image at --image-size"),
+           "cap on GFLOPs per image at --image-size (default: none)"),
     Option("max_latency_ms", "budget", "budget", POSITIVE_NUMBER_OR_NONE, "--max-latency-ms",
-           "cap on batch-1 latency on this device"),
+           "cap on batch-1 latency on this device (default: none)"),
     Option("backbone", "fit", "search", checked_later("'auto', a backbone name or a list of names", (str, list)),
-           "--backbone", "auto, one name, or a comma-separated list (see `backbones`)"),
-    Option("tuner", "fit", "search", one_of(TUNERS), "--tuner", "search algorithm"),
+           "--backbone", "auto, one name, or a comma-separated list (see `backbones`); default auto: the best-prior "
+           "backbone that fits the budget"),
+    Option("tuner", "fit", "search", one_of(TUNERS), "--tuner", "Keras Tuner search algorithm (default bayesian)"),
     Option("trainable_stages", "fit", "search", STAGE_LIST_OR_NONE, None,
            "numbers of trainable backbone stages the search tries (0..5; 5 trains all)"),
     Option("learning_rate_range", "fit", "search", RANGE_OR_NONE, None,
            "(low, high) of the log-uniform learning-rate search"),
     Option("optimizer", "fit", "search", one_of(OPTIMIZERS), "--optimizer",
            "auto (default: Adam with pretrained weights, SGD from random initialisation), adam, sgd"),
-    Option("epochs", "fit", "search", POSITIVE_INT_OR_NONE, "--epochs", "epochs per trial"),
+    Option("epochs", "fit", "search", POSITIVE_INT_OR_NONE, "--epochs",
+           "epochs per trial (default: enough for about 120 optimiser steps, 3 to 15)"),
     Option("feature_cache", "fit", "search", BOOL, None,
            "train trials with frozen stages on cached frozen-prefix features"),
     Option("feature_cache_memory_mb", "fit", "search", NON_NEGATIVE_INT, None,
            "memory (MB) for cached features; beyond it they are read from disk"),
     Option("weights", "fit", "train", checked_later("None, 'imagenet', a run folder or a .weights.h5 file", (str,)),
            "--weights", _WEIGHTS_HELP),
-    Option("image_size", "fit", "train", IMAGE_SIZE, "--image-size", "square input size in pixels"),
-    Option("batch_size", "fit", "train", POSITIVE_INT_OR_NONE, "--batch-size", "images per batch"),
+    Option("image_size", "fit", "train", IMAGE_SIZE, "--image-size",
+           "square input size in pixels (default: the images' median side, 64-128 px on CPU, 64-224 px on a "
+           "GPU; small images from random initialisation at their own side)"),
+    Option("batch_size", "fit", "train", POSITIVE_INT_OR_NONE, "--batch-size",
+           "images per batch (default 32 per device)"),
     Option("final_epochs", "fit", "train", POSITIVE_INT_OR_NONE, "--final-epochs", _FINAL_EPOCHS_HELP),
     Option("final_data", "fit", "train", one_of(FINAL_DATA), "--final-data", _FINAL_DATA_HELP),
-    Option("seed", "fit", "train", INTEGER, "--seed", "random seed (split, search, training)"),
+    Option("seed", "fit", "train", INTEGER, "--seed", "random seed of the split, search and training (default 0)"),
     Option("precision", "fit", "train", one_of(PRECISIONS), "--precision",
            "dtype policy (default auto: float32 on CPU, mixed bfloat16 on recent GPUs)"),
     Option("export_formats", "fit", "export", FORMAT_LIST, "--export-formats",

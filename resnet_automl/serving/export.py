@@ -141,7 +141,7 @@ def export_serving_model(model: keras.Model, class_names: list, model_root: str 
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    (model_root / "models.config").write_text(models_config_text(model_name, model_root))
+    (model_root / "models.config").write_text(models_config_text(model_name))
     return target
 
 

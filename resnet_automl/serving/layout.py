@@ -15,12 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from resnet_automl.runtime import run_folder
+
 SIGNATURE_BYTES = "serving_default"
 SIGNATURE_TENSOR = "serving_tensor"
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
-LABELS_FILE = Path("assets") / "labels.txt"
+LABELS_FILE = Path("assets") / run_folder.LABELS_FILE
 #: A multi-label model's decision threshold per label (JSON {label: threshold}, in label order).
-THRESHOLDS_FILE = Path("assets") / "thresholds.json"
+THRESHOLDS_FILE = Path("assets") / run_folder.THRESHOLDS_FILE
 
 
 def next_version(model_root: Path) -> int:
@@ -30,10 +32,22 @@ def next_version(model_root: Path) -> int:
     return max(versions, default=0) + 1
 
 
-def models_config_text(name: str, base_path: Path) -> str:
-    """TF Serving `ModelServerConfig` (text protobuf) for one model."""
+#: Where TF Serving's container image looks for models (`MODEL_BASE_PATH`): a model NAME at /models/NAME.
+CONTAINER_MODELS_ROOT = "/models"
+
+
+def container_base_path(name: str) -> str:
+    """The model folder's path inside the `tensorflow/serving` container when DIR/model is mounted at
+    /models/<name> (the image's own convention), e.g. "/models/flowers"."""
+    return f"{CONTAINER_MODELS_ROOT}/{name}"
+
+
+def models_config_text(name: str) -> str:
+    """TF Serving `ModelServerConfig` (text protobuf) for one model, with the container's base path
+    (`container_base_path`): valid inside `docker run -v DIR/model:/models/<name> tensorflow/serving`
+    on any host, which an absolute host path is not."""
     return ("model_config_list {\n  config {\n"
-            f"    name: \"{name}\"\n    base_path: \"{base_path.resolve()}\"\n"
+            f"    name: \"{name}\"\n    base_path: \"{container_base_path(name)}\"\n"
             "    model_platform: \"tensorflow\"\n  }\n}\n")
 
 
