@@ -108,9 +108,9 @@ def run_ours(args, data, size: int, weights_file, work: Path):
     """Run the package's search; return (seconds, best score, tuner)."""
     import keras
 
-    from resnet_automl.config.options import PRETRAINED_STAGE_CHOICES
     from resnet_automl.modeling.classifier import suggested_bn_momentum
     from resnet_automl.modeling.features import FeatureCache
+    from resnet_automl.planning.ranges import PRETRAINED_STAGE_CHOICES
     from resnet_automl.planning.schedule import default_epochs, default_trials
     from resnet_automl.search.hypermodel import ResNetHyperModel
     from resnet_automl.search.space import SearchSpace, TrialSettings
@@ -142,7 +142,7 @@ def run_plain(args, data, size: int, replay: list, epochs: int, start_backbone, 
     import keras
     import keras_tuner as kt
 
-    from resnet_automl.config.options import PRETRAINED_STAGE_CHOICES
+    from resnet_automl.planning.ranges import PRETRAINED_STAGE_CHOICES
     from resnet_automl.search.space import LEARNING_RATE_RANGE
 
     _, train, val, names = data

@@ -187,12 +187,12 @@ COMPILE_CACHE_CHECK = """
 import sys
 from pathlib import Path
 import keras_tuner as kt, numpy as np
-from resnet_automl.runtime import device
+from resnet_automl.runtime import compile_cache
 from resnet_automl.data.batches import ArrayBatches
 from resnet_automl.search.hypermodel import ResNetHyperModel
 from resnet_automl.search.space import SearchSpace, TrialSettings
 cache = Path(sys.argv[1])
-print("enabled", device.enable_compilation_cache(cache))
+print("enabled", compile_cache.enable_compilation_cache(cache))
 import jax
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # every program, however quick to compile
 rng = np.random.default_rng(0)
@@ -229,15 +229,15 @@ def test_search_trials_share_one_compiled_step_on_jax(tmp_path):
 CACHE_RESTORE_CHECK = """
 import os, shutil, sys, warnings
 import jax, jax.numpy as jnp
-from resnet_automl.runtime import device
+from resnet_automl.runtime import compile_cache
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 7)  # the caller's own setting
 folder = sys.argv[1]
-device.enable_compilation_cache(folder)
+compile_cache.enable_compilation_cache(folder)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.jit(lambda a: a * 2 + 1)(jnp.ones(3)).block_until_ready()
 print("written", len(os.listdir(folder)) > 0)
 shutil.rmtree(folder)  # as the fit does when its report is written
-print("undone", device.disable_compilation_cache(), device.disable_compilation_cache())
+print("undone", compile_cache.disable_compilation_cache(), compile_cache.disable_compilation_cache())
 print("settings", jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_entry_size_bytes)
 with warnings.catch_warnings():
     warnings.simplefilter("error")  # JAX warns when it cannot write an entry to a deleted folder

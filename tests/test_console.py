@@ -75,10 +75,10 @@ def test_a_pipe_gets_plain_lines_only(tmp_path):
 
 
 def _process_state() -> tuple:
-    from resnet_automl.runtime import console
+    from resnet_automl.runtime import quiet
 
     return (dict(os.environ), list(warnings.filters),
-            {name: logging.getLogger(name).level for name in console.QUIET_LOGGERS}, console.is_enabled())
+            {name: logging.getLogger(name).level for name in quiet.QUIET_LOGGERS}, quiet.is_enabled())
 
 
 def _ignored(message: str) -> bool:
@@ -91,7 +91,7 @@ def _ignored(message: str) -> bool:
 
 
 def test_quiet_libraries_restores_exactly_what_it_changed(monkeypatch):
-    from resnet_automl.runtime import console
+    from resnet_automl.runtime import quiet
 
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     monkeypatch.delenv("GRPC_VERBOSITY", raising=False)
@@ -99,38 +99,38 @@ def test_quiet_libraries_restores_exactly_what_it_changed(monkeypatch):
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
     try:
         before = _process_state()
-        with console.quiet_libraries():
+        with quiet.quiet_libraries():
             assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3" and os.environ["GRPC_VERBOSITY"] == "ERROR"
             assert logging.getLogger("tensorflow").level == logging.ERROR
             assert _ignored("`shuffle=True` was passed, but will be ignored")
             assert not _ignored("a warning about the user's data")
-            assert console.is_enabled()
+            assert quiet.is_enabled()
         assert _process_state() == before
     finally:
         logging.getLogger("tensorflow").setLevel(previous_level)
 
 
 def test_quiet_libraries_keeps_the_callers_settings_and_restores_after_an_error(monkeypatch):
-    from resnet_automl.runtime import console
+    from resnet_automl.runtime import quiet
 
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")  # the caller wants TensorFlow's whole log
     monkeypatch.delenv("GRPC_VERBOSITY", raising=False)
     before = _process_state()
-    with pytest.raises(RuntimeError), console.quiet_libraries():
+    with pytest.raises(RuntimeError), quiet.quiet_libraries():
         assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
         raise RuntimeError("boom")
     assert _process_state() == before
 
 
 def test_quiet_libraries_leaves_what_code_inside_set(monkeypatch):
-    from resnet_automl.runtime import console
+    from resnet_automl.runtime import quiet
 
     monkeypatch.delenv("GRPC_VERBOSITY", raising=False)
     tf_logger = logging.getLogger("tensorflow")
     previous_level = tf_logger.level
     filters_before = list(warnings.filters)
     try:
-        with console.quiet_libraries():
+        with quiet.quiet_libraries():
             warnings.filterwarnings("ignore", message="a library's own filter")  # e.g. added on import
             os.environ["GRPC_VERBOSITY"] = "DEBUG"
             tf_logger.setLevel(logging.DEBUG)
@@ -147,37 +147,37 @@ def _matches(entry, message) -> bool:
 
 
 def test_quiet_libraries_nested_and_disabled(monkeypatch):
-    from resnet_automl.runtime import console
+    from resnet_automl.runtime import quiet
 
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     before = _process_state()
-    with console.quiet_libraries():
+    with quiet.quiet_libraries():
         inner_before = _process_state()
-        with console.quiet_libraries():
+        with quiet.quiet_libraries():
             pass
         assert _process_state() == inner_before
-        with console.quiet_libraries(False):  # --debug: everything shown, nothing else changed
-            assert not console.is_enabled()
-            with console.filtered_native_stderr():
+        with quiet.quiet_libraries(False):  # --debug: everything shown, nothing else changed
+            assert not quiet.is_enabled()
+            with quiet.filtered_native_stderr():
                 pass
-        assert console.is_enabled()
+        assert quiet.is_enabled()
     assert _process_state() == before
 
 
 def test_set_enabled_still_filters_for_the_rest_of_the_process(monkeypatch):
-    from resnet_automl.runtime import console
+    from resnet_automl.runtime import quiet
 
     monkeypatch.setattr(warnings, "filters", list(warnings.filters))
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     monkeypatch.delenv("GRPC_VERBOSITY", raising=False)
-    monkeypatch.setattr(console, "_enabled", True)
+    monkeypatch.setattr(quiet, "_enabled", True)
     tf_logger = logging.getLogger("tensorflow")
     previous_level = tf_logger.level
     try:
-        console.set_enabled(False)
-        assert not console.is_enabled() and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
-        console.set_enabled(True)
-        assert console.is_enabled() and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+        quiet.set_enabled(False)
+        assert not quiet.is_enabled() and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+        quiet.set_enabled(True)
+        assert quiet.is_enabled() and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
         assert tf_logger.level == logging.ERROR and _ignored("`shuffle=True` was passed")
     finally:
         tf_logger.setLevel(previous_level)

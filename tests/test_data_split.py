@@ -93,7 +93,7 @@ def test_tfds_source_with_mock_data(tmp_path):
     (300, False, True, 224),
 ])
 def test_auto_image_size_by_median_side(tmp_path, side, pretrained, accelerator, expected):
-    from resnet_automl.data import auto_image_size
+    from resnet_automl.planning.image_size import auto_image_size
 
     data = make_class_folders(tmp_path / "data", classes=("a", "b"), per_class=4, size=side)
     splits = split_scan(scan_folder(data), seed=0, val_fraction=0.25, test_fraction=0.25)

@@ -51,8 +51,7 @@ def test_epochs_fitting_after_keeps_a_margin_and_bounds():
 
 
 def test_the_margin_is_two_short_epochs_or_one_long_one():
-    from resnet_automl.config.budget import margin_seconds
-    from resnet_automl.planning.schedule import epochs_fitting
+    from resnet_automl.planning.schedule import epochs_fitting, margin_seconds
 
     assert margin_seconds(2.0, 100.0) == 4.0
     assert margin_seconds(30.0, 240.0) == 36.0  # 15% of the time left, between one and two epochs

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from resnet_automl.cli.main import main
+from resnet_automl.config.task import Task
 from resnet_automl.data import ManifestColumns, prepare_data, scan_dataset
 from resnet_automl.data.split import DatasetSplits, multi_hot
 from resnet_automl.errors import DataError
@@ -278,7 +279,7 @@ def test_final_training_of_a_multilabel_model_passes_over_val_once_per_epoch(mon
     _, history = final.train_final(
         {"backbone": "tiny_resnet", "trainable_stages": 5, "learning_rate": 1e-3},
         arrays={"train": images[:14], "val": images[14:]}, labels={"train": targets[:14], "val": targets[14:]},
-        settings=final.FinalSettings(num_classes=3, image_size=32, epochs=2, batch_size=4, multilabel=True),
+        settings=final.FinalSettings(num_classes=3, image_size=32, epochs=2, batch_size=4, task=Task.MULTILABEL),
         weights=None, out_dir=tmp_path)
     assert history["epochs_completed"] == 2 and len(history["val_map"]) == 2
     assert {"val_loss", "val_accuracy"} <= set(history)

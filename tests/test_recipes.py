@@ -12,6 +12,7 @@ from resnet_automl.config.budget import Budget
 from resnet_automl.config.options import FitOptions
 from resnet_automl.config.recipes import load_recipe, recipe_to_fit_arguments, resolve_cli_options
 from resnet_automl.errors import ConfigError
+from resnet_automl.planning import ranges
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.toml"))
 
@@ -65,7 +66,7 @@ def test_options_without_a_flag_come_from_recipes(tmp_path):
     assert (source, out, budget) == ("photos", "runs/photos", Budget())
     assert options == {"val_fraction": 0.2, "test_fraction": 0.1, "trainable_stages": [3, 5],
                        "learning_rate_range": (0.001, 0.1), "feature_cache": False, "feature_cache_memory_mb": 0}
-    assert FitOptions(**options).resolved_learning_rate_range() == (0.001, 0.1)
+    assert ranges.learning_rate_range(FitOptions(**options)) == (0.001, 0.1)
 
 
 def test_cli_flags_override_the_recipe(tmp_path):

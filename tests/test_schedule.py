@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from resnet_automl.config.options import SMALL_DATA_IMAGES
+from resnet_automl.planning.ranges import SMALL_DATA_IMAGES
 from resnet_automl.planning.schedule import (
     MAX_FINAL_STEPS_FROM_SCRATCH,
     MIN_FINAL_STEPS_FROM_SCRATCH,

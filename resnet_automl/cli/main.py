@@ -283,9 +283,9 @@ def main(argv: list | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]) and return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from resnet_automl.runtime import console
+    from resnet_automl.runtime import console, quiet
 
-    console.set_enabled(not args.debug)  # the command owns its process: library noise filtered throughout
+    quiet.set_enabled(not args.debug)  # the command owns its process: library noise filtered throughout
     try:
         if hasattr(args, "backend"):  # training commands choose before anything imports Keras
             choose_backend(args.backend, jax_faster_on_cpu=_jax_faster_on_cpu(args))

@@ -6,22 +6,6 @@ from dataclasses import asdict, dataclass
 from resnet_automl.config.schema import check_fields
 from resnet_automl.errors import ConfigError
 
-#: Epochs of margin a training plan keeps before its deadline (epoch times vary by 10-20% on 2 cores).
-MARGIN_EPOCHS = 2
-#: ... but at most this share of the time left (at least one epoch), where one epoch is a large part of it.
-MARGIN_SHARE = 0.15
-
-
-def margin_seconds(epoch_s: float, seconds_left: float) -> float:
-    """Seconds (float) a plan of `epoch_s`-second epochs keeps free of its `seconds_left`: MARGIN_EPOCHS
-    epochs, but no more than `MARGIN_SHARE` of the time left unless that is under one epoch.
-
-    Short epochs keep two (2 s epochs, 100 s left: 4 s). Long ones keep one: two 30 s epochs were
-    17% of a 6-minute fit, and with a 2-epoch margin in the final training's plan and in each
-    re-plan a quarter of the budget went unused (benchmarks/multilabel.py, 56-64 px mosaics).
-    """
-    return min(MARGIN_EPOCHS * epoch_s, max(epoch_s, MARGIN_SHARE * seconds_left))
-
 
 @dataclass(frozen=True)
 class Budget:

@@ -21,19 +21,13 @@ from resnet_automl.config.schema import (
 )
 from resnet_automl.errors import ConfigError
 
-__all__ = ["EXPORT_FORMATS", "FINAL_DATA", "LEARNING_RATE_RANGES", "IN_MEMORY_LIMIT_BYTES", "MIN_IMAGE_SIZE",
-           "NUM_STAGES", "OPTIMIZERS", "PRECISIONS", "SMALL_DATA_IMAGES", "TUNERS", "FitOptions", "backbone_names",
+__all__ = ["EXPORT_FORMATS", "FINAL_DATA", "IN_MEMORY_LIMIT_BYTES", "MIN_IMAGE_SIZE",
+           "NUM_STAGES", "OPTIMIZERS", "PRECISIONS", "TUNERS", "FitOptions", "backbone_names",
            "budget_from", "canonical_weights"]
 
-#: Below this many training images a dataset counts as small (backbone ranking, final_data="auto").
-SMALL_DATA_IMAGES = 5000
 #: Bytes kept in memory by default, per split of decoded images and for cached features; beyond it
 #: they stay memory-mapped on disk, so memory is flat in the dataset size.
 IN_MEMORY_LIMIT_BYTES = 2 * 2**30
-#: Freeze depths searched from pretrained weights: the head alone up to every stage (4 is rarely better than 3 or 5).
-PRETRAINED_STAGE_CHOICES = [0, 1, 2, 3, NUM_STAGES]
-#: Default log-uniform learning-rate ranges of the search, per optimizer.
-LEARNING_RATE_RANGES = {"adam": (1e-4, 1e-2), "sgd": (0.05, 0.2)}
 
 
 def canonical_weights(weights):
@@ -145,28 +139,6 @@ class FitOptions:
         # one spelling: "savedmodel" first (always written), then the others in EXPORT_FORMATS order
         self.export_formats = tuple(name for name in EXPORT_FORMATS
                                     if name == "savedmodel" or name in self.export_formats)
-
-    def final_uses_val(self, train_images: int, multilabel: bool = False) -> bool:
-        """Whether the final training also learns from the validation images. "auto" keeps val unseen
-        for a multi-label model (`multilabel`, bool): its per-label thresholds are chosen on val."""
-        if self.final_data == "auto":
-            return train_images < SMALL_DATA_IMAGES and not multilabel
-        return self.final_data == "train+val"
-
-    def resolved_optimizer(self) -> str:
-        """"adam" or "sgd": `optimizer`, with "auto" decided by the weights."""
-        if self.optimizer != "auto":
-            return self.optimizer
-        return "adam" if self.weights is not None else "sgd"
-
-    def resolved_learning_rate_range(self) -> tuple:
-        """`learning_rate_range`, or the optimizer's default range."""
-        return tuple(self.learning_rate_range or LEARNING_RATE_RANGES[self.resolved_optimizer()])
-
-    def stage_choices(self) -> list:
-        if self.trainable_stages is not None:
-            return sorted(set(self.trainable_stages))
-        return [NUM_STAGES] if self.weights is None else PRETRAINED_STAGE_CHOICES
 
     def backbones_named(self) -> int:
         """How many backbones `backbone` names (a list, or a comma-separated string); "auto": 1."""

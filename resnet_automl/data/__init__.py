@@ -7,15 +7,11 @@ Owns: `scan` (class folders and audit), `manifest` (CSV / JSON Lines files of pa
 `prepare_data` accepts a class-folder tree, a pre-split `train/ val/ test/` tree, a manifest or "tfds:NAME",
 audits once and stores the split in the run directory so a resumed run trains on the same files.
 May import: `runtime`, `config`.
-Entry points: `prepare_data`, `auto_image_size`, `load_images`, `ArrayBatches`.
+Entry points: `prepare_data`, `load_images`, `ArrayBatches`.
 """
 from __future__ import annotations
 
-import math
 import os
-import statistics
-
-from PIL import Image
 
 from resnet_automl.data.images import IMAGE_EXTENSIONS, load_rgb
 from resnet_automl.data.manifest import ManifestColumns, is_manifest, scan_manifest
@@ -25,7 +21,7 @@ from resnet_automl.data.tfds_source import is_tfds_source, materialize_tfds
 from resnet_automl.errors import DataError
 from resnet_automl.runtime.run_folder import RunLayout
 
-__all__ = ["DatasetSplits", "IMAGE_EXTENSIONS", "ManifestColumns", "Scan", "auto_image_size", "load_rgb",
+__all__ = ["DatasetSplits", "IMAGE_EXTENSIONS", "ManifestColumns", "Scan", "load_rgb",
            "prepare_data", "scan_dataset", "scan_folder", "split_scan"]
 
 
@@ -77,31 +73,3 @@ def prepare_data(source: str | os.PathLike, run_dir: str | os.PathLike | None = 
     if split_file is not None:
         splits.save(split_file)
     return splits
-
-
-#: Smallest median side (px) that trains at its own size from random initialisation; smaller goes to 32.
-NATIVE_MIN_SIDE = 24
-#: Largest median side (px) that trains at its own size (rounded up to a multiple of 8) from random initialisation.
-NATIVE_MAX_SIDE = 64
-
-
-def auto_image_size(splits: DatasetSplits, accelerator: bool, pretrained: bool = True) -> int:
-    """The training side for `image_size=None`: the median short side of (up to 200) training
-    images rounded up to a multiple of 32, within 64..128 px on CPU and 64..224 px on a GPU.
-
-    From random initialisation, images of at most 64 px are not upsampled: the CIFAR-style
-    ResNets (3x3 stem, no pooling) take them at their own median side when it is at least
-    `NATIVE_MIN_SIDE` (Fashion-MNIST's 28 px: 23% fewer pixels than 32, so ~20% faster epochs and
-    more of them in a time budget; 56 px mosaics: 23% fewer than 64), rounded up to a multiple of 8
-    above 32 px, and at 32 px when smaller (8 px digits: a 3-stage net needs room)."""
-    sides = []
-    for path, _ in splits.train[:: max(1, len(splits.train) // 200)]:
-        with Image.open(path) as image:
-            sides.append(min(image.size))
-    median = statistics.median(sides)
-    if not pretrained and median <= 32:
-        return math.ceil(median) if median >= NATIVE_MIN_SIDE else 32
-    if not pretrained and median <= NATIVE_MAX_SIDE:
-        return math.ceil(median / 8.0) * 8
-    side = math.ceil(median / 32.0) * 32
-    return min(max(side, 64), 224 if accelerator else 128)

@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_class_weight
 
+from resnet_automl.config.task import Task
 from resnet_automl.data.scan import Scan
 from resnet_automl.errors import DataError
 from resnet_automl.runtime.files import write_json_atomic
@@ -44,8 +45,8 @@ class DatasetSplits:
         audit: dict, the audit record (counts, skipped files, duplicates, imbalance, class weights)
             that goes into run.json and the report.
         seed: int, the split seed.
-        task: str, "multiclass" (a label is an int) or "multilabel" (a label is a tuple of int, any
-            number of classes). Default "multiclass".
+        task: `Task`, MULTICLASS (a label is an int) or MULTILABEL (a label is a tuple of int, any
+            number of classes); written to the split file as its name. Default MULTICLASS.
     """
 
     root: str
@@ -55,21 +56,20 @@ class DatasetSplits:
     test: list
     audit: dict = field(default_factory=dict)
     seed: int = 0
-    task: str = "multiclass"
+    task: Task = Task.MULTICLASS
+
+    def __post_init__(self):
+        self.task = Task(self.task)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    @property
-    def multilabel(self) -> bool:
-        return self.task == "multilabel"
-
     def label_array(self, name: str) -> np.ndarray:
         """The labels of split `name` as training reads them: int32 [N] class indices, or for a
         multi-label dataset float32 [N, classes] multi-hot rows."""
         labels = [label for _, label in self.split(name)]
-        if self.multilabel:
+        if self.task.multilabel:
             return multi_hot(labels, self.num_classes)
         return np.array(labels, dtype=np.int32)
 
@@ -88,7 +88,7 @@ class DatasetSplits:
     def class_weights(self) -> dict | None:
         """`{label index: weight}` from the audit, for `Model.fit(class_weight=...)`; None for a
         multi-label dataset (its weights are `positive_weights`)."""
-        if self.multilabel:
+        if self.task.multilabel:
             return None
         return {int(k): float(v) for k, v in self.audit["class_weights"].items()}
 
@@ -101,7 +101,7 @@ class DatasetSplits:
         """Read a split written by `save`; raise `DataError` when its files are gone."""
         data = json.loads(Path(path).read_text())
         data.pop("version", None)
-        multilabel = data.get("task") == "multilabel"
+        multilabel = Task(data.get("task", Task.MULTICLASS)).multilabel
         for split in SPLITS:
             data[split] = [(p, tuple(int(i) for i in label) if multilabel else int(label)) for p, label in data[split]]
         splits = cls(**data)
@@ -216,7 +216,7 @@ def split_scan(scan: Scan, *, seed: int = 0, val_fraction: float = 0.15,
     }
     return DatasetSplits(root=str(scan.root), class_names=list(scan.class_names), train=train,
                          val=val, test=test, audit=audit, seed=seed,
-                         task="multilabel" if scan.multilabel else "multiclass")
+                         task=Task.of(scan.multilabel))
 
 
 def _class_weights(train: list) -> dict:

@@ -1,4 +1,6 @@
-"""What the stages of one fit share, made explicit: the run context, the data, the training plan.
+"""What the stages of one fit share, made explicit: the run context, the data, the backbone choice.
+
+The training plan is `planning.training_plan.TrainingPlan`.
 
 Each stage of `run.run_pipeline` is a function that takes these objects and returns what it
 produced; none of them reads another stage's attributes.
@@ -6,7 +8,6 @@ produced; none of them reads another stage's attributes.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,57 +138,6 @@ class RunData:
     def batches(self, split: str, shuffle: bool = False) -> ArrayBatches:
         """`ArrayBatches` of `split` (the training order reshuffled every epoch when `shuffle`)."""
         return ArrayBatches(self.images(split), self.labels[split], self.batch_size, shuffle=shuffle, seed=self.seed)
-
-
-@dataclass(frozen=True)
-class TrainingPlan:
-    """How long the trials and the final training run, decided from the data and the options.
-
-    Attributes:
-        steps: int, optimiser steps per trial epoch.
-        epochs: int, epochs per trial.
-        final_epochs: int, planned epochs of the final training (the time budget may change them).
-        final_uses_val: bool, the final training also learns from the validation images.
-        bn_momentum: float, BatchNorm momentum of the backbone.
-        max_trials: int, tuner trials.
-        objective: str, "val_accuracy", "val_balanced_accuracy" on imbalanced data, or "val_map" on
-            multi-label data.
-        class_weight: dict or None, `{label: weight}` on imbalanced single-label data.
-        train_images, val_images: ints, images in the two splits.
-        batch_size: int, images per batch.
-        multilabel: bool, a sigmoid head on multi-hot labels. Default False.
-        positive_weights: tuple of float or None, per-class positive weights of the multi-label loss
-            (imbalanced labels). Default None.
-    """
-
-    steps: int
-    epochs: int
-    final_epochs: int
-    final_uses_val: bool
-    bn_momentum: float
-    max_trials: int
-    objective: str
-    class_weight: dict | None
-    train_images: int
-    val_images: int
-    batch_size: int
-    multilabel: bool = False
-    positive_weights: tuple | None = None
-
-    @property
-    def final_val_images(self) -> int:
-        """Images the final training validates on each epoch: val, or none when it learns from val."""
-        return 0 if self.final_uses_val else self.val_images
-
-    @property
-    def final_images(self) -> int:
-        """Images per epoch of the final training: train, plus val when it learns from val."""
-        return self.train_images + (self.val_images if self.final_uses_val else 0)
-
-    @property
-    def final_steps(self) -> int:
-        """Optimiser steps per epoch of the final training."""
-        return max(1, math.ceil(self.final_images / self.batch_size))
 
 
 @dataclass(frozen=True)

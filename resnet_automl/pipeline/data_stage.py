@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 
-from resnet_automl.data import ManifestColumns, auto_image_size, prepare_data
-from resnet_automl.modeling.classifier import suggested_bn_momentum
-from resnet_automl.pipeline.context import RunContext, RunData, TrainingPlan
-from resnet_automl.planning.schedule import default_epochs, default_final_epochs, default_trials
+from resnet_automl.data import ManifestColumns, prepare_data
+from resnet_automl.pipeline.context import RunContext, RunData
+from resnet_automl.planning.image_size import auto_image_size
+from resnet_automl.planning.training_plan import TrainingPlan, plan_training
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +43,7 @@ def prepare(ctx: RunContext) -> tuple[RunData, TrainingPlan]:
     image_size = (opts.image_size or ctx.record.image_size or ctx.source.image_size
                   or auto_image_size(splits, ctx.setup.kind != "cpu", pretrained=ctx.source.pretrained))
     data = RunData(splits, image_size, ctx.layout.cache_dir, opts.seed, ctx.batch_size)
-    plan = plan_training(ctx, len(splits.train), len(splits.val), imbalanced=bool(audit["imbalanced"]),
-                         class_weight=splits.class_weights() if audit["imbalanced"] else None,
-                         multilabel=splits.multilabel, positive_weights=splits.positive_weights())
+    plan = plan_training(splits, opts, ctx.budget, batch_size=ctx.batch_size, pretrained=ctx.source.pretrained)
     if ctx.role != "worker":
         setup = ctx.setup
         ctx.record.update(task=splits.task, image_size=image_size, batch_size=ctx.batch_size, epochs=plan.epochs,
@@ -56,28 +53,3 @@ def prepare(ctx: RunContext) -> tuple[RunData, TrainingPlan]:
                                         "precision": setup.precision, "replicas": setup.replicas})
     ctx.timed("data_s", started)
     return data, plan
-
-
-def plan_training(ctx: RunContext, train_images: int, val_images: int, *, imbalanced: bool,
-                  class_weight: dict | None, multilabel: bool = False,
-                  positive_weights: list | None = None) -> TrainingPlan:
-    """The `TrainingPlan` for `train_images` and `val_images` under the run's options and budget; a
-    `multilabel` dataset is searched by validation mAP, with `positive_weights` (list of float or
-    None) in its loss."""
-    opts, batch_size = ctx.opts, ctx.batch_size
-    steps = max(1, math.ceil(train_images / batch_size))
-    epochs = opts.epochs or default_epochs(steps)
-    final_uses_val = opts.final_uses_val(train_images, multilabel)
-    final_images = train_images + (val_images if final_uses_val else 0)
-    final_steps = max(1, math.ceil(final_images / batch_size))
-    final_epochs = opts.final_epochs or default_final_epochs(epochs, final_steps, ctx.source.pretrained,
-                                                             epochs_chosen=opts.epochs is not None)
-    return TrainingPlan(
-        steps=steps, epochs=epochs, final_epochs=final_epochs, final_uses_val=final_uses_val,
-        bn_momentum=suggested_bn_momentum(epochs * steps),
-        max_trials=ctx.budget.max_trials or default_trials(len(opts.stage_choices()), opts.backbones_named(),
-                                                          pretrained=ctx.source.pretrained),
-        objective="val_map" if multilabel else "val_balanced_accuracy" if imbalanced else "val_accuracy",
-        class_weight=None if multilabel else class_weight, multilabel=multilabel,
-        positive_weights=tuple(positive_weights) if positive_weights else None,
-        train_images=train_images, val_images=val_images, batch_size=batch_size)

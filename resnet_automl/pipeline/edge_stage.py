@@ -103,9 +103,9 @@ def export_formats(ctx: RunContext, data: RunData, final, written: dict | None =
     limit = min(CHECK_LIMIT, len(data.labels["test"]))
     pixels, labels = np.asarray(data.images("test")[:limit]), data.labels["test"][:limit]
     reference = data.predictions(final.model, "test")[:limit]  # the report reads the same
-    failures, score = [], "mAP" if data.splits.multilabel else "accuracy"
+    failures, score = [], data.splits.task.score_name
     for fmt in todo:
-        check = verify_edge_format(fmt, written[fmt.name], pixels, labels, reference)
+        check = verify_edge_format(fmt, written[fmt.name], pixels, labels, reference, data.splits.task)
         results[fmt.name] = check
         logger.info(f"[export] {fmt.name}: {check['size_mb']:.1f} MB, fresh-process check "
                     f"{'passed' if check['passed'] else 'FAILED'} ({score} {check.get('accuracy', float('nan')):.4f}, "

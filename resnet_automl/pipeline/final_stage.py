@@ -10,12 +10,14 @@ from dataclasses import dataclass
 
 from resnet_automl.modeling.classifier import build_classifier
 from resnet_automl.modeling.head import head_is_the_probe
-from resnet_automl.pipeline.context import BackboneChoice, RunContext, RunData, TrainingPlan
+from resnet_automl.pipeline.context import BackboneChoice, RunContext, RunData
 from resnet_automl.pipeline.search_stage import SearchOutcome
+from resnet_automl.planning import ranges
 from resnet_automl.planning.schedule import epochs_fitting, final_epochs_ceiling
+from resnet_automl.planning.training_plan import TrainingPlan
 from resnet_automl.runtime.progress import LiveProgress
 from resnet_automl.training.callbacks import tensorboard_callback
-from resnet_automl.training.final import FinalSettings, score_metric, score_on, train_final
+from resnet_automl.training.final import FinalSettings, score_on, train_final
 from resnet_automl.training.metrics import choose_thresholds
 from resnet_automl.weights.io import load_weights, save_weights
 
@@ -105,12 +107,12 @@ def fitting_final_epochs(ctx: RunContext, plan: TrainingPlan, choice: BackboneCh
     return planned, replan_to
 
 
-def _keep_better_of_final_and_trial(ctx: RunContext, model, search: SearchOutcome, val_ds):
-    """Whichever of the final model and the best trial's model validates better."""
-    final_score = score_on(model, val_ds)
+def _keep_better_of_final_and_trial(ctx: RunContext, model, search: SearchOutcome, val_ds, task):
+    """Whichever of the final model and the best trial's model validates better (by `task.score_metric`)."""
+    final_score = score_on(model, val_ds, task)
     trial_model = search.tuner.load_model(search.best_trial)
-    trial_score = score_on(trial_model, val_ds)
-    metric = "val mAP" if score_metric(val_ds.labels) == "map" else "val accuracy"
+    trial_score = score_on(trial_model, val_ds, task)
+    metric = f"val {task.score_name}"
     if trial_score > final_score:
         ctx.note(f"The best search trial's model validated better than the final training "
                  f"({trial_score:.4f} vs {final_score:.4f} {metric}) and is the one exported.")
@@ -138,14 +140,14 @@ def _run_final_training(ctx: RunContext, data: RunData, plan: TrainingPlan, choi
     live = None
     if ctx.live and not probe_head:
         live = LiveProgress("final", final_epochs, ctx.clock.remaining,
-                            "accuracy" if plan.final_uses_val else "val_map" if plan.multilabel else "val_accuracy")
+                            "accuracy" if plan.final_uses_val else plan.task.monitor)
     settings = FinalSettings(
         num_classes=data.splits.num_classes, image_size=data.image_size, epochs=final_epochs,
         batch_size=ctx.batch_size, bn_momentum=plan.bn_momentum, class_weight=plan.class_weight,
         deadline=None if ctx.clock.deadline is None else ctx.clock.deadline - choice.reserve,
         seed=ctx.opts.seed, verbose=ctx.keras_verbose, use_val=plan.final_uses_val,
-        optimizer=ctx.opts.resolved_optimizer(), replan_to=replan_to,
-        on_replan=ReplanLog(ctx.record, final_epochs, live), multilabel=plan.multilabel,
+        optimizer=ranges.optimizer(ctx.opts), replan_to=replan_to,
+        on_replan=ReplanLog(ctx.record, final_epochs, live), task=plan.task,
         positive_weights=plan.positive_weights)
     model, history = train_final(
         search.best_values, arrays={name: data.images(name) for name in ("train", "val")}, labels=data.labels,
@@ -178,7 +180,7 @@ def _choose_final_model(ctx: RunContext, data: RunData, plan: TrainingPlan, sear
         ctx.note(f"The final training on train + val was cut short by the time budget after "
                  f"{history['epochs_completed']} of {final_epochs} epochs; it is kept only if it beats the "
                  "best trial on val, which it has seen (a comparison that favours it).")
-    return _keep_better_of_final_and_trial(ctx, model, search, data.batches("val"))
+    return _keep_better_of_final_and_trial(ctx, model, search, data.batches("val"), plan.task)
 
 
 def decision_thresholds(ctx: RunContext, data: RunData, plan: TrainingPlan, model) -> tuple[list, dict]:
@@ -210,7 +212,7 @@ def train(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: BackboneCh
     if record.stage_done("final"):
         model = build_classifier(values["backbone"], data.splits.num_classes, image_size=data.image_size,
                                  trainable_stages=values["trainable_stages"], bn_momentum=plan.bn_momentum,
-                                 multilabel=plan.multilabel)
+                                 multilabel=plan.task.multilabel)
         load_weights(model, layout.final_weights)
         return FinalModel(model, record.history, record.thresholds, record.threshold_table)
     layout.final_dir.mkdir(exist_ok=True)
@@ -227,7 +229,7 @@ def train(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: BackboneCh
         history = trained[1]
         _final_epochs_note(ctx, plan, history, left_s)
         model = _choose_final_model(ctx, data, plan, search, trained, probe_head)
-    thresholds, table = decision_thresholds(ctx, data, plan, model) if plan.multilabel else (None, None)
+    thresholds, table = decision_thresholds(ctx, data, plan, model) if plan.task.multilabel else (None, None)
     if thresholds is not None:
         metadata = {**metadata, "thresholds": thresholds}
     save_weights(model, layout.final_weights, metadata)

@@ -17,7 +17,8 @@ from resnet_automl.errors import ConfigError
 from resnet_automl.pipeline.clock import Clock
 from resnet_automl.pipeline.result import FitResult
 from resnet_automl.pipeline.run_dir import default_out_dir, distributed_role, prepare_out_dir, reset_out_dir, run_lock
-from resnet_automl.runtime import console
+from resnet_automl.runtime import console, quiet
+from resnet_automl.runtime.backend import load_backend
 
 
 class _CallableHandler(logging.Handler):
@@ -71,7 +72,7 @@ def fit(data, *, out=None, budget=None, overwrite: bool = False, verbose: int = 
     clock = Clock(budget)
     # library start-up noise filtered unless --debug; the caller's environment, warnings filters and
     # loggers are as they were when fit returns
-    with console.quiet_libraries(console.is_enabled()), _messages_to(log, verbose):
+    with quiet.quiet_libraries(quiet.is_enabled()), _messages_to(log, verbose):
         return _fit(data, out, opts, budget, clock, overwrite=overwrite, verbose=verbose, recipe=recipe)
 
 
@@ -84,7 +85,7 @@ def _fit(data, out, opts: FitOptions, budget: Budget, clock: Clock, *, overwrite
 
     require_modules(edge_formats(opts.export_formats), converters=True)  # before hours of training, not after
     source = resolve_weights(opts.weights)  # a bad source stops here, before the run folder exists
-    console.load_backend()  # Keras (and TensorFlow, on its backend) loads here, after the cheap checks
+    load_backend()  # Keras (and TensorFlow, on its backend) loads here, after the cheap checks
     backbone_for(source, opts.backbone)  # a run or file of another backbone than the one asked for
     out = prepare_out_dir(out or default_out_dir(data))
     from resnet_automl.pipeline.run import run_pipeline

@@ -36,7 +36,7 @@ def report(ctx: RunContext, data: RunData, final: FinalModel, *, version_dir: Pa
     started, model, history = time.time(), final.model, final.history
     best_values, trials = search.best_values, search.trials
     probabilities = data.predictions(model, "test")
-    metric = "map" if data.splits.multilabel else "accuracy"
+    metric = data.splits.task.score_metric
     accuracy = validation_score(probabilities, data.labels["test"], metric) if len(probabilities) else 0.0
     latency = measure_latency(model, data.image_size, batch32=True)
     context = {

@@ -26,11 +26,12 @@ from resnet_automl.pipeline.clock import Clock
 from resnet_automl.pipeline.context import RunContext, RunData
 from resnet_automl.pipeline.result import FitResult
 from resnet_automl.pipeline.run_dir import distributed_role, versions
-from resnet_automl.runtime import console, device, interrupts
+from resnet_automl.runtime import compile_cache, device, interrupts, quiet
 from resnet_automl.runtime.backend import module_installed
 from resnet_automl.runtime.progress import on_terminal
 from resnet_automl.runtime.run_folder import RunLayout
 from resnet_automl.runtime.run_record import RunRecord
+from resnet_automl.runtime.seeding import seed_everything
 from resnet_automl.weights.io import classifier_metadata
 from resnet_automl.weights.source import WeightsSource
 
@@ -65,13 +66,13 @@ def start_run(data, out: Path, opts, budget, clock: Clock, *, source: WeightsSou
         record = RunRecord.open(out)
         record.update(data=str(data), recipe=None if recipe is None else str(recipe), options=opts.to_dict(),
                       budget=budget.to_dict(), versions=versions(), role=role, pretrained=source.describe())
-    with console.filtered_native_stderr():  # the first device query prints CUDA probing lines
+    with quiet.filtered_native_stderr():  # the first device query prints CUDA probing lines
         setup = device.configure(opts.precision)
-    device.enable_compilation_cache(RunLayout(out).xla_cache_dir)  # `run_pipeline` undoes this
+    compile_cache.enable_compilation_cache(RunLayout(out).xla_cache_dir)  # `run_pipeline` undoes this
     if setup.kind == "cpu" and setup.backend == "tensorflow" and not source.pretrained and module_installed("jax"):
         logger.info("[device] training from random initialisation on TensorFlow: JAX trains these networks 1.5-2x "
                     "faster on a CPU; set KERAS_BACKEND=jax before Keras is imported (`resnet-automl fit` does)")
-    device.seed_everything(opts.seed)
+    seed_everything(opts.seed)
     return RunContext(data=data, out=out, opts=opts, budget=budget, clock=clock, source=source, record=record,
                       role=role, setup=setup, verbose=verbose,
                       live=verbose == 1 and on_terminal(),  # verbose 2 shows Keras' own bars instead
@@ -128,5 +129,5 @@ def run_pipeline(data, out: Path, opts, budget, clock: Clock, *, source: Weights
         ctx = start_run(data, out, opts, budget, clock, source=source, verbose=verbose, recipe=recipe)
         return _stages(ctx)
     finally:  # DIR/cache/xla is gone once the report is written; the caller's later compiles are not the run's
-        device.disable_compilation_cache()
+        compile_cache.disable_compilation_cache()
         keras.mixed_precision.set_global_policy(policy)

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 
 from resnet_automl.errors import ResNetAutoMLError
 from resnet_automl.modeling.features import FeatureCache
-from resnet_automl.pipeline.context import BackboneChoice, RunContext, RunData, TrainingPlan
+from resnet_automl.pipeline.context import BackboneChoice, RunContext, RunData
 from resnet_automl.pipeline.result import FitResult
+from resnet_automl.planning import ranges
 from resnet_automl.planning.schedule import final_training_seconds, median_epoch_seconds
+from resnet_automl.planning.training_plan import TrainingPlan
 from resnet_automl.search.hypermodel import ResNetHyperModel
 from resnet_automl.search.space import SearchSpace, TrialSettings
 from resnet_automl.search.tuner import SearchFailedError, best_trial, make_tuner, trials_table
@@ -103,10 +105,10 @@ def _make_tuner(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: Back
         num_classes=splits.num_classes, image_size=data.image_size, epochs=plan.epochs, steps_per_epoch=plan.steps,
         class_weight=plan.class_weight, bn_momentum=plan.bn_momentum, objective=plan.objective,
         batch_size=ctx.batch_size, seed=opts.seed, class_names=list(splits.class_names),
-        optimizer=opts.resolved_optimizer(), augment=not ctx.source.pretrained, multilabel=plan.multilabel,
+        optimizer=ranges.optimizer(opts), augment=not ctx.source.pretrained, task=plan.task,
         positive_weights=plan.positive_weights)
-    space = SearchSpace(backbones=list(choice.chosen), stage_choices=opts.stage_choices(),
-                        learning_rate_range=opts.resolved_learning_rate_range())
+    space = SearchSpace(backbones=list(choice.chosen), stage_choices=ranges.stage_choices(opts),
+                        learning_rate_range=ranges.learning_rate_range(opts))
     hypermodel = ResNetHyperModel(
         space, settings, weights=ctx.source,
         scored_val=(data.batches("val"), data.labels["val"]) if plan.objective != "val_accuracy" else None,
@@ -126,8 +128,8 @@ def _make_tuner(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: Back
 def _run_search(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: BackboneChoice, tuner) -> None:
     opts = ctx.opts
     backbones = "x backbone " + str(choice.chosen) if len(choice.chosen) > 1 else choice.chosen[0]
-    logger.info(f"[search] {opts.tuner} over trainable_stages {opts.stage_choices()} x learning rate "
-                f"{opts.resolved_learning_rate_range()} ({opts.resolved_optimizer()}, {backbones}), "
+    logger.info(f"[search] {opts.tuner} over trainable_stages {ranges.stage_choices(opts)} x learning rate "
+                f"{ranges.learning_rate_range(opts)} ({ranges.optimizer(opts)}, {backbones}), "
                 f"up to {plan.max_trials} trials of {plan.epochs} epochs, objective {plan.objective}")
     try:
         tuner.search(data.batches("train", shuffle=True), validation_data=data.batches("val"), epochs=plan.epochs,

@@ -5,10 +5,12 @@ import logging
 import time
 
 from resnet_automl.backbones import get_spec
-from resnet_automl.pipeline.context import BackboneChoice, RunContext, RunData, TrainingPlan
+from resnet_automl.pipeline.context import BackboneChoice, RunContext, RunData
+from resnet_automl.planning import ranges
 from resnet_automl.planning.probe import ProbeCache
 from resnet_automl.planning.schedule import selection_plan
-from resnet_automl.planning.selection import Plan, export_and_report_seconds, select_backbones
+from resnet_automl.planning.selection import export_and_report_seconds, select_backbones
+from resnet_automl.planning.training_plan import TrainingPlan
 from resnet_automl.runtime import device
 from resnet_automl.weights.imagenet_keras import keras_weights_file
 from resnet_automl.weights.imagenet_torchvision import ensure_converted_weights
@@ -32,10 +34,8 @@ def _check_weights(names: list, source) -> None:
 def select(ctx: RunContext, data: RunData, plan: TrainingPlan) -> BackboneChoice:
     """Choose the backbone(s) (or reuse the run's choice) and estimate the time of what follows."""
     started, record = time.time(), ctx.record
-    work = Plan(trials=plan.max_trials, epochs=plan.epochs, final_epochs=plan.final_epochs,
-                train_images=plan.train_images, val_images=plan.val_images, final_uses_val=plan.final_uses_val,
-                trainable_stages=max(ctx.opts.stage_choices()), batch_size=ctx.batch_size,
-                augment=not ctx.source.pretrained, edge_formats=len(ctx.opts.export_formats) - 1)
+    work = plan.work(trainable_stages=max(ranges.stage_choices(ctx.opts)), augment=not ctx.source.pretrained,
+                     edge_formats=len(ctx.opts.export_formats) - 1)
     if record.selection is None:
         source_backbone = backbone_for(ctx.source, ctx.opts.backbone)  # a run or file fixes the backbone
         selection = select_backbones(

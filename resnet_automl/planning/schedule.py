@@ -6,9 +6,25 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from resnet_automl.config.budget import margin_seconds
-from resnet_automl.config.options import SMALL_DATA_IMAGES
+from resnet_automl.planning.ranges import SMALL_DATA_IMAGES
 from resnet_automl.planning.selection import Plan
+
+#: Epochs of margin a training plan keeps before its deadline (epoch times vary by 10-20% on 2 cores).
+MARGIN_EPOCHS = 2
+#: ... but at most this share of the time left (at least one epoch), where one epoch is a large part of it.
+MARGIN_SHARE = 0.15
+
+
+def margin_seconds(epoch_s: float, seconds_left: float) -> float:
+    """Seconds (float) a plan of `epoch_s`-second epochs keeps free of its `seconds_left`: MARGIN_EPOCHS
+    epochs, but no more than `MARGIN_SHARE` of the time left unless that is under one epoch.
+
+    Short epochs keep two (2 s epochs, 100 s left: 4 s). Long ones keep one: two 30 s epochs were
+    17% of a 6-minute fit, and with a 2-epoch margin in the final training's plan and in each
+    re-plan a quarter of the budget went unused (benchmarks/multilabel.py, 56-64 px mosaics).
+    """
+    return min(MARGIN_EPOCHS * epoch_s, max(epoch_s, MARGIN_SHARE * seconds_left))
+
 
 #: Optimiser steps a trial should take at least: fewer leave BatchNorm statistics and weights unsettled.
 MIN_TRIAL_STEPS = 120
@@ -147,7 +163,7 @@ def epochs_fitting(planned: int, trial_epoch_s: float, train_images: int, final_
                    seconds_left: float, grow_to: int | None = None, compile_s: float = 0.0,
                    val_images: int = 0) -> int:
     """The final epochs that `seconds_left` holds after `compile_s` (float seconds of building and
-    compiling the training step, default 0) with `budget.margin_seconds` of margin (two epochs, one
+    compiling the training step, default 0) with `margin_seconds` of margin (two epochs, one
     where epochs are long): fewer than `planned` (at
     least 2) when time is short, so the learning-rate schedule runs to its end instead of being
     cut; more, up to `grow_to` (int or None: never more than planned, the default), when time is

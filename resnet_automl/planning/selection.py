@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 
 from resnet_automl.backbones import REGISTRY, get_spec
 from resnet_automl.config.budget import Budget
-from resnet_automl.config.options import SMALL_DATA_IMAGES, backbone_names
+from resnet_automl.config.options import backbone_names
 from resnet_automl.errors import ConfigError
 from resnet_automl.planning.probe import ProbeCache, latency_of, probe_training
+from resnet_automl.planning.ranges import SMALL_DATA_IMAGES
 from resnet_automl.runtime import device
 
 logger = logging.getLogger(__name__)

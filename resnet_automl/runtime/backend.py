@@ -112,3 +112,11 @@ def choose_backend(requested: str = "auto", jax_faster_on_cpu: bool = True) -> t
                               "(KERAS_BACKEND) or run the command in a fresh process.")
     os.environ["KERAS_BACKEND"] = backend
     return backend, reason
+
+
+def load_backend() -> None:
+    """Import Keras (and, on its TensorFlow backend, TensorFlow) with the start-up noise filtered."""
+    from resnet_automl.runtime.quiet import filtered_native_stderr
+
+    with filtered_native_stderr():
+        import keras  # noqa: F401

@@ -127,7 +127,7 @@ class ResNetHyperModel(kt.HyperModel):
         """The description stored with a trial's checkpoint (`weights.io.classifier_metadata`)."""
         return classifier_metadata(hp.values["backbone"], num_classes=self.num_classes, class_names=self.class_names,
                                    image_size=self.image_size, trainable_stages=hp.values["trainable_stages"],
-                                   **({"task": "multilabel"} if self.multilabel else {}))
+                                   **({"task": str(self.task)} if self.task.multilabel else {}))
 
     @property
     def reuses_models(self) -> bool:
@@ -161,7 +161,7 @@ class ResNetHyperModel(kt.HyperModel):
                 load_pretrained(net, spec, self.weights)
             with self.phases.time("build"):
                 model = attach_head(net, spec, self.num_classes, image_size=self.image_size, dropout=self.dropout,
-                                    multilabel=self.multilabel)
+                                    multilabel=self.task.multilabel)
             if self._models is not None:
                 with self.phases.time("weights"):
                     self._models[backbone] = (model, [np.array(v.numpy()) for v in model.weights])
@@ -180,14 +180,15 @@ class ResNetHyperModel(kt.HyperModel):
     @property
     def loss_settings(self) -> dict:
         """`compile_classifier`'s loss arguments: multilabel and positive_weights."""
-        return {"multilabel": self.multilabel,
+        return {"multilabel": self.task.multilabel,
                 "positive_weights": None if self.positive_weights is None else list(self.positive_weights)}
 
     @property
     def validation_scores(self) -> dict:
         """`metrics.validation_logs`' arguments for this search's trials: multilabel, and balanced on
         a single-label search scored by scikit-learn (`scored_val`)."""
-        return {"multilabel": self.multilabel, "balanced": self.scored_val is not None and not self.multilabel}
+        multilabel = self.task.multilabel
+        return {"multilabel": multilabel, "balanced": self.scored_val is not None and not multilabel}
 
     def _with_own_callbacks(self, scored_val, callbacks) -> list:
         """The trial's callbacks: the hypermodel's own (validation timer, Ctrl+C, NaN, early stopping,
@@ -212,7 +213,7 @@ class ResNetHyperModel(kt.HyperModel):
         trainer = with_augmentation(model, self.seed)
         # the learning rate set once per epoch, as in the final training, not a schedule compiled in: every
         # trial then compiles the same training step, which JAX's compilation cache serves after the first
-        # (`device.enable_compilation_cache`)
+        # (`compile_cache.enable_compilation_cache`)
         with self.phases.time("compile"):
             compile_classifier(trainer, self.learning_rate(hp), self.epochs * self.steps_per_epoch, self.optimizer,
                                learning_rate_schedule=False, **self.loss_settings)

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Default learning-rate range of the search (Adam, log-uniform).
-LEARNING_RATE_RANGE = (1e-4, 1e-2)
+from resnet_automl.config.task import Task
+from resnet_automl.planning.ranges import LEARNING_RATE_RANGES
+
+#: Default learning-rate range of the search (Adam, log-uniform): `ranges.LEARNING_RATE_RANGES`' own.
+LEARNING_RATE_RANGE = LEARNING_RATE_RANGES["adam"]
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,8 @@ class TrialSettings:
             (cached-feature trials cannot) and, like the final training, set their learning rate once
             per epoch (`lr_schedule.ReplannedCosine` over `epochs`, no deadline), so that every
             trial compiles the same step. Defaults to False.
-        multilabel: bool, a sigmoid head trained with binary cross-entropy (multi-hot labels).
-            Defaults to False.
+        task: `Task`; MULTILABEL trains a sigmoid head with binary cross-entropy (multi-hot labels).
+            Defaults to MULTICLASS.
         positive_weights: tuple of float or None, per-class positive weights of that loss
             (imbalanced multi-label data). Defaults to None.
     """
@@ -50,7 +53,7 @@ class TrialSettings:
     class_names: list | None = None
     optimizer: str = "adam"
     augment: bool = False
-    multilabel: bool = False
+    task: Task = Task.MULTICLASS
     positive_weights: tuple | None = None
 
 

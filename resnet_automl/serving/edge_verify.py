@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from resnet_automl.config.task import Task
 from resnet_automl.serving import edge_runtime
 from resnet_automl.serving.formats import EdgeFormat
 from resnet_automl.serving.verify import TOLERANCE
@@ -37,15 +38,16 @@ def allowed_drop(images: int) -> float:
 
 
 def verify_edge_format(fmt: EdgeFormat, model_path, pixels: np.ndarray, labels: np.ndarray,
-                       reference: np.ndarray, timeout: float = 600) -> dict:
+                       reference: np.ndarray, task: Task = Task.MULTICLASS, timeout: float = 600) -> dict:
     """Run `model_path` on `pixels` in a fresh process and judge it against `reference`.
 
     Args:
         fmt: the file's `EdgeFormat`.
         model_path: the .tflite or .onnx file.
         pixels: uint8 pixels [N, S, S, 3] of the test split.
-        labels: int array [N], their labels.
+        labels: int array [N], their labels (multi-hot float rows [N, C] for a multi-label `task`).
         reference: float array [N, C], the Keras model's probabilities on `pixels`.
+        task: `Task`, which score judges a quantised file: accuracy or mAP. Defaults to MULTICLASS.
 
     Returns a dict (run.json, the report's Deployment table): format, file, size_mb, images,
     accuracy, reference_accuracy, max_abs_diff, top1_agreement, latency_ms (p50, p95 at batch 1),
@@ -68,7 +70,7 @@ def verify_edge_format(fmt: EdgeFormat, model_path, pixels: np.ndarray, labels: 
             served = result["probabilities"]
         info = json.loads(proc.stdout.strip().splitlines()[-1])
     reference = np.asarray(reference, dtype=np.float32)
-    metric = "map" if np.ndim(labels) == 2 else "accuracy"
+    metric = task.score_metric
     accuracy = validation_score(served, labels, metric) if len(labels) else 0.0
     reference_accuracy = validation_score(reference, labels, metric) if len(labels) else 0.0
     difference = float(np.max(np.abs(served - reference))) if len(labels) else 0.0
@@ -77,7 +79,7 @@ def verify_edge_format(fmt: EdgeFormat, model_path, pixels: np.ndarray, labels: 
     else:
         drop = allowed_drop(len(labels))
         passed = accuracy >= reference_accuracy - drop - 1e-9
-        score = "mAP" if metric == "map" else "accuracy"
+        score = task.score_name
         criterion = f"test {score} at most {100 * drop:.2g} points below the Keras model's"
     return {**row, "accuracy": round(accuracy, 4), "reference_accuracy": round(reference_accuracy, 4),
             "max_abs_diff": difference,

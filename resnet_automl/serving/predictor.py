@@ -36,7 +36,7 @@ class Predictor:
     """
 
     def __init__(self, version_dir: Path):
-        from resnet_automl.runtime.console import filtered_native_stderr
+        from resnet_automl.runtime.quiet import filtered_native_stderr
 
         with filtered_native_stderr():
             import tensorflow as tf

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from resnet_automl.config.task import Task
 from resnet_automl.data.batches import ArrayBatches
 from resnet_automl.modeling.augmentation import with_augmentation
 from resnet_automl.modeling.classifier import build_classifier, compile_classifier, recalibrate_batchnorm
@@ -25,14 +26,10 @@ from resnet_automl.weights.source import is_pretrained
 logger = logging.getLogger(__name__)
 
 
-def score_metric(labels) -> str:
-    """The validation score that compares two models on `labels`: "accuracy", or "map" for multi-hot rows."""
-    return "map" if np.ndim(labels) == 2 else "accuracy"
-
-
-def score_on(model, dataset) -> float:
-    """`score_metric` (accuracy, or mAP on multi-label data) of a classifier on `ArrayBatches` of (pixels, label)."""
-    return validation_score(model.predict(dataset, verbose=0), dataset.labels, score_metric(dataset.labels))
+def score_on(model, dataset, task: Task) -> float:
+    """`task.score_metric` (accuracy, or mAP for a multi-label task) of a classifier on `ArrayBatches`
+    of (pixels, label)."""
+    return validation_score(model.predict(dataset, verbose=0), dataset.labels, task.score_metric)
 
 
 @dataclass(frozen=True)
@@ -58,8 +55,8 @@ class FinalSettings:
             (`lr_schedule.ReplannedCosine`); a resumed training keeps `epochs`. None (default): the
             schedule is fixed per step over `epochs`.
         on_replan: callable(epochs) or None, told each new plan. Defaults to None.
-        multilabel: bool, sigmoid head and binary cross-entropy; early stopping watches val mAP.
-            Defaults to False.
+        task: `Task`; MULTILABEL is a sigmoid head and binary cross-entropy, and early stopping
+            watches val mAP. Defaults to MULTICLASS.
         positive_weights: list of float or None, per-class positive weights of that loss. Defaults to None.
     """
 
@@ -76,7 +73,7 @@ class FinalSettings:
     optimizer: str = "adam"
     replan_to: int | None = None
     on_replan: object = None
-    multilabel: bool = False
+    task: Task = Task.MULTICLASS
     positive_weights: tuple | None = None
 
 
@@ -114,7 +111,7 @@ def train_final(values: dict, *, arrays: dict, labels: dict, settings: FinalSett
     with scope:
         model = build_classifier(values["backbone"], s.num_classes, image_size=s.image_size,
                                  trainable_stages=stages, weights=weights, bn_momentum=s.bn_momentum,
-                                 multilabel=s.multilabel)
+                                 multilabel=s.task.multilabel)
     probe_weight = s.class_weight or s.positive_weights
     if head_is_the_probe(stages, len(images), is_pretrained(weights)):
         return _probe_head(model, images, image_labels, probe_weight, s.seed, final_dir)
@@ -130,11 +127,11 @@ def train_final(values: dict, *, arrays: dict, labels: dict, settings: FinalSett
     with scope:
         # from random initialisation: end on an average of the weights (EMA), then precise BN below
         compile_classifier(trainer, rate, steps * s.epochs, s.optimizer, ema=not is_pretrained(weights),
-                           learning_rate_schedule=plan is None, multilabel=s.multilabel,
+                           learning_rate_schedule=plan is None, multilabel=s.task.multilabel,
                            positive_weights=list(s.positive_weights) if s.positive_weights else None)
-    monitor = "val_map" if s.multilabel else "val_accuracy"
+    monitor = s.task.monitor
     early_stopping = [] if s.use_val else [
-        *([ScoredValidation(val_ds, labels["val"], multilabel=True, as_compiled=True)] if s.multilabel else []),
+        *([ScoredValidation(val_ds, labels["val"], multilabel=True, as_compiled=True)] if s.task.multilabel else []),
         keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=max(3, s.epochs // 3),
                                       restore_best_weights=True)]
     callbacks = [StopOnCtrlC(), PeriodicBackup(str(final_dir / "backup")), *early_stopping, StopOnNaN(),
@@ -142,7 +139,7 @@ def train_final(values: dict, *, arrays: dict, labels: dict, settings: FinalSett
     if s.use_val:
         logger.info(f"[final] {s.epochs} epoch(s) on train + val ({len(images)} images); the test set stays unseen")
     # a multi-label model is validated by its `ScoredValidation` alone: one pass over val per epoch
-    main = trainer.fit(train_ds, validation_data=None if s.multilabel else val_ds,
+    main = trainer.fit(train_ds, validation_data=None if s.task.multilabel else val_ds,
                        epochs=plan.most_epochs if plan else s.epochs,
                        class_weight=s.class_weight, callbacks=callbacks, verbose=s.verbose)
     history: dict = {}
@@ -153,27 +150,27 @@ def train_final(values: dict, *, arrays: dict, labels: dict, settings: FinalSett
     if plan is not None:
         history["replans"], history["epoch_seconds"] = plan.replans, plan.epoch_seconds
     plain_train = ArrayBatches(images, image_labels, s.batch_size, shuffle=True, seed=s.seed + 1)
-    history["bn_recalibration"] = _recalibrate_batchnorm(model, plain_train, val_ds)
+    history["bn_recalibration"] = _recalibrate_batchnorm(model, plain_train, val_ds, s.task)
     write_json_atomic(final_dir / "history.json", history, indent=1)
     return model, history
 
 
-def _recalibrate_batchnorm(model, plain_train: ArrayBatches, val_ds: ArrayBatches | None) -> dict:
+def _recalibrate_batchnorm(model, plain_train: ArrayBatches, val_ds: ArrayBatches | None, task: Task) -> dict:
     """Re-estimate BatchNorm statistics with the final weights; with `val_ds`, keep whichever
     statistics validate better. Returns the record kept in the history."""
     if val_ds is None:  # nothing unseen to choose with: the exact running statistics are the principled ones
         batches = recalibrate_batchnorm(model, plain_train)
         logger.info(f"[final] trained on train + val; BatchNorm statistics re-estimated over {batches} batch(es)")
         return {"batches": batches, "kept": "recalibrated"}
-    metric = score_metric(val_ds.labels)
-    before = score_on(model, val_ds)
+    metric = task.score_metric
+    before = score_on(model, val_ds, task)
     saved = model.get_weights()
     batches = recalibrate_batchnorm(model, plain_train)
-    after = score_on(model, val_ds)
+    after = score_on(model, val_ds, task)
     if after < before:
         model.set_weights(saved)
-    name = "mAP" if metric == "map" else "accuracy"
-    logger.info(f"[final] val {name} {max(before, after):.4f} (BatchNorm re-estimated: {before:.4f} -> {after:.4f})")
+    logger.info(f"[final] val {task.score_name} {max(before, after):.4f} "
+                f"(BatchNorm re-estimated: {before:.4f} -> {after:.4f})")
     return {"batches": batches, f"val_{metric}_before": before, f"val_{metric}_after": after,
             "kept": "recalibrated" if after >= before else "original"}
 

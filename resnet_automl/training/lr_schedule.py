@@ -16,8 +16,8 @@ import time
 
 import keras
 
-from resnet_automl.config.budget import MARGIN_EPOCHS, margin_seconds
 from resnet_automl.modeling.classifier import warmup_cosine
+from resnet_automl.planning.schedule import MARGIN_EPOCHS, margin_seconds
 from resnet_automl.training.timing import EpochClock
 
 __all__ = ["MARGIN_EPOCHS", "REPLAN_AFTER_EPOCHS", "ReplannedCosine", "epochs_fitting_after"]
@@ -27,7 +27,7 @@ REPLAN_AFTER_EPOCHS = 3
 
 def epochs_fitting_after(epochs_done: int, epoch_s: float, seconds_left: float, most: int) -> int:
     """Total epochs when `epochs_done` (int) have run, one takes `epoch_s` (float) seconds and
-    `seconds_left` (float) remain before the deadline, keeping `budget.margin_seconds` free
+    `seconds_left` (float) remain before the deadline, keeping `schedule.margin_seconds` free
     (MARGIN_EPOCHS epochs, one where epochs are long): between `epochs_done + 1` and `most` (int).
 
     Example: 4 done, 2 s per epoch, 100 s left, most 200 -> 4 + 48 = 52.
