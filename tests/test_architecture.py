@@ -133,3 +133,28 @@ def test_the_spelling_check_finds_a_second_spelling(tmp_path):
     (package / "a.py").write_text('"""Reads run.json."""\nFILE = "run.json"\n')
     (package / "b.py").write_text('def f(out):\n    """Doc: run.json."""\n    return out + f"/{1}/run.json"\n')
     assert len(literal_spellings(package)["run.json"]) == 2
+
+
+def private_members_used_not_defined(module: Path) -> set:
+    """Names `self._x` a module reads that it neither assigns nor defines itself: a library's private members."""
+    tree = ast.parse(module.read_text(encoding="utf-8"))
+    used, defined = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self" \
+                and node.attr.startswith("_") and not node.attr.startswith("__"):
+            (defined if isinstance(node.ctx, ast.Store) else used).add(node.attr)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("_"):
+            defined.add(node.name)
+    return used - defined
+
+
+def test_the_search_uses_keras_tuners_public_api_only():
+    for module in sorted((PACKAGE / "search").glob("*.py")):
+        assert not private_members_used_not_defined(module), (module.name, private_members_used_not_defined(module))
+
+
+def test_the_private_member_check_finds_one(tmp_path):
+    module = tmp_path / "oracle.py"
+    module.write_text("class O(Base):\n    def f(self):\n        self._mine = 1\n"
+                      "        return self._duplicate(self._mine)\n")
+    assert private_members_used_not_defined(module) == {"_duplicate"}

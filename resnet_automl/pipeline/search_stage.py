@@ -14,6 +14,7 @@ from resnet_automl.pipeline.result import FitResult
 from resnet_automl.planning import ranges
 from resnet_automl.planning.schedule import final_training_seconds, median_epoch_seconds
 from resnet_automl.planning.training_plan import TrainingPlan
+from resnet_automl.search.contract import SearchHooks
 from resnet_automl.search.hypermodel import ResNetHyperModel
 from resnet_automl.search.space import SearchSpace, TrialSettings
 from resnet_automl.search.tuner import SearchFailedError, best_trial, make_tuner, trials_table
@@ -116,13 +117,11 @@ def _make_tuner(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: Back
         feature_cache=(FeatureCache(ctx.layout.cache_dir, opts.feature_cache_memory_mb * 2**20)
                        if opts.feature_cache else None),
         items=(splits.train, splits.val))
-    tuner = make_tuner(opts.tuner, hypermodel, objective=plan.objective, max_trials=plan.max_trials,
-                       directory=ctx.out, seed=opts.seed, overwrite=False, epochs=plan.epochs,
-                       distribution_strategy=ctx.setup.strategy)
-    tuner.oracle.should_stop = clock.out_of_time
-    tuner.live_progress, tuner.budget_left = ctx.live, ctx.clock.remaining
-    tuner.after_search_seconds = choice.final_reserve + choice.reserve
-    return tuner
+    hooks = SearchHooks(should_stop=clock.out_of_time, live_progress=ctx.live, budget_left=ctx.clock.remaining,
+                        after_search_seconds=choice.final_reserve + choice.reserve)
+    return make_tuner(opts.tuner, hypermodel, objective=plan.objective, max_trials=plan.max_trials,
+                      directory=ctx.out, seed=opts.seed, epochs=plan.epochs, hooks=hooks,
+                      distribution_strategy=ctx.setup.strategy)
 
 
 def _run_search(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: BackboneChoice, tuner) -> None:

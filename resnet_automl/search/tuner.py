@@ -8,7 +8,6 @@ checkpoint is kept once a trial ends.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
@@ -24,6 +23,7 @@ from resnet_automl.errors import ConfigError
 from resnet_automl.runtime import interrupts
 from resnet_automl.runtime.files import write_json_atomic
 from resnet_automl.runtime.progress import live_progress
+from resnet_automl.search.contract import SearchHooks, SearchHyperModel
 from resnet_automl.search.oracles import BayesianOracle, HyperbandOracle, RandomOracle
 from resnet_automl.search.phases import TrialPhases
 from resnet_automl.training.callbacks import EpochScalars, EpochTimer, KeepBestEpoch
@@ -68,19 +68,21 @@ class TimedTuner(kt.Tuner):
     seconds of each phase (`search.phases`), its effective hyperparameters and, for a trial whose
     effective configuration an earlier trial already scored, that trial's id (`reused_from`: its
     score is reused, nothing trains).
+
+    Args (keywords, besides `keras_tuner.Tuner`'s own):
+        hypermodel: a `SearchHyperModel` (`ResNetHyperModel`).
+        hooks: `SearchHooks` (time budget, live line, ETA), or None (default): none.
+        epochs: int, epochs per trial (shown on the live line). Defaults to 1.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *, hypermodel: SearchHyperModel, hooks: SearchHooks | None = None, epochs: int = 1,
+                 **kwargs):
+        if not isinstance(hypermodel, SearchHyperModel):
+            raise TypeError(f"TimedTuner needs a hypermodel with the SearchHyperModel members; got {hypermodel!r}")
+        super().__init__(hypermodel=hypermodel, **kwargs)
         self._started = {}
-        #: Seconds the fit needs after the search (final training, export, report), for the ETA.
-        self.after_search_seconds = 0.0
-        #: Live progress line per trial on a terminal: None (when stdout is one), True or False.
-        self.live_progress = None
-        #: Callable returning the seconds left in the fit's budget (shown on the live line), or None.
-        self.budget_left = None
-        #: Epochs per trial (shown on the live line).
-        self.epochs = 1
+        self.hooks = hooks or SearchHooks()
+        self.epochs = epochs
         #: Seconds of each epoch of the trials that trained the whole model, in this process.
         self.full_model_epoch_seconds = []
         #: Seconds of the first (compiling) epoch of each of those trials.
@@ -109,13 +111,17 @@ class TimedTuner(kt.Tuner):
 
     def effective_values(self, hp) -> dict:
         """The hyperparameters that change what a trial computes (the hypermodel's `effective_values`)."""
-        effective = getattr(self.hypermodel, "effective_values", None)
-        return effective(hp) if effective else dict(hp.values)
+        return self.hypermodel.effective_values(hp)
+
+    @property
+    def sees_all_trials(self) -> bool:
+        """False in a distributed worker, whose oracle is a client that knows only its own trials."""
+        return isinstance(self.oracle, kt.Oracle)
 
     def scored_twin(self, trial):
         """An earlier completed trial with the same effective hyperparameters as `trial`, or None
         (in a distributed worker, which sees only its own trials: None)."""
-        if not hasattr(self.oracle, "trials"):
+        if not self.sees_all_trials:
             return None
         mine = self.effective_values(trial.hyperparameters)
         for other in sorted(self.oracle.trials.values(), key=lambda t: int(t.trial_id)):
@@ -128,7 +134,7 @@ class TimedTuner(kt.Tuner):
     def _beats_best_so_far(self, value) -> bool:
         """False when a finished trial already scores strictly better than `value` (the trial's
         checkpoint would be pruned at once); True otherwise, and in a distributed worker."""
-        if not hasattr(self.oracle, "trials"):
+        if not self.sees_all_trials:
             return True
         best = best_trial(self.oracle)
         return best is None or not self.oracle.objective.better_than(best.score, value)
@@ -149,24 +155,23 @@ class TimedTuner(kt.Tuner):
 
                 callbacks.append(hparams_api.KerasCallback(callback.log_dir, dict(trial.hyperparameters.values),
                                                            trial_id=str(trial.trial_id)))
-        describe = getattr(self.hypermodel, "weights_metadata", None)
         callbacks.append(KeepBestEpoch(self.oracle.objective, self.checkpoint_path(trial.trial_id),
-                                       describe(trial.hyperparameters) if describe else None,
+                                       self.hypermodel.weights_metadata(trial.hyperparameters),
                                        write_if=self._beats_best_so_far, timer=self._phases))
         total = self.oracle.max_trials or "?"
         label = f"trial {trial.trial_id} ({int(trial.trial_id) + 1}/{total})"
-        progress = live_progress(label, epochs, self.budget_left, self.oracle.objective.name,
-                                 enabled=self.live_progress)
+        progress = live_progress(label, epochs, self.hooks.budget_left, self.oracle.objective.name,
+                                 enabled=self.hooks.live_progress)
         if progress is not None:
             callbacks.append(progress)
-        if not getattr(self.hypermodel, "uses_feature_cache", lambda hp: False)(trial.hyperparameters):
+        if not self.hypermodel.uses_feature_cache(trial.hyperparameters):
             callbacks.append(EpochTimer(self.full_model_epoch_seconds, self.full_model_first_epoch_seconds))
         return callbacks
 
     def _build(self, hp):
         """The hypermodel's model for `hp`, on a fresh Keras session (as Keras Tuner builds each trial)
         unless the hypermodel reuses its built models within the search (`reusing_models`)."""
-        if not getattr(self.hypermodel, "reuses_models", False):
+        if not self.hypermodel.reuses_models:
             keras.backend.clear_session()
         if self.distribution_strategy is None:
             return self.hypermodel.build(hp)
@@ -179,9 +184,7 @@ class TimedTuner(kt.Tuner):
         A trial whose effective hyperparameters an earlier trial already scored (`scored_twin`)
         reuses that score: nothing is built or trained.
         """
-        self._phases = TrialPhases()
-        if hasattr(self.hypermodel, "phases"):
-            self.hypermodel.phases = self._phases
+        self._phases = self.hypermodel.phases = TrialPhases()
         twin = self.scored_twin(trial)
         if twin is not None:
             self._reused[trial.trial_id] = twin.trial_id
@@ -194,9 +197,8 @@ class TimedTuner(kt.Tuner):
 
     def search(self, *args, **kwargs):
         """Keras Tuner's search; a stop after too many failed trials in a row raises `SearchFailedError`."""
-        reusing = getattr(self.hypermodel, "reusing_models", None)
         try:
-            with reusing() if reusing else contextlib.nullcontext():
+            with self.hypermodel.reusing_models():
                 return super().search(*args, **kwargs)
         except RuntimeError as exc:
             failures, last = consecutive_failures(self.oracle)
@@ -209,8 +211,7 @@ class TimedTuner(kt.Tuner):
         checkpoint, the probe head of a probe trial, or the checkpoint of the trial whose score it reused."""
         source = self.trial_records.get(trial.trial_id, {}).get("reused_from") or trial.trial_id
         model = self._build(trial.hyperparameters)
-        restore_probe = getattr(self.hypermodel, "restore_probe", None)
-        if restore_probe is None or not restore_probe(model, self.checkpoint_path(source)):
+        if not self.hypermodel.restore_probe(model, self.checkpoint_path(source)):
             load_weights(model, self.checkpoint_path(source))
         return model
 
@@ -220,7 +221,7 @@ class TimedTuner(kt.Tuner):
         Runs where the oracle's trials are known (one process, or the chief when the search ends);
         a distributed worker prunes nothing, since it sees only its own trials.
         """
-        if not hasattr(self.oracle, "trials"):
+        if not self.sees_all_trials:
             return 0
         best = best_trial(self.oracle)
         removed = 0
@@ -258,7 +259,7 @@ class TimedTuner(kt.Tuner):
         values = ", ".join(f"{k}={v:.2g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in trial.hyperparameters.values.items())
         left = max(0, (self.oracle.max_trials or done) - done)
-        eta = left * self.mean_trial_seconds() + self.after_search_seconds
+        eta = left * self.mean_trial_seconds() + self.hooks.after_search_seconds
         logger.info(f"[trial {trial.trial_id}] {values} -> {score} ({trial.status.lower()}) in {seconds:.0f} s;"
                   f" {done} trial(s) done, ETA {eta / 60:.1f} min")
         interrupts.check()
@@ -269,8 +270,8 @@ class TimedTuner(kt.Tuner):
         return sum(seconds.values()) / len(seconds) if seconds else None
 
 
-def make_tuner(kind: str, hypermodel, *, objective: str, max_trials: int, directory, seed: int = 0,
-               overwrite: bool = False, epochs: int = 3, **tuner_options) -> TimedTuner:
+def make_tuner(kind: str, hypermodel: SearchHyperModel, *, objective: str, max_trials: int, directory, seed: int = 0,
+               epochs: int = 3, hooks: SearchHooks | None = None, **tuner_options) -> TimedTuner:
     """Build the tuner.
 
     Args:
@@ -281,36 +282,32 @@ def make_tuner(kind: str, hypermodel, *, objective: str, max_trials: int, direct
         max_trials: int, trials in total (for hyperband: the cap on trials).
         directory: folder holding the Keras Tuner project "tuner" (resume reads it).
         seed: int, oracle seed. Defaults to 0.
-        overwrite: bool, start again instead of resuming. Defaults to False (resume).
         epochs: int, epochs per trial (hyperband's max_epochs). Defaults to 3.
-        **tuner_options: further keyword arguments of `keras_tuner.Tuner` (`distribution_strategy`).
+        hooks: `SearchHooks` tying the search to a time budget and the console (its `should_stop`
+            goes to the oracle), or None (default): none.
+        **tuner_options: further keyword arguments of `keras_tuner.Tuner` (`distribution_strategy`,
+            `overwrite`: start again instead of resuming; by default it resumes).
 
     When depth 0 is the linear probe (`ResNetHyperModel.probe_at_depth_zero`) and other depths are
     searched, the probe opens the search (seconds), then the centre of the space.
-
-    The returned tuner runs the search; set `tuner.oracle.should_stop` (a callable: no new trial
-    starts once it returns True), `tuner.live_progress` and `tuner.budget_left` to tie it to a
-    time budget.
     """
     if kind not in TUNERS:
         raise ConfigError(f"The `tuner` argument must be one of {TUNERS}. Received: tuner={kind!r}")
-    goal = kt.Objective(objective, direction="max")
+    hooks = hooks or SearchHooks()
+    choices = hypermodel.stage_choices
+    # a frozen trial is a linear probe (seconds): it opens the search, then the centre of the space
+    openings = [{"trainable_stages": 0}, {}] if 0 in choices and len(choices) > 1 and hypermodel.probe_at_depth_zero \
+        else None
+    common = {"objective": kt.Objective(objective, direction="max"), "seed": seed,
+              "should_stop": hooks.should_stop, "openings": openings}
     if kind == "bayesian":
-        oracle = BayesianOracle(objective=goal, max_trials=max_trials, seed=seed,
-                                num_initial_points=min(max_trials, 3))
+        oracle = BayesianOracle(max_trials=max_trials, num_initial_points=min(max_trials, 3), **common)
     elif kind == "random":
-        oracle = RandomOracle(objective=goal, max_trials=max_trials, seed=seed)
+        oracle = RandomOracle(max_trials=max_trials, **common)
     else:
-        oracle = HyperbandOracle(objective=goal, max_epochs=max(epochs, 2), factor=3, seed=seed,
-                                 hyperband_iterations=1)
-    choices = getattr(hypermodel, "stage_choices", [])
-    if 0 in choices and len(choices) > 1 and getattr(hypermodel, "probe_at_depth_zero", False):
-        # a frozen trial is a linear probe (seconds): it opens the search, then the centre of the space
-        oracle.openings = [{"trainable_stages": 0}, {}]
-    tuner = TimedTuner(oracle=oracle, hypermodel=hypermodel, directory=str(directory), project_name="tuner",
-                       overwrite=overwrite, **tuner_options)
-    tuner.epochs = epochs
-    return tuner
+        oracle = HyperbandOracle(max_epochs=max(epochs, 2), factor=3, hyperband_iterations=1, **common)
+    return TimedTuner(oracle=oracle, hypermodel=hypermodel, hooks=hooks, epochs=epochs, directory=str(directory),
+                      project_name="tuner", **tuner_options)
 
 
 def trials_table(tuner: TimedTuner) -> list:
