@@ -25,7 +25,7 @@ _LAZY = {
     "fit": ("pipeline.fit", "fit"),
     "FitResult": ("pipeline.result", "FitResult"),
     "Budget": ("config.budget", "Budget"),
-    "load_model": ("serving.predictor", "load_model"),
+    "load_model": ("serving.inference.predictor", "load_model"),
     "list_backbones": ("backbones.registry", "list_backbones"),
 }
 

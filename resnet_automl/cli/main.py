@@ -232,14 +232,14 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from resnet_automl.serving.batch_predict import (
+    from resnet_automl.serving.inference.batch_predict import (
         batched,
         check_output,
         iter_image_paths,
         predict_to_file,
         print_progress,
     )
-    from resnet_automl.serving.predictor import load_model
+    from resnet_automl.serving.inference.predictor import load_model
 
     if args.out:
         check_output(args.out)  # a wrong suffix or folder fails before the model loads

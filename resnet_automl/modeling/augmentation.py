@@ -25,7 +25,7 @@ class CompiledTranslation(keras.layers.RandomTranslation):
     32 px model on CPU (measured, keras 3.15.1), and worse on a GPU, where per-op dispatch costs more
     than the ops. Its JAX path (an affine transform through `jax.scipy.ndimage.map_coordinates`)
     compiles and gives the same images under `jax.jit` as op by op, with new shifts at each step
-    (tests/test_backends.py), so on JAX this layer allows XLA; other backends keep Keras' flag.
+    (tests/e2e/test_backends.py), so on JAX this layer allows XLA; other backends keep Keras' flag.
     Same arguments as RandomTranslation.
     """
 

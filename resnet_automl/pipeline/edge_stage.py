@@ -17,8 +17,8 @@ from resnet_automl.errors import ExportCheckError
 from resnet_automl.pipeline.context import RunContext, RunData
 from resnet_automl.pipeline.run_dir import move_to_rejected
 from resnet_automl.runtime import device
-from resnet_automl.serving.edge_verify import verify_edge_format
-from resnet_automl.serving.formats import EDGE_EXTRA_FIX, clean_partial_formats, edge_formats, format_dir
+from resnet_automl.serving.edge.formats import EDGE_EXTRA_FIX, clean_partial_formats, edge_formats, format_dir
+from resnet_automl.serving.edge.verify import verify_edge_format
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +39,12 @@ def _write(ctx: RunContext, data: RunData, final, names: list) -> dict | None:
     """Write `names` under DIR/exports on this process's or a child's TensorFlow; None without TensorFlow."""
     calibration = calibration_pixels(data) if "litert-int8" in names else None
     if device.backend() == "tensorflow":
-        from resnet_automl.serving.edge_export import write_formats
+        from resnet_automl.serving.edge.export import write_formats
 
         return write_formats(final.model, data.splits.class_names, ctx.out, names, image_size=data.image_size,
                              calibration=calibration, thresholds=final.thresholds)
     if device.tensorflow_available():
-        from resnet_automl.serving.tensorflow_process import formats_in_tensorflow_process
+        from resnet_automl.serving.savedmodel.tensorflow_process import formats_in_tensorflow_process
 
         return formats_in_tensorflow_process(ctx.layout.final_weights, ctx.out, names,
                                              calibration=calibration, log_path=ctx.layout.export_log)

@@ -10,7 +10,7 @@ from resnet_automl.data.images import SERVABLE_EXTENSIONS
 from resnet_automl.errors import DataError
 from resnet_automl.pipeline.run_dir import run_lock
 from resnet_automl.report.build import build_report
-from resnet_automl.serving.predictor import load_model
+from resnet_automl.serving.inference.predictor import load_model
 
 BATCH = 64
 

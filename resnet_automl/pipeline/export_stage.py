@@ -17,8 +17,8 @@ from resnet_automl.pipeline.context import RunContext, RunData
 from resnet_automl.pipeline.final_stage import FinalModel
 from resnet_automl.pipeline.run_dir import move_to_rejected
 from resnet_automl.runtime import device
-from resnet_automl.serving.layout import clean_partial_exports
-from resnet_automl.serving.verify import verify_export
+from resnet_automl.serving.savedmodel.layout import clean_partial_exports
+from resnet_automl.serving.savedmodel.verify import verify_export
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +37,13 @@ def _write_saved_model(ctx: RunContext, data: RunData, final: FinalModel, sample
     folder, or None without TensorFlow; the LiteRT/ONNX files a child wrote from the same model)."""
     layout, common = ctx.layout, {"model_name": ctx.out.resolve().name}
     if device.backend() == "tensorflow":
-        from resnet_automl.serving.export import export_serving_model
+        from resnet_automl.serving.savedmodel.export import export_serving_model
 
         return export_serving_model(final.model, data.splits.class_names, layout.model_dir, image_size=data.image_size,
                                     warmup_images=[Path(p).read_bytes() for p in samples[:WARMUP_IMAGES]],
                                     thresholds=final.thresholds, **common), {}
     if device.tensorflow_available():
-        from resnet_automl.serving.tensorflow_process import export_in_tensorflow_process
+        from resnet_automl.serving.savedmodel.tensorflow_process import export_in_tensorflow_process
 
         pending = edge_stage.pending_formats(ctx)  # one TensorFlow child writes them all
         logger.info(f"[export] {device.backend()} backend: the SavedModel{' and ' if pending else ''}"

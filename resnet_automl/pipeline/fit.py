@@ -80,7 +80,7 @@ def _fit(data, out, opts: FitOptions, budget: Budget, clock: Clock, *, overwrite
     if not is_tfds_source(data):
         check_dataset_path(data)  # before the run directory is created: a typo leaves nothing behind
     role = distributed_role()
-    from resnet_automl.serving.formats import edge_formats, require_modules
+    from resnet_automl.serving.edge.formats import edge_formats, require_modules
     from resnet_automl.weights.source import backbone_for, resolve_weights
 
     require_modules(edge_formats(opts.export_formats), converters=True)  # before hours of training, not after

@@ -23,7 +23,7 @@ def enable_compilation_cache(folder) -> bool:
 
     Measured (resnet20_lean at 28 px, 2-core CPU, jax 0.10.2): the first epoch of a second model
     whose step is identical took 4.3 s instead of 11-12 s; a step whose schedule differs is a
-    different program and gains nothing (tests/test_backends.py checks the reuse).
+    different program and gains nothing (tests/e2e/test_backends.py checks the reuse).
     """
     if backend() != "jax":
         return False

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from resnet_automl.serving.layout import SIGNATURE_BYTES, SIGNATURE_TENSOR
-from resnet_automl.serving.tensorflow_process import tensorflow_env
+from resnet_automl.serving.savedmodel.layout import SIGNATURE_BYTES, SIGNATURE_TENSOR
+from resnet_automl.serving.savedmodel.tensorflow_process import tensorflow_env
 
 TOLERANCE = 1e-4
 

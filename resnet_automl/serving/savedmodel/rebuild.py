@@ -13,7 +13,7 @@ def classifier_from_weights_file(weights_path) -> tuple[keras.Model, dict]:
     metadata), rebuilt on this process's TensorFlow backend with its weights loaded."""
     if keras.backend.backend() != "tensorflow":
         raise ExportError("Exporting from a weights file needs the TensorFlow Keras backend; use "
-                          "the functions of serving.tensorflow_process from other backends.")
+                          "the functions of serving.savedmodel.tensorflow_process from other backends.")
     meta = read_metadata(weights_path)
     if not meta or meta.get("kind") != "classifier":
         raise ExportError(f"{str(weights_path)!r} is not a classifier weights file written by resnet-automl.")

@@ -155,7 +155,7 @@ def predict_to_file(predictor, inputs: Iterable, out: str | os.PathLike, *, top_
     """Write one row per image of `inputs` to `out` (.csv or .jsonl); the file appears whole at the end.
 
     Args:
-        predictor: a `serving.predictor.Predictor` (`load_model`).
+        predictor: a `serving.inference.predictor.Predictor` (`load_model`).
         inputs: iterable of image files, folders and `.txt` files of paths (`iter_image_paths`).
         out: str or PathLike, the predictions file; its suffix picks the format.
         top_k: int, labels (and scores) per row, best first. Defaults to 1.

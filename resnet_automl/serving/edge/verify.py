@@ -1,6 +1,6 @@
 """Check a LiteRT or ONNX export in a fresh process on the test split against the Keras model.
 
-The fresh process runs `edge_runtime.py` as a script: NumPy and the format's runtime, nothing of
+The fresh process runs `edge/runtime.py` as a script: NumPy and the format's runtime, nothing of
 this process. It scores the test pixels and times batch-1 calls; this process compares its
 probabilities with the Keras model's on the same pixels.
 
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from resnet_automl.config.task import Task
-from resnet_automl.serving import edge_runtime
-from resnet_automl.serving.formats import EdgeFormat
-from resnet_automl.serving.verify import TOLERANCE
+from resnet_automl.serving.edge import runtime as edge_runtime
+from resnet_automl.serving.edge.formats import EdgeFormat
+from resnet_automl.serving.savedmodel.verify import TOLERANCE
 from resnet_automl.training.metrics import validation_score
 
 #: Largest accuracy drop (a fraction) a quantised format may show against the Keras model.

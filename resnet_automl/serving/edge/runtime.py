@@ -2,7 +2,7 @@
 
 Imports only NumPy and the runtime (`ai_edge_litert`, `onnxruntime`): `predict` uses `EdgeRunner`
 in this process, and the export check runs this file as a script in a fresh process
-(`python edge_runtime.py MODEL PIXELS.npy OUT.npz`), so nothing of the training process (Keras,
+(`python runtime.py MODEL PIXELS.npy OUT.npz`), so nothing of the training process (Keras,
 TensorFlow) can make a broken file look right.
 """
 from __future__ import annotations
@@ -90,7 +90,7 @@ class EdgeRunner:
 
 
 def main(argv=None) -> int:
-    """`python edge_runtime.py MODEL PIXELS.npy OUT.npz`: probabilities into OUT.npz, latency as JSON."""
+    """`python runtime.py MODEL PIXELS.npy OUT.npz`: probabilities into OUT.npz, latency as JSON."""
     model_path, inputs, output = (argv or sys.argv[1:])[:3]
     runner = EdgeRunner(model_path)
     pixels = np.load(inputs)

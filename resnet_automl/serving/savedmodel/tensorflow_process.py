@@ -28,7 +28,7 @@ def export_in_tensorflow_process(weights_path, model_root, *, model_name: str = 
                                  warmup_paths: list = (), log_path=None, timeout: float = 1800,
                                  formats: list = (), calibration=None) -> tuple[Path, dict]:
     """`export_from_weights_file` in a child process on Keras' TensorFlow backend, and with `formats`
-    the LiteRT/ONNX files from the same rebuilt model (`edge_export.write_formats`).
+    the LiteRT/ONNX files from the same rebuilt model (`edge.export.write_formats`).
 
     For models trained on another backend (JAX): this process then never imports TensorFlow.
 
@@ -47,8 +47,8 @@ def export_in_tensorflow_process(weights_path, model_root, *, model_name: str = 
     one sentence (the child's traceback is in `log_path` and in the error's `details`).
     """
     with tempfile.TemporaryDirectory() as tmp:
-        command = ["resnet_automl.serving.export", str(weights_path), str(model_root), "--model-name", model_name,
-                   *[arg for path in warmup_paths for arg in ("--warmup", str(path))]]
+        command = ["resnet_automl.serving.savedmodel.export", str(weights_path), str(model_root),
+                   "--model-name", model_name, *[arg for path in warmup_paths for arg in ("--warmup", str(path))]]
         if formats:
             command += ["--formats", ",".join(formats), "--run-dir", str(Path(model_root).parent)]
             command += _calibration_arguments(calibration, Path(tmp))
@@ -65,7 +65,7 @@ def _calibration_arguments(calibration, folder: Path) -> list:
 
 def formats_in_tensorflow_process(weights_path, run_dir, formats, *, calibration=None, log_path=None,
                                   timeout: float = 1800) -> dict:
-    """`edge_export.formats_from_weights_file` in a child process on Keras' TensorFlow backend.
+    """`edge.export.formats_from_weights_file` in a child process on Keras' TensorFlow backend.
 
     Args:
         weights_path: the classifier's `.weights.h5` file (with its description).
@@ -78,7 +78,7 @@ def formats_in_tensorflow_process(weights_path, run_dir, formats, *, calibration
     Returns format name -> written file path; raises `ExportError` like `export_in_tensorflow_process`.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        command = ["resnet_automl.serving.edge_export", str(weights_path), str(run_dir), "--formats", ",".join(formats),
+        command = ["resnet_automl.serving.edge.export", str(weights_path), str(run_dir), "--formats", ",".join(formats),
                    *_calibration_arguments(calibration, Path(tmp))]
         result = run_tensorflow_child(command, f"writes the {', '.join(formats)} files from {weights_path}",
                                       log_path, timeout)

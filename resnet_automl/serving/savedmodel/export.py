@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from resnet_automl.data.images import SERVABLE_EXTENSIONS
 from resnet_automl.errors import ExportError
-from resnet_automl.serving.layout import (
+from resnet_automl.serving.savedmodel.layout import (
     LABELS_FILE,
     SIGNATURE_BYTES,
     SIGNATURE_TENSOR,
@@ -44,7 +44,7 @@ from resnet_automl.serving.layout import (
     read_labels,
     write_thresholds,
 )
-from resnet_automl.serving.rebuild import classifier_from_weights_file
+from resnet_automl.serving.savedmodel.rebuild import classifier_from_weights_file
 
 __all__ = ["SERVABLE_EXTENSIONS", "WARMUP_FILE", "as_numpy_bytes", "clean_partial_exports", "export_serving_model",
            "export_from_weights_file", "read_labels"]
@@ -157,9 +157,9 @@ def export_from_weights_file(weights_path, model_root, *, model_name: str = "cla
 
 
 def main(argv=None) -> int:
-    """`python -m resnet_automl.serving.export WEIGHTS MODEL_ROOT [--formats litert,onnx --run-dir DIR]`: the
+    """`python -m resnet_automl.serving.savedmodel.export WEIGHTS MODEL_ROOT [--formats litert,onnx --run-dir DIR]`: the
     child process of `tensorflow_process.export_in_tensorflow_process`; with `--formats`, the same
-    rebuilt model also writes those files under `DIR/exports/` (`edge_export.write_formats`)."""
+    rebuilt model also writes those files under `DIR/exports/` (`edge.export.write_formats`)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("weights")
     parser.add_argument("model_root")
@@ -178,7 +178,7 @@ def main(argv=None) -> int:
     if args.formats:
         import numpy as np
 
-        from resnet_automl.serving.edge_export import write_formats
+        from resnet_automl.serving.edge.export import write_formats
 
         written = write_formats(model, meta["class_names"], args.run_dir, args.formats.split(","),
                                 image_size=meta["image_size"], thresholds=meta.get("thresholds"),

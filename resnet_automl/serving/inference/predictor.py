@@ -7,9 +7,15 @@ from pathlib import Path
 import numpy as np
 
 from resnet_automl.errors import DataError, ExportError
-from resnet_automl.serving.formats import EDGE_FORMATS, require_modules
-from resnet_automl.serving.layout import SIGNATURE_BYTES, SIGNATURE_TENSOR, is_version_dir, read_labels, read_thresholds
-from resnet_automl.serving.ranking import predictions
+from resnet_automl.serving.edge.formats import EDGE_FORMATS, require_modules
+from resnet_automl.serving.inference.ranking import predictions
+from resnet_automl.serving.savedmodel.layout import (
+    SIGNATURE_BYTES,
+    SIGNATURE_TENSOR,
+    is_version_dir,
+    read_labels,
+    read_thresholds,
+)
 
 
 def resolve_version_dir(path: str | os.PathLike) -> Path:
@@ -122,7 +128,7 @@ def load_model(path: str | os.PathLike):
     """
     edge_file = _edge_model_file(Path(path).expanduser())
     if edge_file is not None:
-        from resnet_automl.serving.edge_predictor import EdgePredictor
+        from resnet_automl.serving.inference.edge_predictor import EdgePredictor
 
         require_modules([EDGE_FORMATS["onnx" if edge_file.suffix == ".onnx" else "litert"]], converters=False)
         return EdgePredictor(edge_file)

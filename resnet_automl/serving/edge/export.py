@@ -7,7 +7,7 @@ inside), so every format is fed the way `preprocessing.json` says.
 
 Like the SavedModel, these files are written by TensorFlow from a model on Keras' TensorFlow
 backend; a JAX-trained run rebuilds its classifier from the final weights file in a child process
-(`python -m resnet_automl.serving.edge_export`). Each format goes to a hidden staging folder and is
+(`python -m resnet_automl.serving.edge.export`). Each format goes to a hidden staging folder and is
 renamed into `DIR/exports/<format>/`, so a reader never sees half a file.
 """
 from __future__ import annotations
@@ -26,15 +26,15 @@ import tensorflow as tf
 
 from resnet_automl.errors import ExportError
 from resnet_automl.runtime.run_folder import LABELS_FILE, THRESHOLDS_FILE, RunLayout
-from resnet_automl.serving.formats import (
+from resnet_automl.serving.edge.formats import (
     PREPROCESSING_NAME,
     edge_formats,
     format_dir,
     preprocessing_spec,
     replace_folder,
 )
-from resnet_automl.serving.layout import write_thresholds
-from resnet_automl.serving.rebuild import classifier_from_weights_file
+from resnet_automl.serving.savedmodel.layout import write_thresholds
+from resnet_automl.serving.savedmodel.rebuild import classifier_from_weights_file
 
 #: The ONNX opset: supported by onnxruntime >= 1.14 and every tf2onnx op this network needs.
 ONNX_OPSET = 17
@@ -151,7 +151,7 @@ def formats_from_weights_file(weights_path, run_dir, formats, calibration_path=N
 
 
 def main(argv=None) -> int:
-    """`python -m resnet_automl.serving.edge_export WEIGHTS RUN_DIR --formats litert,onnx [--calibration NPY]`."""
+    """`python -m resnet_automl.serving.edge.export WEIGHTS RUN_DIR --formats litert,onnx [--calibration NPY]`."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("weights")
     parser.add_argument("run_dir")

@@ -1,7 +1,7 @@
 """A predictor over a LiteRT (.tflite) or ONNX (.onnx) export, with the same interface as `Predictor`.
 
 Images are decoded and resized by the package's own decoder (`data.arrays.decode_resized`, the
-pixels the model was trained on) and fed to the file's runtime (`edge_runtime.EdgeRunner`).
+pixels the model was trained on) and fed to the file's runtime (`edge.runtime.EdgeRunner`).
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from resnet_automl.data.arrays import decode_resized, resize_bilinear
 from resnet_automl.data.images import ImageTooLargeError
 from resnet_automl.errors import DataError
 from resnet_automl.runtime.run_folder import LABELS_FILE, THRESHOLDS_FILE
-from resnet_automl.serving.layout import read_thresholds
-from resnet_automl.serving.ranking import predictions
+from resnet_automl.serving.inference.ranking import predictions
+from resnet_automl.serving.savedmodel.layout import read_thresholds
 
 #: What a file that does not decode raises in Pillow and the package's decoder.
 _DECODE_ERRORS = (UnidentifiedImageError, OSError, ImageTooLargeError, ValueError)
@@ -33,7 +33,7 @@ class EdgePredictor:
     """
 
     def __init__(self, model_path):
-        from resnet_automl.serving.edge_runtime import EdgeRunner
+        from resnet_automl.serving.edge.runtime import EdgeRunner
 
         self.model_path = Path(model_path)
         self.version_dir = self.model_path.parent
