@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 #: script -> extra smoke arguments; helpers (imported by the scripts) are not run.
 SMOKE = {
     "search_speed.py": [],
@@ -20,9 +20,9 @@ SMOKE = {
     "transfer.py": [],
     "multilabel.py": [],
 }
-HELPERS = {"fmnist.py"}
+HELPERS = {"fmnist.py", "harness.py"}
 #: Scripts whose smoke run is fast enough for the default suite and lives beside its unit tests.
-SMOKE_ELSEWHERE = {"decode_memory.py": "tests/test_decode_memory.py"}
+SMOKE_ELSEWHERE = {"decode_memory.py": "tests/data/test_decode_memory.py"}
 #: Scripts that run in a child process with KERAS_BACKEND=jax (what the GPU machine runs).
 JAX_SCRIPTS = {"gpu_check.py"}
 

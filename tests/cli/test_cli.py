@@ -79,7 +79,7 @@ def readme_flags() -> list:
     """(command, flag) for every `--flag` on a `resnet-automl COMMAND` line of README.md's shell blocks
     (continuation lines included; comments left out)."""
     found, command, in_block = [], None, False
-    for line in (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").splitlines():
+    for line in (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8").splitlines():
         if line.startswith("```"):
             in_block, command = line.strip() == "```bash", None
             continue

@@ -14,7 +14,7 @@ from resnet_automl.config.recipes import load_recipe, recipe_to_fit_arguments, r
 from resnet_automl.errors import ConfigError
 from resnet_automl.planning import ranges
 
-RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.toml"))
+RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.toml"))
 
 
 def test_the_shipped_recipes_are_there():

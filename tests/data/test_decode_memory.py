@@ -15,7 +15,7 @@ from resnet_automl.data import arrays, images, scan_folder
 from resnet_automl.data.arrays import decode_resized, load_images, resize_bilinear
 from resnet_automl.data.images import check_image_file, decode_threads, load_reduced, load_rgb
 
-BENCHMARK = Path(__file__).parent.parent / "benchmarks" / "decode_memory.py"
+BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "decode_memory.py"
 
 
 def full_decode(path, size):

@@ -175,7 +175,7 @@ def test_the_loss_is_binary_cross_entropy_summed_over_labels_with_weighted_posit
 
 
 def test_thresholded_predictions_list_every_label_at_or_above_its_threshold():
-    from resnet_automl.serving.ranking import thresholded_results
+    from resnet_automl.serving.inference.ranking import thresholded_results
 
     results = thresholded_results(np.array([[0.9, 0.2, 0.6], [0.1, 0.2, 0.3]]), ["a", "b", "c"], [0.5, 0.5, 0.6])
     assert results[0]["labels"] == ["a", "c"] and results[0]["scores"] == [0.9, 0.6]

@@ -122,7 +122,7 @@ def test_a_failed_export_check_exits_non_zero_from_the_cli(trained_run, tmp_path
 
 
 def test_a_failing_tensorflow_child_reads_as_one_sentence_with_its_log(tmp_path):
-    from resnet_automl.serving.tensorflow_process import export_in_tensorflow_process
+    from resnet_automl.serving.savedmodel.tensorflow_process import export_in_tensorflow_process
 
     bogus = tmp_path / "not.weights.h5"
     bogus.write_bytes(b"no weights here")

@@ -16,7 +16,7 @@ from PIL import Image
 from resnet_automl.report import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _backend():
@@ -64,7 +64,7 @@ SCRIPT = textwrap.dedent("""
     import matplotlib
     if sys.argv[1] != "-":
         matplotlib.use(sys.argv[1])  # the caller's own choice
-    sys.path.insert(0, "tests")
+    sys.path[:0] = ["tests", "tests/report"]
     import test_plots
     before = test_plots._backend()
     pictures = test_plots._draw_all(Path(sys.argv[2]), [Path(p) for p in json.loads(sys.argv[3])])

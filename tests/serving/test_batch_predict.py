@@ -12,7 +12,7 @@ from conftest import write_image
 
 import resnet_automl
 from resnet_automl.cli.main import main
-from resnet_automl.serving.batch_predict import iter_image_paths, predict_to_file
+from resnet_automl.serving.inference.batch_predict import iter_image_paths, predict_to_file
 
 
 def _photo_folder(root: Path, count: int) -> Path:

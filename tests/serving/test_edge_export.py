@@ -14,7 +14,7 @@ from resnet_automl import load_model
 from resnet_automl.cli.main import main
 from resnet_automl.config.options import FitOptions
 from resnet_automl.errors import ConfigError
-from resnet_automl.serving import formats
+from resnet_automl.serving.edge import formats
 
 EDGE = ["litert", "litert-int8", "onnx"]
 
@@ -134,8 +134,8 @@ def test_a_format_that_fails_its_check_is_moved_aside(exported_run, tmp_path, mo
 @pytest.mark.slow
 def test_a_child_tensorflow_process_writes_the_formats_from_a_weights_file(pretrained_file, tmp_path):
     """The path of a run trained on JAX: the files come from the final weights in a TensorFlow child."""
-    from resnet_automl.serving.edge_runtime import EdgeRunner
-    from resnet_automl.serving.tensorflow_process import formats_in_tensorflow_process
+    from resnet_automl.serving.edge.runtime import EdgeRunner
+    from resnet_automl.serving.savedmodel.tensorflow_process import formats_in_tensorflow_process
 
     calibration = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     written = formats_in_tensorflow_process(pretrained_file, tmp_path, ["litert-int8", "onnx"], calibration=calibration)

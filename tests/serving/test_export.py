@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from resnet_automl import load_model
 from resnet_automl.errors import DataError, ExportError
-from resnet_automl.serving.export import WARMUP_FILE, as_numpy_bytes, export_serving_model, read_labels
+from resnet_automl.serving.savedmodel.export import WARMUP_FILE, as_numpy_bytes, export_serving_model, read_labels
 
 CLI = Path(sys.executable).parent / "saved_model_cli"
 
@@ -99,7 +99,7 @@ def test_new_export_takes_next_version_and_is_atomic(trained_run, tmp_path, monk
     second = export_serving_model(trained_run.model, trained_run.class_names, root, image_size=32)
     assert second.name == "2" and (root / "1" / "saved_model.pb").exists()
 
-    from resnet_automl.serving import export
+    from resnet_automl.serving.savedmodel import export
 
     def killed(*args, **kwargs):  # the SavedModel is written, the warm-up file is not
         raise OSError("simulated kill during write")
