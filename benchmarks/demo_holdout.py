@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fmnist import DEBIAN, holdout_accuracies, read_debian_fashion_mnist, split_pixels  # noqa: E402
+from fmnist import DEBIAN, holdout_accuracies, read_debian_fashion_mnist, split_images  # noqa: E402
+from harness import pixel_baseline  # noqa: E402
 
 DEMO_CLASSES = {0: "t-shirt", 1: "trouser", 7: "sneaker", 8: "bag"}
 
@@ -45,8 +46,6 @@ def main(argv=None) -> int:
         resnet_automl.fit(data, out=Path(args.run_dir), backbone="tiny_resnet", weights=None, image_size=32,
                           epochs=1, final_epochs=1, budget=resnet_automl.Budget(max_trials=1), verbose=0,
                           export_formats=["litert-int8"])
-    from sklearn.linear_model import LogisticRegression
-
     from resnet_automl import load_model
 
     split = json.loads((Path(args.run_dir) / "data" / "split.json").read_text())
@@ -54,7 +53,7 @@ def main(argv=None) -> int:
     images, labels = read_debian_fashion_mnist("train")
     chosen = np.concatenate([np.where(labels == c)[0][:args.per_class] for c in DEMO_CLASSES])
     held, held_labels = images[chosen], np.array([class_names.index(DEMO_CLASSES[int(c)]) for c in labels[chosen]])
-    linear = LogisticRegression(max_iter=5000).fit(*split_pixels(split["train"] + split["val"]))
+    linear = pixel_baseline(*split_images(split["train"] + split["val"]))
     ours, linear_accuracy = holdout_accuracies(load_model(args.run_dir).probabilities, linear, held, held_labels)
     print(f"{len(held_labels)} unseen images: demo model {ours:.4f}, "
           f"logistic regression on pixels {linear_accuracy:.4f}")

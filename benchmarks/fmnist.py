@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from harness import pixels
 from PIL import Image
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
@@ -70,16 +71,16 @@ def load_fashion_mnist(classes: list, per_class: int, seed: int, holdout_per_cla
 def write_class_folders(images, labels, names, root: Path) -> Path:
     """Write greyscale images as `root/<class name>/<i>.png` and return `root`."""
     root = Path(root)
-    for i, (pixels, label) in enumerate(zip(images, labels, strict=True)):
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         (root / names[label]).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pixels).save(root / names[label] / f"{i:05d}.png")
+        Image.fromarray(image).save(root / names[label] / f"{i:05d}.png")
     return root
 
 
-def split_pixels(items):
-    """(pixels float32 [N, H*W] in 0..1, labels [N]) of a split's (path, label) items, as greyscale."""
-    return (np.array([np.asarray(Image.open(p).convert("L"), np.float32).ravel() / 255.0 for p, _ in items]),
-            np.array([label for _, label in items]))
+def split_images(items):
+    """(uint8 greyscale images [N, H, W], list of labels) of a split's (path, label) items."""
+    return (np.array([np.asarray(Image.open(p).convert("L"), np.uint8) for p, _ in items]),
+            [label for _, label in items])
 
 
 def as_rgb(images) -> np.ndarray:
@@ -93,4 +94,4 @@ def holdout_accuracies(probabilities_of, linear, images, labels):
     `probabilities_of` maps float32 RGB pixels [N, 28, 28, 3] in 0..255 to probabilities [N, C].
     """
     ours = float(np.mean(np.argmax(probabilities_of(as_rgb(images)), axis=1) == labels))
-    return ours, float(linear.score(images.reshape(len(images), -1) / 255.0, labels))
+    return ours, float(linear.score(pixels(images), labels))

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +29,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fmnist import DEBIAN, NAMES, debian_available, read_debian_fashion_mnist  # noqa: E402
+from fmnist import DEBIAN, NAMES, debian_available, read_debian_fashion_mnist, split_images  # noqa: E402
+from harness import log, pixel_baseline, pixels, print_table, save_rows, work_folder  # noqa: E402
 
 from resnet_automl.runtime.backend import BACKEND_CHOICES, choose_backend  # noqa: E402
 
@@ -77,26 +76,23 @@ def scores(probabilities: np.ndarray, hot: np.ndarray, thresholds) -> dict:
 def linear_baseline(split: dict, unseen_x: np.ndarray, unseen_hot: np.ndarray, num_labels: int) -> tuple:
     """(scores on the unseen mosaics, seconds) of one-vs-rest logistic regression on the train pixels,
     thresholds chosen on val by max F1 as `fit` chooses its own."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
-
     from resnet_automl.data.split import multi_hot
     from resnet_automl.training.metrics import choose_thresholds
 
-    def pixels(items):
-        return (np.array([np.asarray(Image.open(p).convert("L"), np.float32).ravel() / 255.0 for p, _ in items]),
-                multi_hot([label for _, label in items], num_labels))
+    def images_and_hot(items):
+        images, labels = split_images(items)
+        return images, multi_hot(labels, num_labels)
 
     started = time.time()
-    train_x, train_y = pixels(split["train"])
-    val_x, val_y = pixels(split["val"])
-    linear = OneVsRestClassifier(LogisticRegression(max_iter=2000)).fit(train_x, train_y)
-    thresholds = [row["threshold"] for row in choose_thresholds(val_y, linear.predict_proba(val_x))]
-    result = scores(linear.predict_proba(unseen_x.reshape(len(unseen_x), -1) / 255.0), unseen_hot, thresholds)
+    train_x, train_y = images_and_hot(split["train"])
+    val_x, val_y = images_and_hot(split["val"])
+    linear = pixel_baseline(train_x, train_y, multilabel=True, max_iter=2000)
+    thresholds = [row["threshold"] for row in choose_thresholds(val_y, linear.predict_proba(pixels(val_x)))]
+    result = scores(linear.predict_proba(pixels(unseen_x)), unseen_hot, thresholds)
     return result, time.time() - started
 
 
-def run_seed(seed: int, args, work: Path, log) -> dict:
+def run_seed(seed: int, args, work: Path) -> dict:
     import keras
 
     import resnet_automl
@@ -154,22 +150,17 @@ def main(argv=None) -> int:
     if args.smoke:
         args.seeds, args.images, args.unseen = "0", 60, 20
 
-    def log(line):
-        print(line, flush=True)
-
     log(f"Keras backend: {backend} ({reason})")
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="multilabel-"))
-    rows = [run_seed(int(seed), args, work, log) for seed in args.seeds.split(",")]
-    print(f"\n{'seed':>4} {'train':>6} {'unseen':>6} {'fit mAP':>8} {'LR mAP':>8} {'diff':>7} {'fit F1':>7} "
-          f"{'LR F1':>7} {'fit s':>6} {'epochs':>6}  backbone")
-    for r in rows:
-        print(f"{r['seed']:>4} {r['train_mosaics']:>6} {r['unseen_mosaics']:>6} {r['fit_map']:>8.4f} "
-              f"{r['linear_map']:>8.4f} {r['fit_map'] - r['linear_map']:>+7.4f} {r['fit_micro_f1']:>7.4f} "
-              f"{r['linear_micro_f1']:>7.4f} {r['fit_seconds']:>6.0f} {r['final_epochs'] or 0:>6}  "
-              f"{r['backbone']} {r['image_size']} px, {r['backend']}")
-    (work / "multilabel.json").write_text(json.dumps(rows, indent=1))
-    if args.workdir is None and not args.smoke:
-        shutil.rmtree(work, ignore_errors=True)
+    with work_folder(args.workdir, "multilabel", keep=args.smoke) as work:
+        rows = [run_seed(int(seed), args, work) for seed in args.seeds.split(",")]
+        print()
+        print_table(rows, [("seed", "seed", ">4"), ("train", "train_mosaics", ">6"), ("unseen", "unseen_mosaics", ">6"),
+                           ("fit mAP", "fit_map", ">8.4f"), ("LR mAP", "linear_map", ">8.4f"),
+                           ("diff", lambda r: r["fit_map"] - r["linear_map"], ">+7.4f"),
+                           ("fit F1", "fit_micro_f1", ">7.4f"), ("LR F1", "linear_micro_f1", ">7.4f"),
+                           ("fit s", "fit_seconds", ">6.0f"), ("epochs", lambda r: r["final_epochs"] or 0, ">6"),
+                           (" backbone", lambda r: f" {r['backbone']} {r['image_size']} px, {r['backend']}", "")])
+        save_rows(work, "multilabel", rows)
     return 0
 
 

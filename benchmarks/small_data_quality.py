@@ -29,16 +29,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fmnist import DEBIAN, as_rgb, debian_available, load_fashion_mnist, split_pixels, write_class_folders  # noqa: E402
+from fmnist import DEBIAN, as_rgb, debian_available, load_fashion_mnist, split_images, write_class_folders  # noqa: E402
+from harness import log, pixel_baseline, pixels, print_table, save_rows, work_folder  # noqa: E402
 
 from resnet_automl.runtime.backend import BACKEND_CHOICES, choose_backend  # noqa: E402
 
@@ -100,13 +99,12 @@ def train_cnn(split, seconds: float, unseen_x, unseen_y, smoke: bool) -> tuple:
     """(accuracy on the unseen images, seconds): the CNN on the split's train images, best epoch on val."""
     import keras
 
-    def pixels(items):
-        x, y = split_pixels(items)
-        side = int(np.sqrt(x.shape[1]))
-        return (x.reshape(-1, side, side, 1) * 255.0).astype("float32"), y
+    def images_of(items):
+        x, y = split_images(items)
+        return x[..., None].astype("float32"), np.asarray(y)
 
-    train_x, train_y = pixels(split["train"])
-    val_x, val_y = pixels(split["val"])
+    train_x, train_y = images_of(split["train"])
+    val_x, val_y = images_of(split["val"])
     model = small_cnn(len(split["class_names"]), train_x.shape[1:])
     started = time.time()
 
@@ -128,9 +126,8 @@ def _seconds(value) -> float | None:
     return None if value is None else round(float(value), 2)
 
 
-def run_case(name: str, seed: int, args, work: Path, log) -> dict:
+def run_case(name: str, seed: int, args, work: Path) -> dict:
     import keras
-    from sklearn.linear_model import LogisticRegression
 
     import resnet_automl
 
@@ -152,9 +149,8 @@ def run_case(name: str, seed: int, args, work: Path, log) -> dict:
     fit_accuracy = float(np.mean(np.argmax(result.model.predict(as_rgb(unseen_x), verbose=0), axis=1)
                                  == mapping[unseen_y]))
     split = json.loads((work / f"{name}-{seed}" / "run" / "data" / "split.json").read_text())
-    x, y = split_pixels(split["train"] + split["val"])
-    linear = LogisticRegression(max_iter=5000).fit(x, y)
-    linear_accuracy = float(np.mean(linear.predict(unseen_x.reshape(len(unseen_x), -1) / 255.0) == mapping[unseen_y]))
+    linear = pixel_baseline(*split_images(split["train"] + split["val"]))
+    linear_accuracy = float(np.mean(linear.predict(pixels(unseen_x)) == mapping[unseen_y]))
     cnn_accuracy, cnn_seconds = (train_cnn(split, fit_seconds, unseen_x, mapping[unseen_y], args.smoke)
                                  if args.cnn else (float("nan"), 0.0))
     row = {"set": name, "seed": seed, "train_images": len(labels), "unseen_images": len(unseen_y),
@@ -212,23 +208,19 @@ def main(argv=None) -> int:
         args.sets = "fm10-30" if debian_available() else "digits"
         args.seeds, args.minutes, args.image_size = "0", 1.0, 32
 
-    def log(line):
-        print(line, flush=True)
-
     log(f"Keras backend: {backend} ({reason})")
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="quality-"))
-    rows = [run_case(name, int(seed), args, work, log) for name in args.sets.split(",")
-            for seed in args.seeds.split(",")]
-    print(f"\n{'set':<11} {'seed':>4} {'train':>6} {'unseen':>6} {'fit':>7} {'linear':>7} {'CNN':>7} "
-          f"{'fit-lin':>8} {'fit-CNN':>8} {'fit s':>6} {'epochs':>6} {'s/ep':>5}  backbone")
-    for r in rows:
-        print(f"{r['set']:<11} {r['seed']:>4} {r['train_images']:>6} {r['unseen_images']:>6} {r['fit']:>7.4f} "
-              f"{r['linear']:>7.4f} {r['cnn']:>7.4f} {r['fit'] - r['linear']:>+8.4f} {r['fit'] - r['cnn']:>+8.4f} "
-              f"{r['fit_seconds']:>6.0f} {r['final_epochs'] or 0:>6} {r['final_epoch_s'] or float('nan'):>5.2f}  "
-              f"{r['backbone']} {r['image_size']} px, {r['backend']}")
-    (work / "small_data_quality.json").write_text(json.dumps(rows, indent=1))
-    if args.workdir is None and not args.smoke:
-        shutil.rmtree(work, ignore_errors=True)
+    with work_folder(args.workdir, "quality", keep=args.smoke) as work:
+        rows = [run_case(name, int(seed), args, work) for name in args.sets.split(",")
+                for seed in args.seeds.split(",")]
+        print()
+        print_table(rows, [("set", "set", "<11"), ("seed", "seed", ">4"), ("train", "train_images", ">6"),
+                           ("unseen", "unseen_images", ">6"), ("fit", "fit", ">7.4f"), ("linear", "linear", ">7.4f"),
+                           ("CNN", "cnn", ">7.4f"), ("fit-lin", lambda r: r["fit"] - r["linear"], ">+8.4f"),
+                           ("fit-CNN", lambda r: r["fit"] - r["cnn"], ">+8.4f"), ("fit s", "fit_seconds", ">6.0f"),
+                           ("epochs", lambda r: r["final_epochs"] or 0, ">6"),
+                           ("s/ep", lambda r: r["final_epoch_s"] or float("nan"), ">5.2f"),
+                           (" backbone", lambda r: f" {r['backbone']} {r['image_size']} px, {r['backend']}", "")])
+        save_rows(work, "small_data_quality", rows)
     return 0
 
 

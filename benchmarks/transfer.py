@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fmnist import NAMES, as_rgb, debian_available, read_debian_fashion_mnist, write_class_folders  # noqa: E402
+from harness import log, pixel_baseline, pixels, print_table, save_rows, work_folder  # noqa: E402
 
 SOURCE_CLASSES = (0, 2, 3, 4, 6, 9)
 TARGET_CLASSES = (1, 5, 7, 8)
@@ -156,13 +155,21 @@ def main(argv=None) -> int:
         args.fit_options = {"epochs": 2, "final_epochs": 2, "max_trials": 2}  # fixed, short: seconds per fit
     else:
         args.fit_options = {}
-        args.cache = str(Path(args.workdir or tempfile.mkdtemp(prefix="transfer-")) / "cache")
-    from sklearn.linear_model import LogisticRegression
+    with work_folder(args.workdir, "transfer", keep=args.smoke) as work:
+        if not args.smoke:
+            args.cache = str(work / "cache")
+        run_methods(args, work)
+    return 0
 
+
+def _rate_text(row: dict) -> str:
+    rate = row["learning_rate"]
+    return rate if rate == "-" else f"{rate:.2g}"
+
+
+def run_methods(args, work: Path) -> None:
+    """Pretrain (or reuse) the source, then each method at each size and seed; print and save the table."""
     import resnet_automl
-
-    def log(line):
-        print(line, flush=True)
 
     parts = load_parts(args.smoke)
     train, train_labels, test, test_labels, names, _, target_classes = parts
@@ -170,7 +177,6 @@ def main(argv=None) -> int:
     source_run = pretrain_source(args, parts, log)
     source = json.loads((source_run / "run.json").read_text())
     unseen_x, unseen_y = pick(test, test_labels, target_classes, args.unseen_per_class, np.random.default_rng(7))
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="transfer-"))
     methods = args.methods.split(",")
     fits = {"a": {"weights": str(source_run)}, "b0": {"weights": str(source_run), "trainable_stages": [0]},
             "b5": {"weights": str(source_run), "trainable_stages": [5]},
@@ -193,8 +199,7 @@ def main(argv=None) -> int:
                 elif method == "d":
                     accuracy, depth, rate = linear_probe(source_run, x, y, unseen_x, unseen_y), "-", "-"
                 else:
-                    linear = LogisticRegression(max_iter=5000).fit(x.reshape(len(x), -1) / 255.0, y)
-                    accuracy = float(linear.score(unseen_x.reshape(len(unseen_x), -1) / 255.0, unseen_y))
+                    accuracy = float(pixel_baseline(x, y).score(pixels(unseen_x), unseen_y))
                     depth, rate = "-", "-"
                 rows.append({"method": method, "per_class": per_class, "seed": seed, "accuracy": accuracy,
                              "seconds": round(time.time() - start, 1), "trainable_stages": depth,
@@ -203,17 +208,13 @@ def main(argv=None) -> int:
                     f"{rows[-1]['seconds']:.0f} s"
                     f" (trainable_stages {depth}, learning rate {rate if rate == '-' else f'{rate:.2g}'})")
     print(f"\nunseen target images: {len(unseen_y)}; source {source_run}")
-    print(f"{'method':>6} {'per class':>9} {'seed':>4} {'accuracy':>9} {'seconds':>8} {'depth':>6} {'lr':>8}")
-    for row in rows:
-        rate = row["learning_rate"] if row["learning_rate"] == "-" else f"{row['learning_rate']:.2g}"
-        print(f"{row['method']:>6} {row['per_class']:>9} {row['seed']:>4} {row['accuracy']:>9.4f} "
-              f"{row['seconds']:>8.0f} {str(row['trainable_stages']):>6} {rate:>8}")
-    (work / "transfer.json").write_text(json.dumps(rows, indent=1))
+    print_table(rows, [("method", "method", ">6"), ("per class", "per_class", ">9"), ("seed", "seed", ">4"),
+                       ("accuracy", "accuracy", ">9.4f"), ("seconds", "seconds", ">8.0f"),
+                       ("depth", lambda r: str(r["trainable_stages"]), ">6"),
+                       ("lr", _rate_text, ">8")])
+    save_rows(work, "transfer", rows)
     if "a" in methods and args.cache_comparison:
         cache_comparison(args, source_run, work, target_names, log)
-    if args.workdir is None and not args.smoke:
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
 
 
 def cache_comparison(args, source_run, work, target_names, log) -> None:
