@@ -12,8 +12,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
-from sklearn.utils.class_weight import compute_class_weight
 
 from resnet_automl.config.task import Task
 from resnet_automl.data.scan import Scan
@@ -129,6 +127,8 @@ def _stratified(items: list, size: float, seed: int, what: str, num_classes: int
         splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=held, random_state=seed)
         rest_index, held_index = next(splitter.split(np.zeros(len(items)), multi_hot(labels, num_classes)))
         return sorted(items[i] for i in rest_index), sorted(items[i] for i in held_index)
+    from sklearn.model_selection import train_test_split  # scikit-learn loads when a split is made
+
     rest, out = train_test_split(items, test_size=held, random_state=seed, stratify=labels)
     return sorted(rest), sorted(out)
 
@@ -223,6 +223,8 @@ def _class_weights(train: list) -> dict:
     """The audit's "class_weights" of single-label `train` items: scikit-learn's "balanced" weights."""
     train_labels = np.array([label for _, label in train])
     present = np.unique(train_labels)
+    from sklearn.utils.class_weight import compute_class_weight
+
     weights = compute_class_weight("balanced", classes=present, y=train_labels)
     return {"class_weights": {str(int(c)): round(float(w), 6) for c, w in zip(present, weights, strict=True)}}
 

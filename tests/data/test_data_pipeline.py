@@ -89,3 +89,13 @@ def test_random_erasing_hits_about_half_the_images_with_at_most_a_third_of_the_a
     assert area.max() <= ERASING_AREA[1] + 0.05
     assert np.array_equal(keras.ops.convert_to_numpy(erasing(x, training=False)), x)
 
+
+
+def test_importing_the_data_layer_loads_no_scikit_learn():
+    """`resnet_automl.data` and its modules import at once; scikit-learn loads when a split is made."""
+    import subprocess
+    import sys
+
+    code = "import sys, resnet_automl.data.images, resnet_automl.data; print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert out.strip().splitlines()[-1] == "False"
