@@ -42,3 +42,16 @@ def write_text_atomic(path, text: str) -> None:
 def write_json_atomic(path, data, indent: int = 2) -> None:
     """Write `data` as JSON to `path` atomically; values JSON cannot hold are written as `str`."""
     write_text_atomic(path, json.dumps(data, indent=indent, default=str))
+
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP, "CSV injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """`cell` (str) as a CSV text cell a spreadsheet will not run: a leading apostrophe before a
+    formula character (`FORMULA_PREFIXES`), as OWASP recommends; any other text unchanged.
+
+    Example: "=HYPERLINK(...)" -> "'=HYPERLINK(...)"; "cat" -> "cat".
+    """
+    return f"'{cell}" if cell.startswith(FORMULA_PREFIXES) else cell

@@ -96,3 +96,24 @@ def test_memory_stays_flat_from_1000_to_5000_images(trained_run, tmp_path):
     after_5000 = _peak_rss_mb()
     print(f"peak RSS after 1,000 images {after_1000:.0f} MB, after 5,000 {after_5000:.0f} MB")
     assert after_5000 - after_1000 < 50
+
+
+def test_no_csv_cell_starts_with_a_formula_character_and_json_lines_keep_the_labels(tmp_path):
+    import io
+
+    from resnet_automl.runtime.files import FORMULA_PREFIXES, spreadsheet_safe
+    from resnet_automl.serving.inference.batch_predict import _Writer
+
+    hostile = ['=HYPERLINK("http://example.invalid","x")', "+1", "-2", "@SUM(A1)", "\tcat", "\rdog"]
+    for kind in ("csv", "jsonl"):
+        handle = io.StringIO()
+        writer = _Writer(handle, kind)
+        writer.write(Path("=cmd.png"), hostile, [0.5] * len(hostile))
+        writer.write(Path("b.png"), None, None, "-could not decode")
+        if kind == "csv":
+            rows = list(csv.reader(io.StringIO(handle.getvalue())))
+            assert all(not cell.startswith(FORMULA_PREFIXES) for row in rows for cell in row), rows
+            assert rows[1][1] == "'" + hostile[0] and rows[1][0] == "'=cmd.png" and rows[2][-1] == "'-could not decode"
+        else:
+            assert json.loads(handle.getvalue().splitlines()[0])["labels"] == hostile  # JSONL: the raw values
+    assert spreadsheet_safe("cat") == "cat" and spreadsheet_safe("") == ""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from resnet_automl.data.images import IMAGE_EXTENSIONS
 from resnet_automl.errors import DataError
-from resnet_automl.runtime.files import atomic_path
+from resnet_automl.runtime.files import atomic_path, spreadsheet_safe
 
 #: Output formats by file suffix.
 FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
@@ -105,7 +105,9 @@ def batched(paths: Iterable, size: int) -> Iterator[list]:
 
 class _Writer:
     """Rows into a CSV (path, label, score, top_labels, top_scores, error) or JSON Lines file. For a
-    multi-label model `top_labels` are the labels at or above their thresholds (maybe none), best first."""
+    multi-label model `top_labels` are the labels at or above their thresholds (maybe none), best first.
+    A CSV text cell that a spreadsheet would run as a formula gets a leading apostrophe
+    (`files.spreadsheet_safe`); JSON Lines keeps every value as it is."""
 
     def __init__(self, handle, kind: str):
         self.handle, self.kind = handle, kind
@@ -115,8 +117,10 @@ class _Writer:
 
     def write(self, path: Path, labels: list | None, scores: list | None, error: str = "") -> None:
         if self.kind == "csv":
-            self.csv.writerow([str(path), labels[0] if labels else "", f"{scores[0]:.6f}" if scores else "",
-                               "|".join(labels or []), "|".join(f"{s:.6f}" for s in scores or []), error])
+            text = [str(path), labels[0] if labels else "", "|".join(labels or []), error]
+            path_cell, label, top_labels, error = (spreadsheet_safe(cell) for cell in text)  # no formula runs
+            self.csv.writerow([path_cell, label, f"{scores[0]:.6f}" if scores else "", top_labels,
+                               "|".join(f"{s:.6f}" for s in scores or []), error])
         else:
             row = {"path": str(path), "labels": labels, "scores": scores} if labels is not None and not error \
                 else {"path": str(path), "error": error}
