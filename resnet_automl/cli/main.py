@@ -22,7 +22,7 @@ from resnet_automl.runtime.run_folder import RUN_FILE
 EXIT_USAGE = 2
 #: ... an exported model that failed its check (moved aside; rerun to export again) ...
 EXIT_EXPORT_CHECK = 3
-#: ... and Ctrl-C (state saved; rerun to resume).
+#: ... and Ctrl-C (state saved; rerun to resume); SIGTERM and SIGHUP exit 128 + their number (143, 129).
 EXIT_INTERRUPTED = 130
 
 
@@ -298,12 +298,13 @@ def main(argv: list | None = None) -> int:
             raise
         print(f"resnet-automl {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_EXPORT_CHECK if isinstance(exc, ExportCheckError) else EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP as `interrupts.StopRequested`
         if args.debug:
             raise
-        print(f"resnet-automl {args.command}: interrupted. State is saved; rerun the same command "
+        name = getattr(exc, "signal_name", "SIGINT")
+        print(f"resnet-automl {args.command}: stopped by {name}. State is saved; rerun the same command "
               "to resume.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return getattr(exc, "exit_status", EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

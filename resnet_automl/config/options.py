@@ -104,6 +104,8 @@ class FitOptions:
         task: "auto" (default: "multilabel" when a manifest row has several labels, else
             "multiclass"), "multiclass" (softmax, one label per image) or "multilabel" (sigmoid
             head, binary cross-entropy, per-label thresholds; needs a manifest).
+        keep_split: bool, go on with the run's saved split when the data changed since it was made.
+            Default False: a rerun on changed data stops with a message naming what changed.
     """
 
     backbone: object = "auto"
@@ -130,6 +132,7 @@ class FitOptions:
     label_delimiter: str | None = None
     allow_absolute_paths: bool = False
     task: str = "auto"
+    keep_split: bool = False
 
     def __post_init__(self):
         self.weights = canonical_weights(self.weights)

@@ -248,6 +248,9 @@ OPTIONS = (
            "multilabel when a manifest row has several labels"),
     Option("allow_absolute_paths", "fit", "data", BOOL, "--allow-absolute-paths",
            "accept manifest paths that are absolute or leave the manifest's folder"),
+    Option("keep_split", "fit", "data", BOOL, "--keep-split",
+           "go on with the run's saved split when the data changed since it was made (default: a rerun on "
+           "changed data stops and says what changed)"),
     Option("val_fraction", "fit", "data", SPLIT_FRACTION, None, "share of a class-folder tree held out for validation"),
     Option("test_fraction", "fit", "data", SPLIT_FRACTION, None, "share of a class-folder tree held out for testing"),
     Option("minutes", "budget", "budget", POSITIVE_NUMBER_OR_NONE, "--minutes",

@@ -6,7 +6,6 @@ which keeps each label's share of images close to equal across the splits.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,8 +14,8 @@ import numpy as np
 
 from resnet_automl.config.task import Task
 from resnet_automl.data.scan import Scan
-from resnet_automl.errors import DataError
-from resnet_automl.runtime.files import write_json_atomic
+from resnet_automl.errors import DataError, RunStateError
+from resnet_automl.runtime.files import read_json_object, write_json_atomic
 
 SPLITS = ("train", "val", "test")
 SPLIT_FILE_VERSION = 1
@@ -45,6 +44,8 @@ class DatasetSplits:
         seed: int, the split seed.
         task: `Task`, MULTICLASS (a label is an int) or MULTILABEL (a label is a tuple of int, any
             number of classes); written to the split file as its name. Default MULTICLASS.
+        fingerprint: dict or None, what the split was made from (`data.fingerprint.take`), so a
+            rerun notices changed data. Default None (a TFDS source, or a split of an older version).
     """
 
     root: str
@@ -55,6 +56,7 @@ class DatasetSplits:
     audit: dict = field(default_factory=dict)
     seed: int = 0
     task: Task = Task.MULTICLASS
+    fingerprint: dict | None = None
 
     def __post_init__(self):
         self.task = Task(self.task)
@@ -95,21 +97,38 @@ class DatasetSplits:
         write_json_atomic(path, {"version": SPLIT_FILE_VERSION, **asdict(self)}, indent=1)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "DatasetSplits":
-        """Read a split written by `save`; raise `DataError` when its files are gone."""
-        data = json.loads(Path(path).read_text())
-        data.pop("version", None)
-        multilabel = Task(data.get("task", Task.MULTICLASS)).multilabel
-        for split in SPLITS:
-            data[split] = [(p, tuple(int(i) for i in label) if multilabel else int(label)) for p, label in data[split]]
-        splits = cls(**data)
-        missing = [p for split in SPLITS for p, _ in splits.split(split) if not os.path.exists(p)]
+    def load(cls, path: str | os.PathLike, check_files: bool = True) -> "DatasetSplits":
+        """Read a split written by `save`, validated: `RunStateError` naming the file when it is
+        damaged (truncated, empty, not a split); with `check_files` (default True), `DataError` when
+        files it lists are gone."""
+        path = Path(path)
+        fix = ("Rerun with --overwrite to split the data again (exported model versions are kept), or pass "
+               "another --out.")
+        data = read_json_object(path, what="the saved split", fix=fix)
+        try:
+            data.pop("version", None)
+            multilabel = Task(data.get("task", Task.MULTICLASS)).multilabel
+            for split in SPLITS:
+                data[split] = [(str(p), tuple(int(i) for i in label) if multilabel else int(label))
+                               for p, label in data[split]]
+            splits = cls(**data)
+            if not isinstance(splits.class_names, list) or not isinstance(splits.audit, dict):
+                raise TypeError("class_names or audit of the wrong type")
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise RunStateError(f"The saved split {str(path)!r} is damaged: {type(exc).__name__}: {exc}. "
+                                f"{fix}") from None
+        if check_files:
+            splits.check_files(path)
+        return splits
+
+    def check_files(self, path) -> None:
+        """`DataError` when files of this split (saved at `path`) are gone."""
+        missing = [p for split in SPLITS for p, _ in self.split(split) if not os.path.exists(p)]
         if missing:
             raise DataError(
                 f"The dataset changed since this run started: {len(missing)} file(s) of the saved split "
                 f"{str(path)!r} are gone (first: {missing[0]!r}). Restore them, or start again with "
                 "--overwrite (or a new --out folder).")
-        return splits
 
 
 def _stratified(items: list, size: float, seed: int, what: str, num_classes: int):

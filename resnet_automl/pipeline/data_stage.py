@@ -37,7 +37,8 @@ def prepare(ctx: RunContext) -> tuple[RunData, TrainingPlan]:
     """
     started, opts = time.time(), ctx.opts
     splits = prepare_data(ctx.data, ctx.out, seed=opts.seed, val_fraction=opts.val_fraction,
-                          test_fraction=opts.test_fraction, columns=ManifestColumns(**opts.manifest_columns()))
+                          test_fraction=opts.test_fraction, columns=ManifestColumns(**opts.manifest_columns()),
+                          keep_split=opts.keep_split)
     audit = splits.audit
     logger.info(describe_audit(audit, splits.num_classes))
     image_size = (opts.image_size or ctx.record.image_size or ctx.source.image_size

@@ -11,13 +11,14 @@ import time
 from pathlib import Path
 
 from resnet_automl.data.images import SERVABLE_EXTENSIONS
+from resnet_automl.data.scan import file_sha256
 from resnet_automl.errors import ExportCheckError
 from resnet_automl.pipeline import edge_stage
 from resnet_automl.pipeline.context import RunContext, RunData
 from resnet_automl.pipeline.final_stage import FinalModel
 from resnet_automl.pipeline.run_dir import move_to_rejected
 from resnet_automl.runtime import device
-from resnet_automl.serving.savedmodel.layout import clean_partial_exports
+from resnet_automl.serving.savedmodel.layout import clean_partial_exports, versions_made_from
 from resnet_automl.serving.savedmodel.verify import verify_export
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ def _write_saved_model(ctx: RunContext, data: RunData, final: FinalModel, sample
 
         return export_serving_model(final.model, data.splits.class_names, layout.model_dir, image_size=data.image_size,
                                     warmup_images=[Path(p).read_bytes() for p in samples[:WARMUP_IMAGES]],
-                                    thresholds=final.thresholds, **common), {}
+                                    thresholds=final.thresholds, weights_sha256=file_sha256(layout.final_weights),
+                                    **common), {}
     if device.tensorflow_available():
         from resnet_automl.serving.savedmodel.tensorflow_process import export_in_tensorflow_process
 
@@ -58,6 +60,20 @@ def _write_saved_model(ctx: RunContext, data: RunData, final: FinalModel, sample
     ctx.note(note)
     logger.info(f"[export] skipped: {note}")
     return None, {}
+
+
+def _unrecorded_version(ctx: RunContext) -> Path | None:
+    """A complete version of this run's final weights that a killed export renamed into place but
+    never recorded (`layout.PROVENANCE_FILE`): adopted, and checked like a new one, instead of a second
+    version of the same model. None when there is none."""
+    if not ctx.layout.final_weights.exists():
+        return None
+    found = versions_made_from(ctx.layout.model_dir, file_sha256(ctx.layout.final_weights))
+    if not found:
+        return None
+    logger.info(f"[export] {found[-1]}: a version of these final weights that an interrupted run did not record; "
+                "checking it instead of exporting again")
+    return found[-1]
 
 
 def _reject(ctx: RunContext, version_dir: Path, check: dict) -> ExportCheckError:
@@ -89,7 +105,9 @@ def export(ctx: RunContext, data: RunData, final: FinalModel) -> tuple[Path | No
     started = time.time()
     clean_partial_exports(ctx.layout.model_dir)
     samples = servable_images(data.splits.test, CHECK_IMAGES)
-    version_dir, written = _write_saved_model(ctx, data, final, samples)
+    version_dir, written = _unrecorded_version(ctx), {}
+    if version_dir is None:
+        version_dir, written = _write_saved_model(ctx, data, final, samples)
     if version_dir is None:
         return None, edge_stage.export_formats(ctx, data, final)
     check = verify_export(version_dir, lambda pixels: final.model.predict(pixels, verbose=0), samples,

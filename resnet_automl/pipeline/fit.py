@@ -89,11 +89,11 @@ def _fit(data, out, opts: FitOptions, budget: Budget, clock: Clock, *, overwrite
     backbone_for(source, opts.backbone)  # a run or file of another backbone than the one asked for
     out = prepare_out_dir(out or default_out_dir(data))
     from resnet_automl.pipeline.run import run_pipeline
-    from resnet_automl.runtime.interrupts import remember_ctrl_c
+    from resnet_automl.runtime.interrupts import remember_stop_signals
 
     # the chief (or a single process) owns the folder; each worker holds a lock of its own
     owner = f"worker-{os.environ.get('KERASTUNER_TUNER_ID', os.getpid())}" if role == "worker" else "run"
-    with run_lock(out, owner), remember_ctrl_c():
+    with run_lock(out, owner), remember_stop_signals():
         if overwrite and role != "worker":  # only the owner may reset the shared run directory
             reset_out_dir(out)
         return run_pipeline(data, out, opts, budget, clock, source=source, verbose=verbose, recipe=recipe)
@@ -128,6 +128,7 @@ def export_run(run_dir, formats=None) -> FitResult:
         options["learning_rate_range"] = tuple(options["learning_rate_range"])
     if formats:
         options["export_formats"] = (*options.get("export_formats", ()), *formats)
+    options["keep_split"] = True  # an export retrains nothing: the run's own split is the one to check on
     return fit(record.data, out=run_dir, budget=None, verbose=1, **options)
 
 

@@ -5,7 +5,6 @@ run does not pay for them again.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -13,9 +12,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from resnet_automl.errors import RunStateError
 from resnet_automl.modeling.classifier import build_classifier, compile_classifier
 from resnet_automl.runtime.device import describe
-from resnet_automl.runtime.files import write_json_atomic
+from resnet_automl.runtime.files import read_json_object, write_json_atomic
 
 
 def measure_latency(model: keras.Model, image_size: int, *, runs: int = 10, warmup: int = 3,
@@ -46,11 +46,19 @@ def measure_latency(model: keras.Model, image_size: int, *, runs: int = 10, warm
 
 
 class ProbeCache:
-    """A JSON file of measurements keyed by device and setting."""
+    """A JSON file of measurements keyed by device and setting; a damaged one stops with
+    `RunStateError` naming it (delete it: the probes run again)."""
 
     def __init__(self, path: str | os.PathLike | None):
         self.path = Path(path) if path else None
-        self.data = json.loads(self.path.read_text()) if self.path and self.path.exists() else {}
+        self.data = {}
+        if self.path and self.path.exists():
+            self.data = read_json_object(self.path, what="the backbone probe cache",
+                                         fix="Delete it (the probes run again) or rerun with --overwrite.")
+            if not all(isinstance(v, dict) for v in self.data.values()):
+                raise RunStateError(f"The backbone probe cache {str(self.path)!r} is damaged: an entry is not "
+                                    "an object of measurements. Delete it (the probes run again) or rerun with "
+                                    "--overwrite.")
         self.hits = 0
 
     def get_or_measure(self, key: str, measure) -> dict:

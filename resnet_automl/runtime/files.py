@@ -55,3 +55,20 @@ def spreadsheet_safe(cell: str) -> str:
     Example: "=HYPERLINK(...)" -> "'=HYPERLINK(...)"; "cat" -> "cat".
     """
     return f"'{cell}" if cell.startswith(FORMULA_PREFIXES) else cell
+
+
+def read_json_object(path, *, what: str, fix: str) -> dict:
+    """The JSON object in `path`, or `RunStateError` naming the file, `what` it is ("the probe
+    cache") and what is wrong (empty, not JSON, not an object), then `fix` (a sentence)."""
+    from resnet_automl.errors import RunStateError
+
+    path, subject = Path(path), what[:1].upper() + what[1:]
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        problem = "it is empty" if path.exists() and not path.stat().st_size else f"it is not valid JSON ({exc})"
+        raise RunStateError(f"{subject} {str(path)!r} is damaged: {problem}. {fix}") from None
+    if not isinstance(data, dict):
+        raise RunStateError(f"{subject} {str(path)!r} is damaged: it holds a JSON {type(data).__name__}, "
+                            f"not an object. {fix}")
+    return data

@@ -12,10 +12,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from resnet_automl.errors import RunStateError
-from resnet_automl.runtime.files import write_json_atomic
+from resnet_automl.runtime.files import read_json_object, write_json_atomic
 from resnet_automl.runtime.run_folder import RUN_FILE, RunLayout
 
 _NUMBER = (int, float)
+#: What to do about a damaged run record.
+_FIX = ("Rerun with --overwrite to start this run again (exported model versions are kept), pass another --out, "
+        "or restore the file from a backup.")
 
 
 def _key(kinds: tuple, default=None, factory=None):
@@ -117,14 +120,7 @@ class RunRecord:
     def read(cls, path) -> RunRecord:
         """The record in the file `path`, validated: `RunStateError` when it cannot be read as a run record."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-            content = json.loads(text)
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            problem = "it is empty" if path.exists() and not path.stat().st_size else f"it is not valid JSON ({exc})"
-            raise RunStateError(_damaged(path, problem)) from None
-        if not isinstance(content, dict):
-            raise RunStateError(_damaged(path, f"it holds a JSON {type(content).__name__}, not an object"))
+        content = read_json_object(path, what="the run record", fix=_FIX)
         kinds = {f.name: f.metadata["kinds"] for f in fields(cls) if f.metadata.get("kinds")}
         known, extra = {}, {}
         for key, value in content.items():
@@ -132,8 +128,9 @@ class RunRecord:
                 extra[key] = value
                 continue
             if value is not None and not _is_kind(value, kinds[key]):
-                raise RunStateError(_damaged(path, f"its key {key!r} holds {json.dumps(value)[:60]} where "
-                                                   f"{' or '.join(k.__name__ for k in kinds[key])} belongs"))
+                raise RunStateError(f"The run record {str(path)!r} is damaged: its key {key!r} holds "
+                                    f"{json.dumps(value)[:60]} where {' or '.join(k.__name__ for k in kinds[key])} "
+                                    f"belongs. {_FIX}")
             if value is not None:
                 known[key] = value
         return cls(path=path, extra=extra, **known)
@@ -168,8 +165,3 @@ def _is_kind(value, kinds: tuple) -> bool:
     if isinstance(value, bool):  # JSON true/false is not a number here
         return bool in kinds
     return isinstance(value, kinds)
-
-
-def _damaged(path: Path, problem: str) -> str:
-    return (f"The run record {str(path)!r} is damaged: {problem}. Rerun with --overwrite to start this run again "
-            f"(exported model versions are kept), pass another --out, or restore the file from a backup.")

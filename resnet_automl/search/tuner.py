@@ -19,9 +19,9 @@ import keras
 import keras_tuner as kt
 
 from resnet_automl.config.options import TUNERS
-from resnet_automl.errors import ConfigError
+from resnet_automl.errors import ConfigError, RunStateError
 from resnet_automl.runtime import interrupts
-from resnet_automl.runtime.files import write_json_atomic
+from resnet_automl.runtime.files import read_json_object, write_json_atomic
 from resnet_automl.runtime.progress import live_progress
 from resnet_automl.search.contract import SearchHooks, SearchHyperModel
 from resnet_automl.search.oracles import BayesianOracle, HyperbandOracle, RandomOracle
@@ -306,8 +306,28 @@ def make_tuner(kind: str, hypermodel: SearchHyperModel, *, objective: str, max_t
         oracle = RandomOracle(max_trials=max_trials, **common)
     else:
         oracle = HyperbandOracle(max_epochs=max(epochs, 2), factor=3, hyperband_iterations=1, **common)
-    return TimedTuner(oracle=oracle, hypermodel=hypermodel, hooks=hooks, epochs=epochs, directory=str(directory),
-                      project_name="tuner", **tuner_options)
+    project = Path(directory) / "tuner"
+    if not tuner_options.get("overwrite"):
+        check_project(project)
+    try:
+        return TimedTuner(oracle=oracle, hypermodel=hypermodel, hooks=hooks, epochs=epochs, directory=str(directory),
+                          project_name="tuner", **tuner_options)
+    except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+        if not project.exists():
+            raise
+        raise RunStateError(f"The Keras Tuner project {str(project)!r} could not be read back "
+                            f"({type(exc).__name__}: {exc}). {_PROJECT_FIX.format(project=project)}") from None
+
+
+_PROJECT_FIX = "Rerun with --overwrite to search again (exported model versions are kept), or delete {project}."
+
+
+def check_project(project: Path) -> None:
+    """`RunStateError` naming the first damaged file Keras Tuner would read back from `project`
+    (its oracle.json and each trial's trial.json: truncated, empty, or not an object)."""
+    for path in [project / "oracle.json", *sorted(project.glob("trial_*/trial.json"))]:
+        if path.exists():
+            read_json_object(path, what="the Keras Tuner file", fix=_PROJECT_FIX.format(project=project))
 
 
 def trials_table(tuner: TimedTuner) -> list:

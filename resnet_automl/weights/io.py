@@ -73,7 +73,8 @@ def load_weights(model: keras.Model, path) -> None:
 
 
 def read_metadata(path) -> dict | None:
-    """The description stored by `save_weights`, or None for a file without one (or not HDF5)."""
+    """The description stored by `save_weights`, or None for a file without one (or not HDF5);
+    `RunStateError` naming the file when the description is damaged."""
     import h5py
 
     try:
@@ -83,4 +84,14 @@ def read_metadata(path) -> dict | None:
         return None
     if text is None:
         return None
-    return json.loads(text if isinstance(text, str) else text.decode("utf-8"))
+    try:
+        meta = json.loads(text if isinstance(text, str) else text.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        meta = exc
+    if not isinstance(meta, dict):
+        from resnet_automl.errors import RunStateError
+
+        problem = f"not valid JSON ({meta})" if isinstance(meta, Exception) else f"a JSON {type(meta).__name__}"
+        raise RunStateError(f"The description stored in the weights file {str(path)!r} is damaged: {problem}. "
+                            "Train it again (rerun its fit with --overwrite), or pass another weights file.")
+    return meta

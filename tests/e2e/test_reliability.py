@@ -155,21 +155,25 @@ def test_unusable_data_stops_with_a_message(tmp_path, make, match):
         prepare_data(root)
 
 
-def test_a_swallowed_ctrl_c_is_raised_again_at_the_next_boundary():
+@pytest.mark.parametrize("signum,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_swallowed_stop_signal_is_raised_again_at_the_next_boundary(signum, status):
     from resnet_automl.runtime import interrupts
 
-    with interrupts.remember_ctrl_c():
+    before = signal.getsignal(signum)
+    with interrupts.remember_stop_signals():
         try:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
             time.sleep(1)  # the handler runs here and only records the request
         except BaseException:  # what a bare `except:` inside Keras would do with an exception
             pass
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt) as stopped:
             interrupts.StopOnCtrlC().on_train_batch_begin(0)
-        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C raises at once
-            os.kill(os.getpid(), signal.SIGINT)
+        assert stopped.value.signum == signum and stopped.value.exit_status == status
+        with pytest.raises(KeyboardInterrupt):  # a second signal raises at once
+            os.kill(os.getpid(), signum)
             time.sleep(1)
     interrupts.check()  # outside the fit the request is forgotten
+    assert signal.getsignal(signum) == before  # the caller's handler is back
 
 
 class _InterruptAtEpoch(keras.callbacks.Callback):
@@ -204,3 +208,38 @@ def test_final_training_backup_is_periodic_and_resumes(tmp_path, interval, resum
     history = model.fit(x, y, epochs=5, verbose=0, callbacks=[backup])
     assert history.epoch[0] == resumed_at and history.epoch[-1] == 4
     assert not (tmp_path / "backup").exists()  # deleted when training ends
+
+
+def _stop_when(command: list, marker: str, signum: int, env: dict) -> subprocess.CompletedProcess:
+    """Run `command`, send `signum` once a line of its output starts with `marker`, and wait for it."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    sent = False
+    for line in proc.stdout:
+        if not sent and line.startswith(marker):
+            proc.send_signal(signum)
+            sent = True
+    err = proc.stderr.read()
+    proc.wait(timeout=300)
+    assert sent, f"{marker} never appeared: {err[-2000:]}"
+    return subprocess.CompletedProcess(command, proc.returncode, "", err)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("marker", ["[selection]", "[trial 0]", "[final]", "[export]"])
+def test_sigterm_at_any_stage_stops_cleanly_and_the_rerun_ships_one_checked_version(tmp_path, marker):
+    """SIGTERM (a container runtime, a scheduler, a preemptible machine) stops like Ctrl-C: exit 143, one
+    line, no traceback; the rerun finishes with exactly one model version, checked and recorded."""
+    data = make_class_folders(tmp_path / "data", per_class=6)
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "resnet_automl", "fit", str(data), "--out", str(run), "--backbone",
+               "tiny_resnet", "--weights", "none", "--image-size", "32", "--epochs", "2", "--final-epochs", "3",
+               "--max-trials", "2"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    stopped = _stop_when(command, marker, signal.SIGTERM, env)
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    assert "stopped by SIGTERM" in stopped.stderr and "Traceback" not in stopped.stderr
+    rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    versions = [p.name for p in (run / "model").iterdir() if p.name.isdigit()]
+    record = json.loads((run / "run.json").read_text())
+    assert versions == ["1"] and record["export"]["passed"] and record["version_dir"].endswith("1")

@@ -1,6 +1,7 @@
 """Nothing lost, nothing wrong shipped: the run-folder lock, a failed export check, child-process errors."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -79,6 +80,22 @@ def _unexported_copy(trained_run, tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow  # a fit of 15-40 s: the default suite stays under 10 minutes on 2 cores
+def test_a_version_renamed_into_place_but_never_recorded_is_adopted_not_doubled(trained_run, tmp_path):
+    """A kill between the version's rename and run.json's record left `model/1` unrecorded: the rerun
+    finds it by the final weights it was made from, checks it and records it; no second version."""
+    import resnet_automl
+
+    run = _unexported_copy(trained_run, tmp_path)
+    shutil.copytree(trained_run.paths["version_dir"], run / "model" / "1")
+    data = json.loads((run / "run.json").read_text())["data"]
+    result = resnet_automl.fit(data, out=run, backbone="tiny_resnet", weights=None, image_size=32, epochs=1,
+                               final_epochs=1, budget=resnet_automl.Budget(max_trials=2), verbose=0)
+    assert sorted(p.name for p in (run / "model").iterdir() if p.name.isdigit()) == ["1"]
+    assert result.report["export"]["passed"] and Path(result.paths["version_dir"]).name == "1"
+    assert json.loads((run / "run.json").read_text())["version_dir"].endswith("1")
+
+
+@pytest.mark.slow  # a fit of 15-40 s: the default suite stays under 10 minutes on 2 cores
 def test_a_failed_export_check_fails_the_run_and_the_rerun_exports_again(trained_run, tmp_path, monkeypatch):
     import resnet_automl
     from resnet_automl.modeling.classifier import build_classifier
@@ -88,10 +105,10 @@ def test_a_failed_export_check_fails_the_run_and_the_rerun_exports_again(trained
     data = json.loads((run / "run.json").read_text())["data"]
     write = export_stage._write_saved_model
 
-    def export_another_model(ctx, run_data, model, samples):  # weights that are not the trained ones
+    def export_another_model(ctx, run_data, final, samples):  # weights that are not the trained ones
         other = build_classifier("tiny_resnet", run_data.splits.num_classes, image_size=run_data.image_size,
                                  trainable_stages=5)
-        return write(ctx, run_data, other, samples)
+        return write(ctx, run_data, dataclasses.replace(final, model=other), samples)
 
     monkeypatch.setattr(export_stage, "_write_saved_model", export_another_model)
     options = {"backbone": "tiny_resnet", "weights": None, "image_size": 32, "epochs": 1, "final_epochs": 1,

@@ -30,6 +30,7 @@ import keras
 import tensorflow as tf
 
 from resnet_automl.data.images import SERVABLE_EXTENSIONS
+from resnet_automl.data.scan import file_sha256
 from resnet_automl.errors import ExportError
 from resnet_automl.serving.savedmodel.layout import (
     LABELS_FILE,
@@ -42,6 +43,7 @@ from resnet_automl.serving.savedmodel.layout import (
     models_config_text,
     next_version,
     read_labels,
+    write_provenance,
     write_thresholds,
 )
 from resnet_automl.serving.savedmodel.rebuild import classifier_from_weights_file
@@ -83,7 +85,8 @@ def write_warmup_requests(path: Path, samples: list, model_name: str) -> int:
 
 def export_serving_model(model: keras.Model, class_names: list, model_root: str | os.PathLike, *,
                          image_size: int, model_name: str = "classifier",
-                         warmup_images: list | None = None, thresholds: list | None = None) -> Path:
+                         warmup_images: list | None = None, thresholds: list | None = None,
+                         weights_sha256: str | None = None) -> Path:
     """Export `model` as the next version under `model_root` and return the version folder.
 
     Args:
@@ -95,6 +98,9 @@ def export_serving_model(model: keras.Model, class_names: list, model_root: str 
         warmup_images: list of encoded image bytes for the warm-up file (a few). Defaults to none.
         thresholds: list of float (one per label) for a multi-label model: its outputs are then
             `probabilities` and `predicted`. Defaults to None (single-label).
+        weights_sha256: str or None, the sha256 of the weights file the model was loaded from,
+            written into the version (`layout.PROVENANCE_FILE`) before it is renamed into place.
+            Defaults to None (nothing written).
     """
     model_root = Path(model_root)
     model_root.mkdir(parents=True, exist_ok=True)
@@ -130,6 +136,8 @@ def export_serving_model(model: keras.Model, class_names: list, model_root: str 
             write_thresholds(staging / THRESHOLDS_FILE, class_names, thresholds)
         if warmup_images:
             write_warmup_requests(staging / WARMUP_FILE, warmup_images, model_name)
+        if weights_sha256:
+            write_provenance(staging, weights_sha256)
         target = model_root / str(version)
         if target.exists():  # another process took this version meanwhile: never overwrite it
             raise ExportError(f"Model version folder {target} appeared during export; export again.")
@@ -153,7 +161,8 @@ def export_from_weights_file(weights_path, model_root, *, model_name: str = "cla
     the version folder."""
     model, meta = classifier_from_weights_file(weights_path)
     return export_serving_model(model, meta["class_names"], model_root, image_size=meta["image_size"],
-                                model_name=model_name, warmup_images=warmup_images, thresholds=meta.get("thresholds"))
+                                model_name=model_name, warmup_images=warmup_images, thresholds=meta.get("thresholds"),
+                                weights_sha256=file_sha256(weights_path))
 
 
 def main(argv=None) -> int:
@@ -173,7 +182,7 @@ def main(argv=None) -> int:
     version_dir = export_serving_model(model, meta["class_names"], args.model_root, image_size=meta["image_size"],
                                        model_name=args.model_name,
                                        warmup_images=[Path(p).read_bytes() for p in args.warmup],
-                                       thresholds=meta.get("thresholds"))
+                                       thresholds=meta.get("thresholds"), weights_sha256=file_sha256(args.weights))
     written = {}
     if args.formats:
         import numpy as np

@@ -15,11 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
+from resnet_automl.errors import RunStateError
 from resnet_automl.runtime import run_folder
+from resnet_automl.runtime.files import read_json_object
 
 SIGNATURE_BYTES = "serving_default"
 SIGNATURE_TENSOR = "serving_tensor"
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+#: What a version was made from (JSON {"weights_sha256": ...}), written before the version is renamed into
+#: place, so a rerun that finds a version its run never recorded (killed in between) adopts it.
+PROVENANCE_FILE = Path("assets.extra") / "resnet_automl.json"
 LABELS_FILE = Path("assets") / run_folder.LABELS_FILE
 #: A multi-label model's decision threshold per label (JSON {label: threshold}, in label order).
 THRESHOLDS_FILE = Path("assets") / run_folder.THRESHOLDS_FILE
@@ -68,11 +73,15 @@ def read_labels(version_dir: str | os.PathLike) -> list:
 
 def read_thresholds(folder: str | os.PathLike, name: str | os.PathLike = THRESHOLDS_FILE) -> list | None:
     """A multi-label model's per-label thresholds (list of float, label order) from `folder/name`, or
-    None for a single-label model (no such file)."""
-    import json
-
+    None for a single-label model (no such file); `RunStateError` naming a damaged file."""
     path = Path(folder, name)
-    return list(json.loads(path.read_text(encoding="utf-8")).values()) if path.exists() else None
+    if not path.exists():
+        return None
+    fix = "Copy the model folder again from the run, or export it again (`resnet-automl export RUN_DIR`)."
+    values = list(read_json_object(path, what="the decision thresholds", fix=fix).values())
+    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise RunStateError(f"The decision thresholds {str(path)!r} are damaged: each label needs a number. {fix}")
+    return [float(v) for v in values]
 
 
 def write_thresholds(path: str | os.PathLike, class_names: list, thresholds: list) -> None:
@@ -81,6 +90,33 @@ def write_thresholds(path: str | os.PathLike, class_names: list, thresholds: lis
 
     Path(path).write_text(json.dumps({str(n): float(t) for n, t in zip(class_names, thresholds, strict=True)},
                                      indent=1), encoding="utf-8")
+
+
+def write_provenance(version_dir, weights_sha256: str) -> None:
+    """Record in `version_dir` (a staging folder, before the rename) the sha256 of the weights it was made from."""
+    import json
+
+    path = Path(version_dir, PROVENANCE_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"weights_sha256": weights_sha256}), encoding="utf-8")
+
+
+def versions_made_from(model_root, weights_sha256: str) -> list:
+    """The complete version folders under `model_root` made from the weights with `weights_sha256`,
+    oldest first (an unreadable provenance file counts as another model's)."""
+    import json
+
+    found = []
+    for path in Path(model_root).iterdir() if Path(model_root).exists() else []:
+        if not is_version_dir(path) or not (path / PROVENANCE_FILE).exists():
+            continue
+        try:
+            made_from = json.loads((path / PROVENANCE_FILE).read_text(encoding="utf-8")).get("weights_sha256")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if made_from == weights_sha256:
+            found.append(path)
+    return sorted(found, key=lambda p: int(p.name))
 
 
 def is_version_dir(path: Path) -> bool:
