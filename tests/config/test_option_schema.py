@@ -20,7 +20,7 @@ RUN_ARGUMENTS = {"help", "data", "recipe", "backend", "overwrite", "chief", "wor
 OPTION_FLAGS = {"--out", "--minutes", "--max-trials", "--max-params", "--max-gflops", "--max-latency-ms", "--backbone",
                 "--tuner", "--optimizer", "--epochs", "--weights", "--image-size", "--batch-size", "--final-epochs",
                 "--final-data", "--seed", "--precision", "--export-formats", "--path-column", "--label-column",
-                "--split-column", "--label-delimiter", "--allow-absolute-paths", "--task"}
+                "--split-column", "--label-delimiter", "--allow-absolute-paths", "--task", "--keep-split"}
 #: A value each flag accepts, where "7" is not one.
 GOOD_TEXT = {"image_size": "32", "backbone": "resnet18", "weights": "imagenet", "export_formats": "savedmodel,onnx"}
 #: The sentence every option error is written in, from Python, a recipe or the command line.
