@@ -13,6 +13,7 @@ from resnet_automl.pipeline.run_dir import versions
 from resnet_automl.pipeline.search_stage import SearchOutcome
 from resnet_automl.planning.probe import measure_latency
 from resnet_automl.report.build import build_report, headline
+from resnet_automl.report.headline import pixel_baseline
 from resnet_automl.training.metrics import validation_score
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ def report(ctx: RunContext, data: RunData, final: FinalModel, *, version_dir: Pa
     metric = data.splits.task.score_metric
     accuracy = validation_score(probabilities, data.labels["test"], metric) if len(probabilities) else 0.0
     latency = measure_latency(model, data.image_size, batch32=True)
+    baseline = None if data.splits.task.multilabel else pixel_baseline(
+        data.images("train"), data.labels["train"], data.images("test"), data.labels["test"])
     context = {
         "backbone": best_values["backbone"], "hyperparameters": best_values, "trials": trials,
         "selection": ctx.record.selection, "latency_ms": latency,
@@ -50,7 +53,7 @@ def report(ctx: RunContext, data: RunData, final: FinalModel, *, version_dir: Pa
         "deployment": edge_stage.deployment_rows(ctx, accuracy, version_dir, folder_mb(version_dir)),
         "versions": versions(), "history": history, "notes": ctx.notes + [f"Objective: {objective}."],
         "pretrained": ctx.source.describe(), "warnings": list(warnings),
-        "threshold_table": final.threshold_table,
+        "threshold_table": final.threshold_table, "baseline": baseline,
     }
     result = build_report(probabilities, data.splits.test, data.splits.class_names, context, ctx.layout.report_dir,
                           model_card=True, thresholds=final.thresholds)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from resnet_automl.report import plots
+from resnet_automl.report.headline import accuracy_interval
 from resnet_automl.report.model_card import render_model_card
 from resnet_automl.report.multilabel import multilabel_report, multilabel_sections
 from resnet_automl.runtime.files import write_json_atomic, write_text_atomic
@@ -47,7 +48,9 @@ def headline(report: dict) -> str:
     if report.get("task") == "multilabel":
         return (f"test mAP {report['map']:.4f}, micro F1 {report['micro_f1']:.4f}, "
                 f"subset accuracy {report['accuracy']:.4f}")
-    return f"test accuracy {report['accuracy']:.4f}, balanced {report['balanced_accuracy']:.4f}"
+    interval = report.get("accuracy_interval")
+    around = f" (95% interval {interval[0]:.3f}-{interval[1]:.3f})" if interval else ""
+    return f"test accuracy {report['accuracy']:.4f}{around}, balanced {report['balanced_accuracy']:.4f}"
 
 
 def build_report(probabilities, items, class_names, context: dict, out_dir, *, model_card: bool = False,
@@ -62,7 +65,8 @@ def build_report(probabilities, items, class_names, context: dict, out_dir, *, m
         context: dict with any of: backbone, hyperparameters, trials, selection, latency_ms, model,
             budget, timings, audit, export, deployment (one row per exported format: format, size_mb,
             accuracy, max_abs_diff, latency_ms, passed...), versions, history, notes, warnings
-            (sentences shown at the top of the report: a failed export check, say).
+            (sentences shown at the top of the report: a failed export check, say), baseline
+            ({name, accuracy}: a sanity baseline scored on the same test images, `headline.pixel_baseline`).
         out_dir: folder to write into (created).
         model_card: bool, also write the model card (a fit's report; an evaluation has no training
             to describe). Defaults to False.
@@ -81,8 +85,10 @@ def build_report(probabilities, items, class_names, context: dict, out_dir, *, m
         metrics, pictures = multilabel_report(probabilities, items, class_names, thresholds, out,
                                               context.get("threshold_table"))
     report = {"schema_version": SCHEMA_VERSION, "class_names": list(class_names), **metrics}
+    tested = int(report.get("num_test_images") or 0)
+    report["accuracy_interval"] = accuracy_interval(round(report.get("accuracy", 0.0) * tested), tested)
     for key in ("backbone", "hyperparameters", "pretrained", "trials", "selection", "latency_ms", "model", "budget",
-                "timings", "audit", "export", "deployment", "versions", "notes", "warnings"):
+                "timings", "audit", "export", "deployment", "versions", "notes", "warnings", "baseline"):
         report[key] = context.get(key)
     if (context.get("history") or {}).get("loss"):  # none when the head is a linear probe (no epochs)
         pictures["training_curves"] = plots.training_curves_plot(context["history"], out / "training_curves.png")
@@ -106,15 +112,70 @@ def _fmt(value) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
+    if isinstance(value, dict):  # a row per figure is the rule (`_facts`); a dict left over reads as words
+        return "; ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt(v) for v in value)
     return str(value)
 
 
+#: Units named after a figure by the ending of its key.
+UNITS = {"_ms": "ms", "_s": "s", "_mb": "MB", "_minutes": "min", "_gflops": "GFLOPs"}
+
+
+def _label(key: str) -> str:
+    """A key as a row's name with its unit: "batch1_p50_ms" -> "batch1 p50 (ms)"."""
+    for ending, unit in UNITS.items():
+        if key.endswith(ending):
+            return f"{key[:-len(ending)].replace('_', ' ')} ({unit})"
+    return key.replace("_", " ")
+
+
+def _facts(name: str, value) -> list:
+    """[name, value] rows of `value` with nested dicts flattened into one row per figure."""
+    if isinstance(value, dict):
+        return [row for key, item in value.items() for row in _facts(f"{name}, {_label(str(key))}".strip(", "), item)]
+    return [[name, value]]
+
+
+def _with_interval(accuracy, interval) -> str:
+    if accuracy is None:
+        return "-"
+    if not interval:
+        return f"{accuracy:.4f}"
+    return f"{accuracy:.4f} (95% interval {interval[0]:.3f} to {interval[1]:.3f})"
+
+
+def _headline(report: dict) -> tuple:
+    """The first table a reader sees: the score with its 95% interval, the test images, the backbone,
+    the time taken and the baseline measured in the same run."""
+    multilabel = report.get("task") == "multilabel"
+    rows = [["test mAP", report.get("map")], ["micro F1", report.get("micro_f1")]] if multilabel else []
+    rows.append(["subset accuracy (every label right)" if multilabel else "test accuracy",
+                 _with_interval(report.get("accuracy"), report.get("accuracy_interval"))])
+    if not multilabel:
+        rows.append(["balanced accuracy", report.get("balanced_accuracy")])
+    rows.append(["test images (never used for tuning)", report.get("num_test_images")])
+    if report.get("backbone"):
+        rows.append(["backbone", report["backbone"]])
+    total = (report.get("timings") or {}).get("total_s")
+    if total is not None:
+        rows.append(["time taken (min)", round(total / 60.0, 1)])
+    baseline = report.get("baseline")
+    if baseline:
+        rows.append([f"baseline: {baseline['name']}, same train and test images", baseline["accuracy"]])
+    return ("Headline", ["figure", "value"], rows)
+
+
 def _sections(report: dict) -> list:
-    """The report as (title, header, rows) tables; shared by Markdown and HTML."""
+    """The report as (title, header, rows) tables; shared by Markdown and HTML. The headline comes
+    first (after any warning); the pages put the pictures right after it."""
     sections = [("Warnings", ["warning"], [[w] for w in report["warnings"]])] if report.get("warnings") else []
+    sections.append(_headline(report))
     sections += multilabel_sections(report) if report.get("task") == "multilabel" else _single_label_sections(report)
+    if report.get("hyperparameters"):
+        sections.append(("Hyperparameters", ["hyperparameter", "value"],
+                         [[name, value] for name, value in report["hyperparameters"].items()]))
     names = report["class_names"]
     sections += _dataset_sections(report.get("audit") or {}, names)
     sections += _run_sections(report)
@@ -129,8 +190,7 @@ def _single_label_sections(report: dict) -> list:
         [f"top-{report['top_k']} accuracy", report["top_k_accuracy"]],
         ["macro F1", report["averages"]["macro"]["f1"]], ["weighted F1", report["averages"]["weighted"]["f1"]],
         ["ROC-AUC (one-vs-rest)", report["roc_auc_ovr"]], ["log loss", report["log_loss"]],
-        ["expected calibration error", report["ece"]], ["backbone", report.get("backbone")],
-        ["hyperparameters", report.get("hyperparameters")]])]
+        ["expected calibration error", report["ece"]]])]
     sections.append(("Per class", ["class", "precision", "recall", "F1", "support"],
                      [[name, m["precision"], m["recall"], m["f1"], m["support"]]
                       for name, m in report["per_class"].items()]))
@@ -154,8 +214,11 @@ def _dataset_sections(audit: dict, names: list) -> list:
             ["imbalance ratio (largest / smallest class)", audit.get("imbalance_ratio")],
             *([["labels per image", audit.get("label_cardinality")],
                ["distinct label sets (train)", audit.get("label_combinations")],
-               ["positive weights (used when imbalanced)", audit.get("positive_weights")]]
-              if audit.get("multilabel") else [["class weights", audit.get("class_weights")]])]))
+               *[[f"positive weight, {names[i]} (used when imbalanced)", w]
+                 for i, w in enumerate(audit.get("positive_weights") or []) if i < len(names)]]
+              if audit.get("multilabel") else
+              [[f"class weight, {names[int(i)]}", w] for i, w in (audit.get("class_weights") or {}).items()
+               if int(i) < len(names)])]))
         if audit.get("skipped"):
             sections.append(("Skipped files", ["file", "reason"],
                              [[s["path"], s["reason"]] for s in audit["skipped"][:200]]))
@@ -172,9 +235,10 @@ def _run_sections(report: dict) -> list:
                            r.get("latency_ms"), r.get("estimated_minutes"), r.get("verdict"), r.get("reason")]
                           for r in report["selection"]]))
     if report.get("trials"):
-        sections.append(("Trials", ["trial", "hyperparameters", "score", "seconds", "status", "note"],
-                         [[t["trial_id"], t["hyperparameters"], t["score"], t["seconds"], t["status"],
-                           t.get("message", "")] for t in report["trials"]]))
+        searched = list(dict.fromkeys(k for t in report["trials"] for k in t["hyperparameters"]))
+        sections.append(("Trials", ["trial", *searched, "score", "seconds", "status", "note"],
+                         [[t["trial_id"], *(t["hyperparameters"].get(k) for k in searched), t["score"], t["seconds"],
+                           t["status"], t.get("message", "")] for t in report["trials"]]))
     if report.get("deployment"):
         multilabel = report.get("task") == "multilabel"
         sections.append(("Deployment", ["format", "file", "MB", "test mAP" if multilabel else "test accuracy",
@@ -185,12 +249,10 @@ def _run_sections(report: dict) -> list:
                            (d.get("latency_ms") or {}).get("p95"),
                            ("passed" if d.get("passed") else "FAILED") + f" ({d.get('criterion', '')})"]
                           for d in report["deployment"]]))
-    rows = []
-    for key in ("pretrained", "latency_ms", "model", "budget", "timings", "export", "versions"):
-        if report.get(key) is not None:
-            rows.append([key.replace("_", " "), report[key]])
+    rows = [row for key in ("pretrained", "latency_ms", "model", "budget", "timings", "export", "versions")
+            if report.get(key) is not None for row in _facts(_label(key), report[key])]
     if rows:
-        sections.append(("Model, budget and export", ["item", "value"], rows))
+        sections.append(("Model, budget and export", ["figure", "value"], rows))
     if report.get("notes"):
         sections.append(("Notes", ["note"], [[n] for n in report["notes"]]))
     return sections
@@ -204,15 +266,16 @@ def _md_cell(value) -> str:
 
 
 def render_markdown(report: dict) -> str:
-    """The report as GitHub-flavoured Markdown (`<`, `|` and backslashes in user strings escaped)."""
+    """The report as GitHub-flavoured Markdown (`<`, `|` and backslashes in user strings escaped):
+    the headline, the pictures, then the tables."""
     lines = ["# Evaluation report", ""]
     for title, header, rows in _sections(report):
         lines += [f"## {title}", "", "| " + " | ".join(_md_cell(h) for h in header) + " |",
                   "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
         lines.append("")
-    for name, file in report.get("plots", {}).items():
-        lines.append(f"![{name}]({file})")
+        if title == "Headline":
+            lines += [f"![{name}]({file})" for name, file in report.get("plots", {}).items()] + [""]
     return "\n".join(lines) + "\n"
 
 
@@ -222,18 +285,28 @@ def _html_table(header, rows) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _html_pictures(report: dict, folder: Path) -> str:
+    """The plots side by side (wrapping), each with its name, embedded as data URIs."""
+    figures = []
+    for name, file in report.get("plots", {}).items():
+        data = base64.b64encode((folder / file).read_bytes()).decode("ascii")
+        figures.append(f"<figure><img alt=\"{html.escape(name)}\" src=\"data:image/png;base64,{data}\">"
+                       f"<figcaption>{html.escape(name.replace('_', ' '))}</figcaption></figure>")
+    return f"<div class=\"pictures\">{''.join(figures)}</div>" if figures else ""
+
+
 def render_html(report: dict, folder: Path) -> str:
     """A self-contained page: no scripts, no external resources, plots embedded as data URIs."""
     parts = []
     for title, header, rows in _sections(report):
         parts.append(f"<h2>{html.escape(title)}</h2>{_html_table(header, rows)}")
-    for name, file in report.get("plots", {}).items():
-        data = base64.b64encode((folder / file).read_bytes()).decode("ascii")
-        parts.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2>"
-                     f"<img alt=\"{html.escape(name)}\" src=\"data:image/png;base64,{data}\">")
+        if title == "Headline":  # the pictures come right after the headline, the detailed tables after them
+            parts.append(_html_pictures(report, folder))
     style = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
              "margin-bottom:1em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;"
-             "font-size:14px;vertical-align:top}th{background:#f0f0f0}img{max-width:100%}")
+             "font-size:14px;vertical-align:top}th{background:#f0f0f0}img{max-width:100%}"
+             ".pictures{display:flex;flex-wrap:wrap;gap:12px}.pictures figure{margin:0;flex:1 1 360px;max-width:560px}"
+             "figcaption{font-size:13px;color:#444}")
     return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
             "style-src 'unsafe-inline'\"><title>resnet-automl evaluation report</title>"

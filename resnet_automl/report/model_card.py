@@ -107,12 +107,17 @@ def _evaluation(report: dict) -> list:
     if report.get("task") == "multilabel":
         return _multilabel_evaluation(report)
     per_class = report.get("per_class") or {}
+    interval = report.get("accuracy_interval")
+    around = f" (95% interval {interval[0]:.3f} to {interval[1]:.3f}, Wilson)" if interval else ""
+    baseline = report.get("baseline")
+    beside = (f" A {baseline['name']}, trained on the same training images, scores {baseline['accuracy']:.4f} on "
+              "the same test images." if baseline else "")
     lines = ["## Evaluation", "",
              f"On the held-out test split ({report.get('num_test_images')} images, never used for training or "
-             f"tuning): accuracy {_cell(report.get('accuracy'))}, balanced accuracy "
+             f"tuning): accuracy {_cell(report.get('accuracy'))}{around}, balanced accuracy "
              f"{_cell(report.get('balanced_accuracy'))}, top-{report.get('top_k')} accuracy "
              f"{_cell(report.get('top_k_accuracy'))}, expected calibration error {_cell(report.get('ece'))} "
-             f"(10 bins), log loss {_cell(report.get('log_loss'))}.", ""]
+             f"(10 bins), log loss {_cell(report.get('log_loss'))}.{beside}", ""]
     rows = [[name, m.get("precision"), m.get("recall"), m.get("f1"), m.get("support")] for name, m in per_class.items()]
     return lines + _table(["class", "precision", "recall", "F1", "test images"], rows) + [""]
 

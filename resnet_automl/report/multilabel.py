@@ -66,8 +66,7 @@ def multilabel_sections(report: dict) -> list:
     summary = [["test images", report["num_test_images"]], ["mean average precision (macro)", report["map"]],
                ["micro F1", report["micro_f1"]], ["macro F1", report["macro_f1"]],
                ["subset accuracy (every label right)", report["accuracy"]], ["Hamming loss", report["hamming_loss"]],
-               ["labels per image (true / predicted)", report["label_cardinality"]],
-               ["backbone", report.get("backbone")], ["hyperparameters", report.get("hyperparameters")]]
+               ["labels per image (true / predicted)", report["label_cardinality"]]]
     per_label = [[name, m["precision"], m["recall"], m["f1"], m["ap"], m["support"], m["threshold"]]
                  for name, m in report["per_class"].items()]
     table = report.get("threshold_table") or {}
