@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from resnet_automl.data.images import SERVABLE_EXTENSIONS
-from resnet_automl.data.scan import file_sha256
 from resnet_automl.errors import ExportCheckError
 from resnet_automl.pipeline import edge_stage
 from resnet_automl.pipeline.context import RunContext, RunData
@@ -42,7 +41,7 @@ def _write_saved_model(ctx: RunContext, data: RunData, final: FinalModel, sample
 
         return export_serving_model(final.model, data.splits.class_names, layout.model_dir, image_size=data.image_size,
                                     warmup_images=[Path(p).read_bytes() for p in samples[:WARMUP_IMAGES]],
-                                    thresholds=final.thresholds, weights_sha256=file_sha256(layout.final_weights),
+                                    thresholds=final.thresholds, weights_sha256=final.weights_sha256,
                                     **common), {}
     if device.tensorflow_available():
         from resnet_automl.serving.savedmodel.tensorflow_process import export_in_tensorflow_process
@@ -62,13 +61,13 @@ def _write_saved_model(ctx: RunContext, data: RunData, final: FinalModel, sample
     return None, {}
 
 
-def _unrecorded_version(ctx: RunContext) -> Path | None:
+def _unrecorded_version(ctx: RunContext, weights_sha256: str | None) -> Path | None:
     """A complete version of this run's final weights that a killed export renamed into place but
     never recorded (`layout.PROVENANCE_FILE`): adopted, and checked like a new one, instead of a second
-    version of the same model. None when there is none."""
-    if not ctx.layout.final_weights.exists():
+    version of the same model. None when there is none (or no weights file: `weights_sha256` None)."""
+    if weights_sha256 is None:
         return None
-    found = versions_made_from(ctx.layout.model_dir, file_sha256(ctx.layout.final_weights))
+    found = versions_made_from(ctx.layout.model_dir, weights_sha256)
     if not found:
         return None
     logger.info(f"[export] {found[-1]}: a version of these final weights that an interrupted run did not record; "
@@ -105,7 +104,7 @@ def export(ctx: RunContext, data: RunData, final: FinalModel) -> tuple[Path | No
     started = time.time()
     clean_partial_exports(ctx.layout.model_dir)
     samples = servable_images(data.splits.test, CHECK_IMAGES)
-    version_dir, written = _unrecorded_version(ctx), {}
+    version_dir, written = _unrecorded_version(ctx, final.weights_sha256), {}
     if version_dir is None:
         version_dir, written = _write_saved_model(ctx, data, final, samples)
     if version_dir is None:

@@ -8,6 +8,7 @@ import math
 import time
 from dataclasses import dataclass
 
+from resnet_automl.data.scan import file_sha256
 from resnet_automl.modeling.classifier import build_classifier
 from resnet_automl.modeling.head import head_is_the_probe
 from resnet_automl.pipeline.context import BackboneChoice, RunContext, RunData
@@ -40,12 +41,14 @@ class FinalModel:
         thresholds: list of float or None, a multi-label model's decision threshold per label
             (None for a single-label model).
         threshold_table: dict or None, label -> how its threshold was chosen (the report's table).
+        weights_sha256: str or None, of the final weights file (what an export records it was made from).
     """
 
     model: object
     history: dict
     thresholds: list | None = None
     threshold_table: dict | None = None
+    weights_sha256: str | None = None
 
 
 class ReplanLog:
@@ -214,7 +217,8 @@ def train(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: BackboneCh
                                  trainable_stages=values["trainable_stages"], bn_momentum=plan.bn_momentum,
                                  multilabel=plan.task.multilabel)
         load_weights(model, layout.final_weights)
-        return FinalModel(model, record.history, record.thresholds, record.threshold_table)
+        return FinalModel(model, record.history, record.thresholds, record.threshold_table,
+                          file_sha256(layout.final_weights))
     layout.final_dir.mkdir(exist_ok=True)
     time_left = ctx.clock.remaining() - choice.reserve
     history = {}
@@ -241,4 +245,4 @@ def train(ctx: RunContext, data: RunData, plan: TrainingPlan, choice: BackboneCh
     ctx.timed("final_s", started)
     record.mark_done("final", best_hyperparameters=values, history=history, notes=ctx.notes,
                      thresholds=thresholds, threshold_table=table)
-    return FinalModel(model, history, thresholds, table)
+    return FinalModel(model, history, thresholds, table, file_sha256(layout.final_weights))
