@@ -79,14 +79,10 @@ def prepare_data(source: str | os.PathLike, run_dir: str | os.PathLike | None = 
     if is_tfds_source(source):
         splits.audit["source"] = str(source)
     else:
-        splits.fingerprint = fingerprint.take(source, _listed_paths(splits))
+        splits.fingerprint = fingerprint.take(source, splits.paths())
     if split_file is not None:
         splits.save(split_file)
     return splits
-
-
-def _listed_paths(splits: DatasetSplits) -> list:
-    return [path for name in ("train", "val", "test") for path, _ in splits.split(name)]
 
 
 def _saved_split(source, split_file: Path, keep_split: bool) -> DatasetSplits:
@@ -94,15 +90,16 @@ def _saved_split(source, split_file: Path, keep_split: bool) -> DatasetSplits:
     made from (unless `keep_split`), or when files it lists are gone."""
     splits = DatasetSplits.load(split_file, check_files=False)
     if splits.fingerprint is not None and not is_tfds_source(source):
-        changes = fingerprint.compare(splits.fingerprint, fingerprint.take(source, _listed_paths(splits)))
+        changes = fingerprint.compare(splits.fingerprint, fingerprint.take(source, splits.paths()))
+        what = changes.describe()
         if changes and not keep_split:
             raise DataError(
-                f"The data in {str(source)!r} changed since this run split it: {changes.describe()}. The run "
+                f"The data in {str(source)!r} changed since this run split it: {what}. The run "
                 f"would go on with the old split in silence, so it stops. Rerun with --overwrite to start again "
                 "on the data as it is now (exported model versions are kept), pass another --out to keep this "
                 "run as it is, or pass --keep-split to go on with the saved split.")
         if changes:
-            logger.warning(f"[data] the data changed since the split was made ({changes.describe()}); "
+            logger.warning(f"[data] the data changed since the split was made ({what}); "
                            "--keep-split: going on with the saved split")
     splits.check_files(split_file)
     return splits

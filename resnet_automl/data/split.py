@@ -121,9 +121,13 @@ class DatasetSplits:
             splits.check_files(path)
         return splits
 
+    def paths(self) -> list:
+        """The files of train, val and test, in that order (str)."""
+        return [p for split in SPLITS for p, _ in self.split(split)]
+
     def check_files(self, path) -> None:
         """`DataError` when files of this split (saved at `path`) are gone."""
-        missing = [p for split in SPLITS for p, _ in self.split(split) if not os.path.exists(p)]
+        missing = [p for p in self.paths() if not os.path.exists(p)]
         if missing:
             raise DataError(
                 f"The dataset changed since this run started: {len(missing)} file(s) of the saved split "

@@ -106,9 +106,14 @@ class RunRecord:
     extra: dict = field(default_factory=dict, metadata={"kinds": None})
 
     @classmethod
+    def kinds(cls) -> dict:
+        """run.json's keys -> the JSON types (tuple of Python types) each may hold besides null."""
+        return {f.name: f.metadata["kinds"] for f in fields(cls) if f.metadata.get("kinds")}
+
+    @classmethod
     def keys(cls) -> list:
         """The names of run.json's keys."""
-        return [f.name for f in fields(cls) if f.metadata.get("kinds")]
+        return list(cls.kinds())
 
     @classmethod
     def open(cls, run_dir) -> RunRecord:
@@ -121,7 +126,7 @@ class RunRecord:
         """The record in the file `path`, validated: `RunStateError` when it cannot be read as a run record."""
         path = Path(path)
         content = read_json_object(path, what="the run record", fix=_FIX)
-        kinds = {f.name: f.metadata["kinds"] for f in fields(cls) if f.metadata.get("kinds")}
+        kinds = cls.kinds()
         known, extra = {}, {}
         for key, value in content.items():
             if key not in kinds:
